@@ -1,0 +1,56 @@
+# minify: developer and CI entry points. Every target is idempotent.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.minify-install.stamp
+PYTEST_ARGS ?=
+
+.PHONY: help install engine sandbox demo test bench lint clean
+
+help:
+	@echo "make install   create .venv and install minify with test extras"
+	@echo "make engine    make sure a Docker engine answers (installs/starts docker.io if needed)"
+	@echo "make sandbox   build the offline sandbox images minify-sandbox/*:latest"
+	@echo "make demo      minify the nginx sandbox image with an HTTP probe"
+	@echo "make test      run the test suite (PYTEST_ARGS=... to pass options)"
+	@echo "make bench     run the benchmarks"
+	@echo "make lint      ruff check"
+	@echo "make clean     remove leftover minify containers and the venv stamp"
+
+install: $(STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when pyproject.toml is newer than the stamp.
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	touch $@
+
+engine:
+	bash sandbox/engine.sh
+
+sandbox: engine
+	bash sandbox/build.sh
+
+demo: install engine sandbox
+	$(VENV)/bin/minify build --http-probe minify-sandbox/nginx:latest
+
+test: install engine sandbox
+	$(VENV)/bin/pytest -q tests $(PYTEST_ARGS)
+
+bench: install engine sandbox
+	$(VENV)/bin/python -m bench
+
+lint: install
+	$(VENV)/bin/ruff check minifier probes tests
+
+clean:
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+		ids=$$(docker ps -aq --filter label=minify.run); \
+		if [[ -n $$ids ]]; then echo "removing containers: $$ids"; docker rm -f $$ids >/dev/null; fi; \
+	fi
+	rm -f $(STAMP)
