@@ -1,0 +1,247 @@
+"""An in-memory index of the image filesystem's metadata, built in one streaming pass.
+
+`scan` reads the image tar once and keeps, per member, only metadata plus the first
+256 bytes (enough to spot ELF magic and `#!` lines) and the full content of a few small
+config files. `ImageFS.resolve` walks paths the way the kernel does inside a chroot
+at the image root, so symlinks never point at the host.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import tarfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import IO, Optional
+
+from minifier.source import iter_members
+
+__all__ = [
+    "Entry",
+    "Resolution",
+    "ImageFS",
+    "scan",
+    "normalize",
+    "DEFAULT_CAPTURE",
+    "HEAD_SIZE",
+    "PLACEHOLDERS",
+]
+
+HEAD_SIZE = 256
+MAX_SYMLINKS = 40  # the kernel's limit (ELOOP)
+MAX_CAPTURE = 8 << 20  # a captured file larger than this is not a config file we need
+
+DEFAULT_CAPTURE = (
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d/*",
+    "/etc/ld.so.cache",
+    "/etc/nsswitch.conf",
+    "/etc/ld-musl-*.path",
+)
+
+# Files docker bind-mounts at run time: the output carries them only as empty files.
+PLACEHOLDERS = ("/etc/hosts", "/etc/resolv.conf")
+# Paths `docker export` adds (or that docker mounts over at run time): never shipped.
+_ARTEFACT_FILES = frozenset({"/.dockerenv", "/etc/hostname", *PLACEHOLDERS})
+_ARTEFACT_TREES = ("/proc", "/sys", "/dev")
+
+_TYPES = {
+    tarfile.REGTYPE: "file",
+    tarfile.AREGTYPE: "file",
+    tarfile.CONTTYPE: "file",
+    tarfile.DIRTYPE: "dir",
+    tarfile.SYMTYPE: "symlink",
+    tarfile.LNKTYPE: "hardlink",
+    tarfile.CHRTYPE: "char",
+    tarfile.BLKTYPE: "block",
+    tarfile.FIFOTYPE: "fifo",
+}
+# PAX keys tarfile recomputes from the TarInfo fields; everything else (xattrs) is kept.
+_DERIVED_PAX = frozenset(
+    {"path", "linkpath", "size", "mtime", "atime", "ctime", "uid", "gid", "uname", "gname",
+     "hdrcharset"}
+)
+
+
+def normalize(name: str) -> str:
+    """A tar member name or user path as a normalised absolute path ("/" for the root)."""
+    path = posixpath.normpath("/" + name.lstrip("/"))
+    return "/" + path.lstrip("/")
+
+
+def is_artefact(path: str) -> bool:
+    """True for entries `docker export` adds that the image does not really have."""
+    if path in _ARTEFACT_FILES:
+        return True
+    return any(path == t or path.startswith(t + "/") for t in _ARTEFACT_TREES)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Metadata of one image member. `linkname` is normalised for hard links."""
+
+    path: str
+    type: str  # file dir symlink hardlink char block fifo
+    mode: int  # permission bits incl. setuid/setgid/sticky
+    uid: int
+    gid: int
+    uname: str
+    gname: str
+    mtime: float
+    size: int
+    linkname: str = ""
+    devmajor: int = 0
+    devminor: int = 0
+    pax: Optional[Mapping[str, str]] = None  # extra PAX records (xattrs), None when none
+    artefact: bool = False
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Where a path leads inside the image; `via` lists every symlink traversed."""
+
+    final: Optional[str]
+    via: tuple[str, ...] = ()
+    error: str = ""  # "", "missing", "notdir", "loop"
+
+
+class ImageFS:
+    """Metadata of every image member, plus heads and a few captured contents."""
+
+    def __init__(
+        self,
+        entries: Mapping[str, Entry],
+        heads: Mapping[str, bytes],
+        captured: Mapping[str, bytes],
+    ) -> None:
+        self.entries = entries
+        self._heads = heads
+        self._captured = captured
+        self._children: Optional[dict[str, list[str]]] = None
+
+    def lookup(self, path: str) -> Optional[Entry]:
+        """The entry at exactly this (normalised) path, without following symlinks."""
+        return self.entries.get(normalize(path))
+
+    def children(self, path: str) -> list[str]:
+        """Direct children of a directory (sorted absolute paths), no symlink following."""
+        if self._children is None:
+            index: dict[str, list[str]] = {}
+            for p in self.entries:
+                if p != "/":
+                    index.setdefault(posixpath.dirname(p), []).append(p)
+            for v in index.values():
+                v.sort()
+            self._children = index
+        return list(self._children.get(normalize(path), ()))
+
+    def content_path(self, path: str) -> str:
+        """The member whose tar data holds this file's bytes (a hard link's target)."""
+        e = self.entries.get(path)
+        return e.linkname if e is not None and e.type == "hardlink" else path
+
+    def head(self, path: str) -> bytes:
+        """The first bytes of a regular file (or hard link), b"" otherwise."""
+        return self._heads.get(self.content_path(normalize(path)), b"")
+
+    def content(self, path: str) -> Optional[bytes]:
+        """Full content of a captured file, following symlinks inside the image."""
+        res = self.resolve(path)
+        if res.final is None:
+            return None
+        return self._captured.get(self.content_path(res.final))
+
+    def resolve(self, path: str, follow_last: bool = True) -> Resolution:
+        """Follow `path` inside the image root like the kernel under chroot.
+
+        Absolute symlink targets restart at the image root, `..` clamps at "/", and
+        intermediate directory symlinks (/lib -> usr/lib) and chains are followed.
+        """
+        todo = [c for c in reversed(path.split("/")) if c]
+        current, via, hops = "/", [], 0
+        while todo:
+            comp = todo.pop()
+            if comp == ".":
+                continue
+            if comp == "..":
+                current = posixpath.dirname(current)
+                continue
+            cand = posixpath.join(current, comp)
+            entry = self.entries.get(cand)
+            if entry is None or (entry.artefact and entry.type == "dir"):
+                return Resolution(None, tuple(via), "missing")
+            if entry.type == "symlink" and (todo or follow_last):
+                hops += 1
+                if hops > MAX_SYMLINKS:
+                    return Resolution(None, tuple(via), "loop")
+                via.append(cand)
+                if entry.linkname.startswith("/"):
+                    current = "/"
+                todo.extend(c for c in reversed(entry.linkname.split("/")) if c)
+                continue
+            if todo and entry.type != "dir":
+                return Resolution(None, tuple(via), "notdir")
+            current = cand
+        return Resolution(current, tuple(via))
+
+    def walk(self, top: str) -> list[str]:
+        """`top` and every path below it (no symlink following), parents first."""
+        out, stack = [], [normalize(top)]
+        while stack:
+            p = stack.pop()
+            out.append(p)
+            stack.extend(reversed(self.children(p)))
+        return out
+
+
+def _entry(path: str, ti: tarfile.TarInfo) -> Entry:
+    kind = _TYPES.get(ti.type, "file")
+    link = ti.linkname
+    if kind == "hardlink":
+        link = normalize(link)
+    pax = {k: v for k, v in ti.pax_headers.items() if k not in _DERIVED_PAX}
+    return Entry(
+        path=path,
+        type=kind,
+        mode=ti.mode & 0o7777,
+        uid=ti.uid,
+        gid=ti.gid,
+        uname=ti.uname,
+        gname=ti.gname,
+        mtime=ti.mtime,
+        size=ti.size if kind == "file" else 0,
+        linkname=link,
+        devmajor=ti.devmajor,
+        devminor=ti.devminor,
+        pax=pax or None,
+        artefact=is_artefact(path),
+    )
+
+
+def scan(stream: IO[bytes], capture: Iterable[str] = DEFAULT_CAPTURE) -> ImageFS:
+    """Index the image tar stream in ONE pass; memory is O(members), not O(bytes)."""
+    patterns = tuple(capture)
+    entries: dict[str, Entry] = {}
+    heads: dict[str, bytes] = {}
+    captured: dict[str, bytes] = {}
+    for tf, ti in iter_members(stream):
+        path = normalize(ti.name)
+        entry = _entry(path, ti)
+        entries[path] = entry
+        if entry.type != "file" or entry.artefact:
+            continue
+        f = tf.extractfile(ti)
+        if f is None:
+            continue
+        wanted = ti.size <= MAX_CAPTURE and any(fnmatch.fnmatchcase(path, p) for p in patterns)
+        data = f.read() if wanted else f.read(HEAD_SIZE)
+        heads[path] = data[:HEAD_SIZE]
+        if wanted:
+            captured[path] = data
+    if "/" not in entries:
+        # docker export has no root member; give "/" a conventional entry for resolve().
+        entries["/"] = Entry("/", "dir", 0o755, 0, 0, "root", "root", 0, 0)
+    return ImageFS(entries, heads, captured)

@@ -1,0 +1,155 @@
+"""Where the original image's files come from: a fresh tar stream per pass.
+
+The rebuild side never reads the host filesystem or a container that ran: every byte of
+the output layer comes from `ImageSource.open()`, i.e. the original image exported
+through a created-but-never-started container (or a tar file in tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tarfile
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import IO, Any, Optional, Protocol
+
+from minifier.errors import EngineError, ImageError
+from minifier.records import ImageInfo
+
+__all__ = [
+    "ImageSource",
+    "TarFileSource",
+    "DockerExportSource",
+    "iter_members",
+    "image_info_from_inspect",
+]
+
+_CHUNK = 1 << 20
+
+
+class ImageSource(Protocol):
+    """Yields a fresh binary tar stream of the image's filesystem on each `open()`."""
+
+    def open(self) -> AbstractContextManager[IO[bytes]]: ...
+
+
+class TarFileSource:
+    """An image filesystem stored as a tar file (tests, or a saved export)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[IO[bytes]]:
+        with open(self.path, "rb") as f:
+            yield f
+
+
+class _ChunkReader(io.RawIOBase):
+    """A read-only file over an iterator of byte chunks (the export HTTP stream)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf:
+            try:
+                self._buf = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+class DockerExportSource:
+    """`docker export` of a container created (never started) from the original image."""
+
+    def __init__(self, client: Any, image_id: str, run_id: str = "") -> None:
+        self.client = client
+        self.image_id = image_id
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[IO[bytes]]:
+        import docker.errors
+
+        api = self.client.api
+        try:
+            # The command is never run: create only needs one when the image has none.
+            cid = api.create_container(
+                self.image_id,
+                command=["/.minify-none"],
+                labels={"minify.run": self.run_id},
+                network_disabled=True,
+            )["Id"]
+        except docker.errors.ImageNotFound as e:
+            raise ImageError(f"image {self.image_id} not found") from e
+        except docker.errors.DockerException as e:
+            raise EngineError(f"cannot create export container: {e}") from e
+        try:
+            try:
+                chunks = api.export(cid, chunk_size=_CHUNK)
+            except docker.errors.DockerException as e:
+                raise EngineError(f"docker export failed: {e}") from e
+            yield io.BufferedReader(_ChunkReader(iter(chunks)), buffer_size=_CHUNK)
+        finally:
+            try:
+                api.remove_container(cid, force=True)
+            except docker.errors.DockerException:
+                pass  # best effort: the label lets the lead's cleanup find it
+
+
+def iter_members(stream: IO[bytes]) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
+    """Stream the members of a tar without tarfile's ever-growing `members` list."""
+    try:
+        tf = tarfile.open(fileobj=stream, mode="r|")
+    except tarfile.TarError as e:
+        raise ImageError(f"image filesystem is not a readable tar stream: {e}") from e
+    with tf:
+        while True:
+            try:
+                ti = tf.next()
+            except tarfile.TarError as e:
+                raise ImageError(f"corrupt image tar stream: {e}") from e
+            if ti is None:
+                return
+            # Stream mode appends every member to tf.members; drop them so memory stays
+            # bounded for images with 100k files (we never need to seek back).
+            tf.members.clear()
+            yield tf, ti
+
+
+def _tuple(v: Optional[Any]) -> tuple[str, ...]:
+    return tuple(v) if v else ()
+
+
+def image_info_from_inspect(ref: str, attrs: Mapping[str, Any]) -> ImageInfo:
+    """Build an `ImageInfo` from `docker image inspect` output (`client.api.inspect_image`)."""
+    cfg = attrs.get("Config") or {}
+    return ImageInfo(
+        ref=ref,
+        id=attrs.get("Id", ""),
+        repo_tags=_tuple(attrs.get("RepoTags")),
+        size=int(attrs.get("Size") or 0),
+        architecture=attrs.get("Architecture", ""),
+        os=attrs.get("Os", ""),
+        entrypoint=_tuple(cfg.get("Entrypoint")),
+        cmd=_tuple(cfg.get("Cmd")),
+        env=_tuple(cfg.get("Env")),
+        workdir=cfg.get("WorkingDir") or "",
+        user=cfg.get("User") or "",
+        exposed_ports=tuple(sorted(cfg.get("ExposedPorts") or {})),
+        volumes=tuple(sorted(cfg.get("Volumes") or {})),
+        labels=dict(cfg.get("Labels") or {}),
+        stop_signal=cfg.get("StopSignal") or "",
+        healthcheck=cfg.get("Healthcheck"),
+        config=dict(cfg),
+    )

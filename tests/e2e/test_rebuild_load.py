@@ -1,0 +1,67 @@
+"""Rebuild end to end: export the real Debian sandbox, keep cat + a file, load, run."""
+
+from __future__ import annotations
+
+import docker
+import pytest
+
+from minifier.closure import KeepOptions, plan
+from minifier.imagefs import scan
+from minifier.rebuild import load_image, output_config, write_layer
+from minifier.source import DockerExportSource, image_info_from_inspect
+
+pytestmark = pytest.mark.e2e
+REF = "minify-sandbox/debian:bookworm"
+TAG = "minify-test/rebuild:e2e"
+
+
+@pytest.fixture()
+def engine():
+    """Own fixture: the shared `client` one needs every sandbox image, this needs Debian."""
+    try:
+        c = docker.from_env(timeout=300)
+        c.ping()
+        c.images.get(REF)
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"needs a Docker engine and {REF}: {exc}")
+    yield c
+    try:
+        c.images.remove(TAG, force=True)
+    except docker.errors.ImageNotFound:
+        pass
+    left = c.containers.list(all=True, filters={"label": "minify.run"})
+    for container in left:
+        container.remove(force=True)
+    assert not left, f"containers left behind: {[x.name for x in left]}"
+
+
+def test_rebuild_and_load(engine, tmp_path):
+    info = image_info_from_inspect(REF, engine.api.inspect_image(REF))
+    source = DockerExportSource(engine, info.id)
+    with source.open() as stream:
+        fs = scan(stream)
+    assert fs.lookup("/.dockerenv").artefact
+    p = plan(fs, ["/usr/bin/cat", "/etc/debian_version"], info, KeepOptions(), source)
+    kept = {k.path: k for k in p.kept}
+    interp = fs.resolve("/lib64/ld-linux-x86-64.so.2")  # however the image lays it out
+    assert {interp.final, *interp.via, "/usr/lib/x86_64-linux-gnu/libc.so.6"} <= set(kept)
+    assert kept["/usr/bin/cat"].reasons == ("accessed",)
+    assert not p.warnings and len(kept) < 40 and p.total_files > 1000
+    layer = write_layer(fs, p, source, str(tmp_path / "layer.tar"))
+    labels = {"minify.source": REF}
+    result = load_image(engine, output_config(info, labels), layer, TAG)
+
+    image = engine.images.get(TAG)
+    assert image.id == result.image_id and len(image.attrs["RootFS"]["Layers"]) == 1
+    assert image.attrs["RootFS"]["Layers"] == [f"sha256:{layer.sha256}"]
+    cfg = image.attrs["Config"]
+    for key in ("Entrypoint", "Cmd", "Env", "WorkingDir", "User", "Volumes", "StopSignal"):
+        assert cfg.get(key) == info.config.get(key), key
+    assert cfg["Labels"] == {**(info.labels or {}), **labels}
+    assert result.size < 10_000_000
+
+    want = engine.containers.run(REF, ["/usr/bin/cat", "/etc/debian_version"], remove=True)
+    got = engine.containers.run(TAG, ["/usr/bin/cat", "/etc/debian_version"], remove=True)
+    assert got == want and got.strip()
+    # nothing else from the original survived (running it would leave a failed container)
+    assert "/usr/bin/ls" not in kept and fs.lookup("/usr/bin/ls") is not None
