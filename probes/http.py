@@ -1,0 +1,282 @@
+"""Exercise the app over HTTP: default probe, user commands, crawl; judge and replay the results."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Optional
+from urllib.parse import urljoin, urlsplit
+
+from requests import Session
+
+from probes.errors import ProbeSpecError
+from probes.links import extract_links, same_origin
+from probes.ready import probe_ports
+from probes.records import (
+    STATUS_CLASSES,
+    HttpProbeOptions,
+    ProbeCommand,
+    ProbeSummary,
+    RequestResult,
+    Target,
+)
+from probes.transport import Answer, falls_back_to_https, make_session, send
+
+__all__ = ["run", "replay", "evaluate", "counts"]
+
+OnRequest = Optional[Callable[[RequestResult], None]]
+_LISTED = 5  # how many offending requests a failure message names
+
+
+def run(target: Target, options: HttpProbeOptions, on_request: OnRequest = None) -> ProbeSummary:
+    """Probe every port: GET/HEAD /, then the commands, then the crawl; all within bounds."""
+    ports = probe_ports(target, options.ports)
+    bodies = _command_bodies(target, options.commands)
+    with make_session() as session:
+        prober = _Prober(target, options, session, on_request)
+        if options.default_probe:
+            for port in ports:
+                prober.request(port, "GET", "/", "default")
+                prober.request(port, "HEAD", "/", "default")
+        for index, command in enumerate(options.commands):
+            for port in (command.port,) if command.port else ports:
+                prober.command(port, command, bodies[index])
+        extra = sorted({c.port for c in options.commands if c.port} - set(ports))
+        for port in (*ports, *extra):
+            seeds = ["/"] if options.crawl and port in ports else []
+            seeds += [c.resource for c in options.commands
+                      if c.crawl and (c.port == port or (c.port is None and port in ports))]
+            prober.crawl(port, seeds)
+    results = tuple(prober.results)
+    return ProbeSummary(
+        requests=results,
+        discovered=tuple(prober.discovered),
+        counts=counts(results),
+        failure=evaluate(results, options.fail_on),
+        notes=prober.notes(),
+    )
+
+
+def replay(
+    target: Target,
+    requests: Sequence[RequestResult],
+    *,
+    timeout: float = 10.0,
+    on_request: OnRequest = None,
+) -> tuple[RequestResult, ...]:
+    """Send the same requests again, in order, and return what the app answers now."""
+    if requests:
+        probe_ports(target, sorted({r.port for r in requests}))
+    results = []
+    with make_session() as session:
+        for old in requests:
+            url = target.origin(old.port, old.protocol) + old.path
+            answer = send(session, old.method, url, headers=dict(old.headers), body=old.body,
+                          timeout=timeout)
+            result = _result(old.method, url, old.path, old.port, old.protocol, answer,
+                             old.origin, old.headers, old.body)
+            results.append(result)
+            if on_request is not None:
+                on_request(result)
+    return tuple(results)
+
+
+def counts(requests: Sequence[RequestResult]) -> dict[str, int]:
+    """Requests per status class: 2xx, 3xx, 4xx, 5xx, error (all keys present)."""
+    tally = dict.fromkeys(STATUS_CLASSES, 0)
+    for result in requests:
+        tally[result.status_class] += 1
+    return tally
+
+
+def evaluate(requests: Sequence[RequestResult], fail_on: str) -> Optional[str]:
+    """Why the probing failed, or None. 4xx answers are reported elsewhere, never fatal.
+
+    Fails when no request got a 2xx/3xx, when a default or command request got no
+    answer at all, and (fail_on "5xx") when any request got a 5xx.
+    """
+    if not requests:
+        return "no request was made"
+    many_ports = len({r.port for r in requests}) > 1
+    problems = []
+    if not any(r.succeeded for r in requests):
+        tally = counts(requests)
+        summary = ", ".join(f"{n} {k}" for k, n in tally.items() if n)
+        problems.append(f"no request succeeded ({summary})")
+    unanswered = [r for r in requests if r.status is None and r.origin != "crawl"]
+    if unanswered:
+        problems.append("no answer: " + _listing(unanswered, many_ports))
+    if fail_on == "5xx":
+        errors = [r for r in requests if r.status_class == "5xx"]
+        if errors:
+            problems.append("server errors: " + _listing(errors, many_ports))
+    return "; ".join(problems) or None
+
+
+def _listing(results: Sequence[RequestResult], many_ports: bool) -> str:
+    names = []
+    for r in results:
+        name = r.describe()
+        if many_ports:
+            name = f"{name} (port {r.port})"
+        if name not in names:
+            names.append(name)
+    more = f" and {len(names) - _LISTED} more" if len(names) > _LISTED else ""
+    return ", ".join(names[:_LISTED]) + more
+
+
+def _command_bodies(target: Target, commands: Sequence[ProbeCommand]) -> list[Optional[bytes]]:
+    bodies: list[Optional[bytes]] = []
+    for index, command in enumerate(commands):
+        if command.port is not None and command.port not in target.ports:
+            published = ", ".join(str(p) for p in sorted(target.ports))
+            raise ProbeSpecError(f"commands[{index}].port: container port {command.port} is "
+                                 f"not published (published: {published})")
+        if command.body_file is not None:
+            try:
+                bodies.append(Path(command.body_file).read_bytes())
+            except OSError as exc:
+                raise ProbeSpecError(f"commands[{index}].body_file: cannot read "
+                                     f"{command.body_file!r}: {exc.strerror}") from exc
+        else:
+            bodies.append(command.body.encode() if command.body is not None else None)
+    return bodies
+
+
+def _result(method: str, url: str, path: str, port: int, protocol: str, answer: Answer,
+            origin: str, headers: tuple[tuple[str, str], ...],
+            body: Optional[bytes]) -> RequestResult:
+    return RequestResult(
+        method=method, url=url, path=path, port=port, protocol=protocol,
+        status=answer.status, content_type=answer.content_type, length=answer.length,
+        sha256=answer.sha256, elapsed=answer.elapsed, error=answer.error, origin=origin,
+        headers=headers, body=body,
+    )
+
+
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+class _Prober:
+    """The state of one probing run: results so far, each port's protocol, links, bounds."""
+
+    def __init__(self, target: Target, options: HttpProbeOptions,
+                 session: Session, on_request: OnRequest) -> None:
+        self.target, self.options, self.session = target, options, session
+        self.on_request = on_request
+        self.deadline = time.monotonic() + options.time_budget
+        self.results: list[RequestResult] = []
+        self.discovered: dict[str, None] = {}  # an ordered set
+        self.protocols: dict[int, str] = {}
+        self.page_links: dict[tuple[int, str], list[str]] = {}  # GET responses' links (paths)
+        self.crawl_seen: dict[int, set[str]] = {}
+        self.crawl_pages: dict[int, int] = {}
+        self.skipped = 0  # default/command requests not sent because a bound was hit
+        self.unfetched: dict[int, tuple[int, str]] = {}  # port -> (URLs left, why)
+        self.bound_hit: Optional[str] = None
+
+    def command(self, port: int, command: ProbeCommand, body: Optional[bytes]) -> None:
+        headers = command.headers
+        if command.username is not None:
+            pair = f"{command.username}:{command.password or ''}".encode()
+            headers += (("Authorization", "Basic " + base64.b64encode(pair).decode("ascii")),)
+        self.request(port, command.method, command.resource, "command", headers=headers,
+                     body=body, protocol=command.protocol)
+
+    def request(self, port: int, method: str, path: str, origin: str, *,
+                headers: tuple[tuple[str, str], ...] = (), body: Optional[bytes] = None,
+                protocol: Optional[str] = None) -> Optional[RequestResult]:
+        """Send one request (finding the port's protocol on first use) and record it."""
+        if not self._within_bounds():
+            self.skipped += origin != "crawl"
+            return None
+        protocol = protocol or self.protocols.get(port)
+        answer, used = self._send(port, protocol or "http", method, path, headers, body)
+        if protocol is None and falls_back_to_https(answer):
+            secure, _ = self._send(port, "https", method, path, headers, body)
+            if secure.status is not None:
+                answer, used = secure, "https"
+            elif answer.status is None:
+                answer = replace(answer, error=f"http: {answer.error}; https: {secure.error}")
+        if protocol is None and answer.status is not None:
+            self.protocols[port] = used
+        url = self.target.origin(port, used) + path
+        result = _result(method, url, path, port, used, answer, origin, headers, body)
+        self.results.append(result)
+        if method == "GET":
+            self.page_links[(port, path)] = self._links(url, answer)
+        if self.on_request is not None:
+            self.on_request(result)
+        return result
+
+    def _send(self, port: int, protocol: str, method: str, path: str,
+              headers: tuple[tuple[str, str], ...], body: Optional[bytes]) -> tuple[Answer, str]:
+        remaining = max(self.deadline - time.monotonic(), 0.05)
+        url = self.target.origin(port, protocol) + path
+        return send(self.session, method, url, headers=dict(headers), body=body,
+                    timeout=min(self.options.request_timeout, remaining)), protocol
+
+    def _links(self, url: str, answer: Answer) -> list[str]:
+        """Paths to crawl from an answer: its HTML/CSS links, or a same-origin redirect."""
+        found: list[str] = []
+        if answer.status is not None and 300 <= answer.status < 400 and answer.location:
+            location = urljoin(url, answer.location.strip()).split("#", 1)[0]
+            if same_origin(location, url):
+                found.append(location)
+        elif answer.status is not None and 200 <= answer.status < 300:
+            found = extract_links(url, answer.content_type, answer.body)
+        return [_path_of(link) for link in found]
+
+    def _within_bounds(self) -> bool:
+        if self.bound_hit is None:
+            if len(self.results) >= self.options.max_requests:
+                self.bound_hit = f"stopped at max_requests ({self.options.max_requests})"
+            elif time.monotonic() >= self.deadline:
+                self.bound_hit = f"stopped at the time budget ({self.options.time_budget:g} s)"
+        return self.bound_hit is None
+
+    def crawl(self, port: int, seeds: Sequence[str]) -> None:
+        """Breadth-first GETs from the seeds, each path once per port, within the bounds."""
+        seen = self.crawl_seen.setdefault(port, set())
+        queue = deque((seed, 0) for seed in seeds if seed not in seen)
+        seen.update(seed for seed, _ in queue)
+        while queue:
+            path, depth = queue.popleft()
+            links = self._page(port, path)
+            if links is None:
+                left = self.unfetched.get(port, (0, ""))[0] + len(queue) + 1
+                why = self.bound_hit or f"stopped at max_pages ({self.options.max_pages})"
+                self.unfetched[port] = (left, why)
+                return
+            for link in links:
+                url = self.target.origin(port, self.protocols.get(port, "http")) + link
+                self.discovered.setdefault(url, None)
+                if depth < self.options.max_depth and link not in seen:
+                    seen.add(link)
+                    queue.append((link, depth + 1))
+
+    def _page(self, port: int, path: str) -> Optional[list[str]]:
+        """The links of a page, fetched now unless an earlier GET already did; None = stop."""
+        if (port, path) in self.page_links:
+            return self.page_links[(port, path)]
+        if self.crawl_pages.get(port, 0) >= self.options.max_pages:
+            return None
+        if self.request(port, "GET", path, "crawl") is None:
+            return None
+        self.crawl_pages[port] = self.crawl_pages.get(port, 0) + 1
+        return self.page_links[(port, path)]
+
+    def notes(self) -> tuple[str, ...]:
+        """One line per bound that cut the run short, with what was left undone."""
+        notes = []
+        if self.bound_hit is not None and self.skipped:
+            notes.append(f"{self.bound_hit}; {self.skipped} default/command request(s) not sent")
+        for port, (left, why) in sorted(self.unfetched.items()):
+            notes.append(f"port {port}: crawl {why}; {left} URL(s) not fetched")
+        return tuple(notes)

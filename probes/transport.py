@@ -1,0 +1,119 @@
+"""Send one HTTP request to the app and measure its answer; no retries, no redirects."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import requests
+from urllib3.exceptions import InsecureRequestWarning
+
+__all__ = ["Answer", "make_session", "send", "describe_error", "falls_back_to_https"]
+
+USER_AGENT = "minify-probe/0.1"
+KEEP_BODY_LIMIT = 8 * 1024 * 1024  # bodies kept for link extraction; larger ones only hashed
+_NGINX_HTTPS_HINT = b"plain HTTP request was sent to HTTPS port"
+Timeout = Union[float, tuple[float, float]]  # seconds, or (connect, read) as requests takes it
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What came back for one request: an HTTP answer or an error, and how long it took."""
+
+    status: Optional[int]
+    content_type: Optional[str]
+    length: Optional[int]
+    sha256: Optional[str]
+    elapsed: float
+    error: Optional[str]
+    location: Optional[str] = None
+    body: Optional[bytes] = None  # kept only up to KEEP_BODY_LIMIT
+    protocol_error: bool = False  # the port may speak another protocol (http vs https)
+
+
+def make_session() -> requests.Session:
+    """A session that ignores proxy/netrc settings from the environment: we talk to loopback."""
+    session = requests.Session()
+    session.trust_env = False
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    body: Optional[bytes],
+    timeout: Timeout,
+) -> Answer:
+    """Send the request, read the whole body (so the app really serves it), hash it."""
+    start = time.monotonic()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InsecureRequestWarning)
+            response = session.request(
+                method, url, headers=dict(headers), data=body, timeout=timeout,
+                allow_redirects=False, verify=False, stream=True,
+            )
+        with response:
+            digest, length, kept = hashlib.sha256(), 0, bytearray()
+            for chunk in response.iter_content(64 * 1024):
+                digest.update(chunk)
+                length += len(chunk)
+                if len(kept) < KEEP_BODY_LIMIT:
+                    kept.extend(chunk)
+    except requests.RequestException as exc:
+        elapsed = time.monotonic() - start
+        return Answer(None, None, None, None, elapsed, describe_error(exc, timeout),
+                      protocol_error=_is_protocol_error(exc))
+    return Answer(
+        status=response.status_code,
+        content_type=response.headers.get("Content-Type"),
+        length=length,
+        sha256=digest.hexdigest(),
+        elapsed=time.monotonic() - start,
+        error=None,
+        location=response.headers.get("Location"),
+        body=bytes(kept[:KEEP_BODY_LIMIT]),
+    )
+
+
+def falls_back_to_https(answer: Answer) -> bool:
+    """True when a plain-HTTP attempt suggests the port speaks HTTPS."""
+    if answer.protocol_error:
+        return True
+    return answer.status == 400 and _NGINX_HTTPS_HINT in (answer.body or b"")
+
+
+def _is_protocol_error(exc: requests.RequestException) -> bool:
+    # Refused/reset/garbled connections and TLS failures; not timeouts (a slow app).
+    return isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.Timeout)
+
+
+def describe_error(exc: BaseException, timeout: Timeout) -> str:
+    """A short human reason instead of urllib3's nested exception text."""
+    text = str(exc)
+    if isinstance(exc, requests.ConnectTimeout):
+        seconds = timeout[0] if isinstance(timeout, tuple) else timeout
+        return f"no connection within {round(seconds, 1):g} s"
+    if isinstance(exc, requests.Timeout):
+        seconds = timeout[1] if isinstance(timeout, tuple) else timeout
+        return f"no answer within {round(seconds, 1):g} s"
+    for needle, reason in (
+        ("Connection refused", "connection refused"),
+        ("Connection reset", "connection reset"),
+        ("RemoteDisconnected", "connection closed without an answer"),
+        ("BadStatusLine", "not an HTTP answer"),
+        ("SSL", "TLS handshake failed"),
+        ("Connection aborted", "connection closed without an answer"),
+        ("ChunkedEncodingError", "answer body cut short"),
+    ):
+        if needle in text or needle in type(exc).__name__:
+            return reason
+    return f"{type(exc).__name__}: {text}"[:200]

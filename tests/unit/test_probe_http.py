@@ -1,0 +1,418 @@
+"""HTTP probing against real local servers: crawl, commands, judging, replay, readiness."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from probes.errors import AppExitedError, NotReadyError, ProbeSpecError
+from probes.http import counts, evaluate, replay, run
+from probes.ready import wait_ready
+from probes.records import HttpProbeOptions, ProbeCommand, ReadyInfo, RequestResult, Target
+
+PAGES = {
+    "/": ("text/html", '<a href="/page.html">p</a><link rel="stylesheet" href="/static/site.css">'
+                       '<img src="/img/logo.png"><a href="/gone">404</a>'
+                       '<a href="mailto:x@example.com">m</a><a href="http://example.com/">e</a>'),
+    "/page.html": ("text/html", '<a href="/">home</a><a href="sub/deep.html#top">deep</a>'
+                                '<a href="/old">old</a>'),
+    "/sub/deep.html": ("text/html; charset=utf-8", '<a href="deeper.html">deeper</a>'),
+    "/sub/deeper.html": ("text/html", "<p>the end</p>"),
+    "/moved.html": ("text/html", "<p>moved here</p>"),
+    "/static/site.css": ("text/css", "body { background: url('../img/bg.png'); }"),
+    "/img/logo.png": ("image/png", "\x89PNG logo"),
+    "/img/bg.png": ("image/png", "\x89PNG background"),
+}
+DEPTH_1 = {"/", "/page.html", "/static/site.css", "/img/logo.png", "/gone"}
+DEPTH_2 = DEPTH_1 | {"/sub/deep.html", "/old", "/img/bg.png"}
+DEPTH_3 = DEPTH_2 | {"/sub/deeper.html", "/moved.html"}
+AUTH = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+
+
+class SiteHandler(BaseHTTPRequestHandler):
+    """A small generated site; every request is logged on the server."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _reply(self, status: int, ctype: str, body: bytes, extra: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _log(self, body: bytes = b"") -> None:
+        self.server.log.append((self.command, self.path, dict(self.headers), body))
+
+    def do_GET(self) -> None:
+        self._log()
+        if self.path in PAGES:
+            ctype, text = PAGES[self.path]
+            self._reply(200, ctype, text.encode("latin-1"))
+        elif self.path == "/old":
+            self._reply(302, "text/html", b"", {"Location": "/moved.html"})
+        elif self.path == "/slow":
+            time.sleep(0.6)  # a slow app: longer than the test's time budget
+            self._reply(200, "text/plain", b"finally")
+        elif self.path == "/boom":
+            self._reply(500, "text/plain", b"internal error")
+        elif self.path == "/private":
+            ok = self.headers.get("Authorization") == AUTH
+            self._reply(200 if ok else 401, "text/plain", b"secret" if ok else b"who?")
+        else:
+            self._reply(404, "text/plain", b"not found")
+
+    do_HEAD = do_GET
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._log(body)
+        if self.path != "/echo" or self.headers.get("X-Probe") != "yes":
+            self._reply(400, "text/plain", b"missing X-Probe")
+            return
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            self._reply(400, "text/plain", b"not json")
+            return
+        self._reply(200, "application/json", json.dumps({"echo": doc}).encode())
+
+
+def _serve(server: ThreadingHTTPServer) -> Iterator[ThreadingHTTPServer]:
+    server.log = []
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def site() -> Iterator[ThreadingHTTPServer]:
+    yield from _serve(ThreadingHTTPServer(("127.0.0.1", 0), SiteHandler))
+
+
+@pytest.fixture
+def tls_site(tmp_path: Path) -> Iterator[ThreadingHTTPServer]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SiteHandler)
+    server.socket = context.wrap_socket(server.socket, server_side=True,
+                                        do_handshake_on_connect=False)
+    yield from _serve(server)
+
+
+@pytest.fixture
+def closing_port() -> Iterator[int]:
+    """Accepts TCP connections and closes them at once, like Docker's proxy with no app."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            conn.close()
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _target(server: ThreadingHTTPServer) -> Target:
+    return Target({80: server.server_address[1]})
+
+
+def _crawl_paths(summary) -> list[str]:
+    return [r.path for r in summary.requests if r.origin == "crawl"]
+
+
+def test_crawl_reaches_exactly_the_paths_to_depth_2_each_once(site) -> None:
+    options = HttpProbeOptions(default_probe=False, max_depth=2)
+    summary = run(_target(site), options)
+    paths = _crawl_paths(summary)
+    assert sorted(paths) == sorted(DEPTH_2)
+    assert Counter(path for _, path, _, _ in site.log) == Counter(DEPTH_2)
+    assert {r.method for r in summary.requests} == {"GET"}
+    assert paths[0] == "/"  # breadth first from the root
+    assert summary.counts == {"2xx": 6, "3xx": 1, "4xx": 1, "5xx": 0, "error": 0}
+    assert summary.ok and summary.failure is None and summary.notes == ()
+
+
+def test_crawl_stops_at_a_lowered_max_depth(site) -> None:
+    summary = run(_target(site), HttpProbeOptions(default_probe=False, max_depth=1))
+    assert sorted(_crawl_paths(summary)) == sorted(DEPTH_1)
+    port = site.server_address[1]
+    assert f"http://127.0.0.1:{port}/sub/deep.html" in summary.discovered  # found, not fetched
+
+
+def test_default_probe_then_full_crawl_fetches_each_url_once(site) -> None:
+    summary = run(_target(site), HttpProbeOptions())
+    assert [(r.origin, r.method, r.path) for r in summary.requests[:2]] == [
+        ("default", "GET", "/"), ("default", "HEAD", "/")]
+    assert sorted(_crawl_paths(summary)) == sorted(DEPTH_3 - {"/"})  # "/" reused, not refetched
+    gets = Counter(path for method, path, _, _ in site.log if method == "GET")
+    assert gets == Counter(DEPTH_3)
+    redirect = next(r for r in summary.requests if r.path == "/old")
+    assert redirect.status == 302 and redirect.length == 0  # recorded, not followed
+    assert summary.ok
+
+
+def test_results_record_the_answer(site) -> None:
+    summary = run(_target(site), HttpProbeOptions(default_probe=False, crawl=False,
+                                                  commands=(ProbeCommand(resource="/img/bg.png"),)))
+    (result,) = summary.requests
+    port = site.server_address[1]
+    assert result.url == f"http://127.0.0.1:{port}/img/bg.png"
+    assert (result.port, result.protocol, result.status, result.origin) == (80, "http", 200,
+                                                                           "command")
+    assert result.content_type == "image/png"
+    assert result.length == len("\x89PNG background".encode("latin-1"))
+    assert result.sha256 == hashlib.sha256("\x89PNG background".encode("latin-1")).hexdigest()
+    assert result.error is None and result.elapsed > 0
+
+
+def test_post_command_sends_json_body_and_header(site) -> None:
+    command = ProbeCommand(method="POST", resource="/echo",
+                           headers=(("X-Probe", "yes"), ("Content-Type", "application/json")),
+                           body='{"n": 1}')
+    summary = run(_target(site), HttpProbeOptions(default_probe=False, crawl=False,
+                                                  commands=(command,)))
+    (result,) = summary.requests
+    assert (result.method, result.path, result.status) == ("POST", "/echo", 200)
+    assert result.body == b'{"n": 1}'
+    assert result.headers == (("X-Probe", "yes"), ("Content-Type", "application/json"))
+    ((method, path, headers, body),) = site.log
+    assert (method, path, body) == ("POST", "/echo", b'{"n": 1}')
+    assert headers["X-Probe"] == "yes" and headers["Content-Type"] == "application/json"
+
+
+def test_body_file_and_basic_auth(site, tmp_path: Path) -> None:
+    payload = tmp_path / "payload.json"
+    payload.write_bytes(b'{"from": "file"}')
+    commands = (
+        ProbeCommand(method="POST", resource="/echo", headers=(("X-Probe", "yes"),),
+                     body_file=str(payload)),
+        ProbeCommand(resource="/private", username="alice", password="s3cret"),
+        ProbeCommand(resource="/private"),
+    )
+    summary = run(_target(site), HttpProbeOptions(default_probe=False, crawl=False,
+                                                  commands=commands))
+    assert [r.status for r in summary.requests] == [200, 200, 401]
+    assert site.log[0][3] == b'{"from": "file"}'
+    assert site.log[1][2]["Authorization"] == AUTH
+    assert summary.counts["4xx"] == 1 and summary.ok  # a 4xx is reported, not a failure
+
+
+def test_command_with_crawl_crawls_from_its_resource(site) -> None:
+    command = ProbeCommand(resource="/sub/deep.html", crawl=True)
+    summary = run(_target(site), HttpProbeOptions(default_probe=False, crawl=False,
+                                                  commands=(command,)))
+    assert [(r.origin, r.path) for r in summary.requests] == [
+        ("command", "/sub/deep.html"), ("crawl", "/sub/deeper.html")]
+
+
+def test_5xx_fails_the_run_unless_fail_on_none(site) -> None:
+    commands = (ProbeCommand(resource="/boom"),)
+    summary = run(_target(site), HttpProbeOptions(crawl=False, commands=commands))
+    assert summary.failure == "server errors: GET /boom -> 500"
+    assert not summary.ok
+    assert summary.counts == {"2xx": 2, "3xx": 0, "4xx": 0, "5xx": 1, "error": 0}
+    lenient = run(_target(site), HttpProbeOptions(crawl=False, commands=commands, fail_on="none"))
+    assert lenient.ok
+
+
+def test_all_connection_errors_fail(closed_port: int) -> None:
+    summary = run(Target({80: closed_port}), HttpProbeOptions(request_timeout=2.0))
+    assert summary.counts == {"2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0, "error": 2}
+    assert summary.failure == (
+        "no request succeeded (2 error); no answer: "
+        "GET / -> http: connection refused; https: connection refused, "
+        "HEAD / -> http: connection refused; https: connection refused"
+    )
+
+
+def test_404_is_counted_but_not_a_failure() -> None:
+    results = [_result("GET", "/", 200), _result("GET", "/nope", 404)]
+    assert counts(results) == {"2xx": 1, "3xx": 0, "4xx": 1, "5xx": 0, "error": 0}
+    assert evaluate(results, "5xx") is None
+
+
+def test_evaluate_messages() -> None:
+    assert evaluate([], "5xx") == "no request was made"
+    assert evaluate([_result("GET", "/a", 404)], "none") == "no request succeeded (1 4xx)"
+    crawl_error = _result("GET", "/slow", None, origin="crawl", error="no answer within 10 s")
+    assert evaluate([_result("GET", "/", 200), crawl_error], "5xx") is None
+    many = [_result("GET", "/", 200)] + [_result("GET", f"/e{i}", 500 + i) for i in range(7)]
+    assert evaluate(many, "5xx") == (
+        "server errors: GET /e0 -> 500, GET /e1 -> 501, GET /e2 -> 502, GET /e3 -> 503, "
+        "GET /e4 -> 504 and 2 more")
+    two_ports = [_result("GET", "/", 200, port=80), _result("GET", "/", 502, port=8080)]
+    assert evaluate(two_ports, "5xx") == "server errors: GET / -> 502 (port 8080)"
+
+
+def test_replay_gives_the_same_answers(site) -> None:
+    command = ProbeCommand(method="POST", resource="/echo", headers=(("X-Probe", "yes"),),
+                           body='{"k": [1, 2]}')
+    first = run(_target(site), HttpProbeOptions(commands=(command,)))
+    site.log.clear()
+    again = replay(_target(site), first.requests)
+    assert [(r.method, r.path, r.origin) for r in again] == [
+        (r.method, r.path, r.origin) for r in first.requests]
+    assert [r.sha256 for r in again] == [r.sha256 for r in first.requests]
+    assert [r.status for r in again] == [r.status for r in first.requests]
+    assert ("POST", "/echo") in [(m, p) for m, p, _, _ in site.log]
+    post = next(entry for entry in site.log if entry[0] == "POST")
+    assert post[2]["X-Probe"] == "yes" and post[3] == b'{"k": [1, 2]}'
+
+
+def test_bounds_stop_the_run_with_a_note(site) -> None:
+    calls: list[RequestResult] = []
+    summary = run(_target(site), HttpProbeOptions(max_requests=3), on_request=calls.append)
+    assert len(summary.requests) == 3 and calls == list(summary.requests)
+    assert summary.notes == (
+        "port 80: crawl stopped at max_requests (3); 5 URL(s) not fetched",
+    )
+    pages = run(_target(site), HttpProbeOptions(default_probe=False, max_pages=2))
+    assert [r.path for r in pages.requests] == ["/", "/page.html"]
+    assert pages.notes == ("port 80: crawl stopped at max_pages (2); 5 URL(s) not fetched",)
+
+
+def test_proxy_environment_is_ignored(site, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # the discard port: nothing answers
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    summary = run(_target(site), HttpProbeOptions(crawl=False))
+    assert summary.ok and [r.status for r in summary.requests] == [200, 200]
+
+
+def test_unpublished_ports_are_spec_errors(site) -> None:
+    with pytest.raises(ProbeSpecError, match=r"ports: container port 81 is not published"):
+        run(_target(site), HttpProbeOptions(ports=(81,)))
+    bad = HttpProbeOptions(commands=(ProbeCommand(port=9000),))
+    with pytest.raises(ProbeSpecError, match=r"commands\[0\].port: container port 9000"):
+        run(_target(site), bad)
+
+
+def test_https_port_is_found_after_http_fails(tls_site) -> None:
+    summary = run(_target(tls_site), HttpProbeOptions(max_depth=1))
+    assert {r.protocol for r in summary.requests} == {"https"}
+    assert summary.ok and summary.requests[0].url.startswith("https://127.0.0.1:")
+    (info,) = wait_ready(_target(tls_site), (), 10.0, lambda: True)
+    assert (info.port, info.protocol) == (80, "https")
+
+
+def test_wait_ready_returns_when_http_answers(site) -> None:
+    (info,) = wait_ready(_target(site), (80,), 5.0, lambda: True)
+    assert isinstance(info, ReadyInfo) and (info.port, info.protocol) == (80, "http")
+    assert 0 <= info.elapsed < 5.0
+
+
+def test_wait_ready_raises_app_exited(closing_port: int) -> None:
+    alive = iter([True, True, False])
+    start = time.monotonic()
+    with pytest.raises(AppExitedError, match=r"the app exited after .* before answering HTTP "
+                                             r"on port\(s\) 80$"):
+        wait_ready(Target({80: closing_port}), (), 30.0, lambda: next(alive))
+    assert time.monotonic() - start < 5.0
+
+
+def test_wait_ready_not_ready_within_the_bound(closing_port: int) -> None:
+    start = time.monotonic()
+    with pytest.raises(NotReadyError) as info:
+        wait_ready(Target({80: closing_port}), (80,), 1.5, lambda: True)
+    assert time.monotonic() - start < 1.5 + 2.0
+    assert str(info.value) == (
+        f"no HTTP answer on port(s) 80 (127.0.0.1:{closing_port}) within 1.5 s")
+    assert info.value.ports == (80,)
+
+
+def _result(method: str, path: str, status: int | None, *, origin: str = "command",
+            error: str | None = None, port: int = 80) -> RequestResult:
+    return RequestResult(method=method, url=f"http://127.0.0.1:1{path}", path=path, port=port,
+                         protocol="http", status=status, content_type=None, length=None,
+                         sha256=None, elapsed=0.0, error=error, origin=origin)
+
+
+def test_wait_ready_waits_for_an_app_that_starts_late(closed_port: int) -> None:
+    started: list[ThreadingHTTPServer] = []
+
+    def start() -> None:
+        server = ThreadingHTTPServer(("127.0.0.1", closed_port), SiteHandler)
+        server.log = []
+        started.append(server)
+        server.serve_forever(poll_interval=0.05)
+
+    timer = threading.Timer(0.5, start)
+    timer.start()
+    try:
+        (info,) = wait_ready(Target({80: closed_port}), (), 10.0, lambda: True)
+        assert info.protocol == "http" and 0.4 <= info.elapsed < 10.0
+    finally:
+        timer.cancel()
+        for server in started:
+            server.shutdown()
+            server.server_close()
+        timer.join()
+
+
+def test_time_budget_bounds_the_run(site) -> None:
+    commands = (ProbeCommand(resource="/slow"), ProbeCommand(resource="/"),
+                ProbeCommand(resource="/page.html"))
+    start = time.monotonic()
+    summary = run(_target(site), HttpProbeOptions(default_probe=False, commands=commands,
+                                                  time_budget=0.3))
+    assert time.monotonic() - start < 2.0
+    (slow,) = summary.requests
+    assert (slow.path, slow.status, slow.error) == ("/slow", None, "no answer within 0.3 s")
+    assert summary.notes == (
+        "stopped at the time budget (0.3 s); 2 default/command request(s) not sent",
+        "port 80: crawl stopped at the time budget (0.3 s); 1 URL(s) not fetched",
+    )
+    assert not summary.ok
