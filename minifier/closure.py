@@ -154,6 +154,19 @@ class _Closure:
             self.add(res.final, reason)
         return res.final
 
+    def keep_existing_ancestor(self, path: str) -> None:
+        """A path the app named but the image lacks may be one it creates at run time
+        (a pid file, a temp dir): its nearest existing directory must be there for that."""
+        parent = posixpath.dirname(path)
+        while parent != "/":
+            res = self.fs.resolve(parent)
+            if res.final is not None:
+                entry = self.fs.lookup(res.final)
+                if entry is not None and entry.type == "dir":
+                    self.keep_path(parent, "parent-of-missing")
+                return
+            parent = posixpath.dirname(parent)
+
     def keep_tree(self, path: str, reason: str) -> Optional[str]:
         """Keep a path and, when it is a directory, everything below it."""
         final = self.keep_path(path, reason)
@@ -250,6 +263,8 @@ class _Closure:
         for raw in accessed:
             path = normalize(raw)
             final = self.keep_path(path, "accessed")
+            if final is None:
+                self.keep_existing_ancestor(path)
             certs = certs or any(_under(p, c) for p in (path, final or "") for c in CERT_PATHS)
         return certs
 

@@ -22,6 +22,7 @@ class Credentials:
     gid: int
     groups: tuple[int, ...]
     name: str  # the matched passwd name, "" for a numeric uid without an entry
+    home: str = "/"  # HOME as Docker sets it: the passwd entry's directory, else "/"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class _Pw:
     name: str
     uid: int
     gid: int
+    home: str = "/"
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def parse_passwd(data: bytes) -> list[_Pw]:
             continue
         uid, gid = _int(f[2]), _int(f[3])
         if uid is not None and gid is not None:
-            out.append(_Pw(f[0], uid, gid))
+            out.append(_Pw(f[0], uid, gid, (f[5] if len(f) > 5 else "") or "/"))
     return out
 
 
@@ -83,9 +85,9 @@ def resolve_user(fs: ImageFS, user: str) -> Credentials:
         return p.uid == uid_num if uid_num is not None else p.name == user_arg
 
     pw = next((p for p in passwd if matches(p)), None)
-    uid, gid, name = 0, 0, ""
+    uid, gid, name, home = 0, 0, "", "/"
     if pw is not None:
-        uid, gid, name = pw.uid, pw.gid, pw.name
+        uid, gid, name, home = pw.uid, pw.gid, pw.name, pw.home
     elif user_arg:
         if uid_num is None:
             raise ImageError(f"unable to find user {user_arg}: no matching entries in passwd file")
@@ -104,6 +106,6 @@ def resolve_user(fs: ImageFS, user: str) -> Credentials:
             raise ImageError(
                 f"unable to find group {group_arg}: no matching entries in group file"
             )
-        return Credentials(uid, gid, (), name)
+        return Credentials(uid, gid, (), name, home)
     sgids = tuple(g.gid for g in groups if name and name in g.members)
-    return Credentials(uid, gid, sgids, name)
+    return Credentials(uid, gid, sgids, name, home)

@@ -32,14 +32,14 @@ def fs(tmp_path):
 
 
 @pytest.mark.parametrize("user, expected", [
-    ("", Credentials(0, 0, (10,), "root")),
-    ("root", Credentials(0, 0, (10,), "root")),
-    ("app", Credentials(1000, 1001, (10, 50), "app")),
-    ("1000", Credentials(1000, 1001, (10, 50), "app")),
-    ("www-data", Credentials(33, 33, (), "www-data")),
-    ("app:staff", Credentials(1000, 50, (), "app")),
-    ("app:33", Credentials(1000, 33, (), "app")),
-    ("33:33", Credentials(33, 33, (), "www-data")),
+    ("", Credentials(0, 0, (10,), "root", "/root")),
+    ("root", Credentials(0, 0, (10,), "root", "/root")),
+    ("app", Credentials(1000, 1001, (10, 50), "app", "/home/app")),
+    ("1000", Credentials(1000, 1001, (10, 50), "app", "/home/app")),
+    ("www-data", Credentials(33, 33, (), "www-data", "/var/www")),
+    ("app:staff", Credentials(1000, 50, (), "app", "/home/app")),
+    ("app:33", Credentials(1000, 33, (), "app", "/home/app")),
+    ("33:33", Credentials(33, 33, (), "www-data", "/var/www")),
     ("4242", Credentials(4242, 0, (), "")),  # numeric uid without a passwd entry
     ("4242:4343", Credentials(4242, 4343, (), "")),
 ])

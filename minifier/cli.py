@@ -1,0 +1,189 @@
+"""The `minify` command line: parses options into option records, runs the pipeline,
+and is the one place where errors and signals become messages and exit codes."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+import traceback
+from typing import Optional
+
+import click
+
+import probes
+
+from .closure import KeepOptions
+from .errors import ExitStatus, Interrupted, MinifyError, UsageError
+from .options import BuildOptions, OutputOptions, ProbeSetup
+from .runner import RunOptions
+
+__all__ = ["main", "cli"]
+
+EXIT_CODES_HELP = "\n".join(
+    f"  {s.value:>3}  {s.name.lower()}" for s in ExitStatus
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="minify")
+def cli() -> None:
+    """minify: make container images small by watching what the app really uses."""
+
+
+def _split(text: Optional[str]) -> Optional[tuple[str, ...]]:
+    return None if text is None else tuple(shlex.split(text))
+
+
+def _lines(path: Optional[str]) -> tuple[str, ...]:
+    if not path:
+        return ()
+    try:
+        with open(path, encoding="utf-8") as f:
+            return tuple(s for s in (ln.strip() for ln in f) if s and not s.startswith("#"))
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _probe_setup(kw: dict) -> ProbeSetup:
+    try:
+        commands = tuple(probes.parse_probe_cmd(c) for c in kw["http_probe_cmd"])
+        if kw["http_probe_cmd_file"]:
+            commands += probes.load_command_file(kw["http_probe_cmd_file"])
+        execs = tuple(probes.parse_exec_command(c) for c in kw["exec_"])
+        if kw["exec_file"]:
+            execs += probes.load_exec_file(kw["exec_file"])
+        ports = probes.parse_ports(kw["http_probe_ports"]) if kw["http_probe_ports"] else ()
+        default_mode = "exec" if execs and not kw["http_probe"] else "probe"
+        if not kw["http_probe"] and not execs:
+            default_mode = "timeout:60"
+        continue_after = probes.parse_continue_after(kw["continue_after"] or default_mode)
+    except probes.ProbeSpecError as exc:
+        raise UsageError(str(exc)) from exc
+    http = None
+    if kw["http_probe"]:
+        http = probes.HttpProbeOptions(
+            ports=ports, start_wait=kw["http_probe_start_wait"], crawl=kw["http_probe_crawl"],
+            max_depth=kw["http_crawl_max_depth"], max_pages=kw["http_crawl_max_page_count"],
+            commands=commands, fail_on=kw["http_probe_fail_on"])
+    return ProbeSetup(http=http, execs=execs, continue_after=continue_after,
+                      exec_timeout=kw["exec_timeout"])
+
+
+def build_options(image: str, kw: dict) -> BuildOptions:
+    """Turn click's keyword arguments into the option records (validated here, early)."""
+    probe = _probe_setup(kw)
+    extra_ports = tuple(str(p) for p in (probe.http.ports if probe.http else ()))
+    run = RunOptions(
+        entrypoint=_split(kw["entrypoint"]), cmd=_split(kw["cmd"]), env=tuple(kw["env"]),
+        workdir=kw["workdir"], expose=tuple(kw["expose"]) + extra_ports,
+        fanotify=kw["fanotify"])
+    keep = KeepOptions(
+        include_paths=tuple(kw["include_path"]) + _lines(kw["include_path_file"]),
+        include_bins=tuple(kw["include_bin"]), include_shell=kw["include_shell"],
+        include_cert_all=kw["include_cert_all"], exclude_patterns=tuple(kw["exclude_pattern"]))
+    output = OutputOptions(tag=kw["tag"], artifacts_dir=kw["artifacts_dir"],
+                           report_file=kw["report_file"], removed_list=kw["removed_list"],
+                           verify=kw["verify"])
+    return BuildOptions(image=image, run=run, probe=probe, keep=keep, output=output)
+
+
+@cli.command(epilog="Exit codes:\n\n" + EXIT_CODES_HELP.replace("\n", "\n\n"))
+@click.argument("image")
+@click.option("--tag", help="Tag of the minified image (default: REPO.min:TAG).")
+@click.option("--http-probe/--no-http-probe", default=True, show_default=True,
+              help="Probe the app over HTTP on its exposed ports.")
+@click.option("--http-probe-ports", help="Container ports to probe, e.g. 8080,9000.")
+@click.option("--http-probe-start-wait", type=float, default=60.0, show_default=True,
+              help="Seconds to wait for the app to answer HTTP.")
+@click.option("--http-probe-crawl/--no-http-probe-crawl", default=True, show_default=True)
+@click.option("--http-crawl-max-depth", type=int, default=3, show_default=True)
+@click.option("--http-crawl-max-page-count", type=int, default=1000, show_default=True)
+@click.option("--http-probe-cmd", multiple=True, help="[crawl:][proto:][method:]/path")
+@click.option("--http-probe-cmd-file", type=click.Path(), help="docker-slim JSON probe file.")
+@click.option("--http-probe-fail-on", type=click.Choice(["5xx", "none"]), default="5xx",
+              show_default=True)
+@click.option("--exec", "exec_", multiple=True, help="Command to run in the container.")
+@click.option("--exec-file", type=click.Path(), help="File of commands, one per line.")
+@click.option("--exec-timeout", type=float, default=120.0, show_default=True)
+@click.option("--continue-after", help="probe | exec | timeout:SECONDS | signal | enter")
+@click.option("--entrypoint", help="Override the image's Entrypoint (split like a shell).")
+@click.option("--cmd", help="Override the image's Cmd (split like a shell).")
+@click.option("--env", multiple=True, help="NAME=value added to the app's environment.")
+@click.option("--workdir", help="Override the app's working directory.")
+@click.option("--expose", multiple=True, help="Extra container port to publish and probe.")
+@click.option("--include-path", multiple=True, help="Keep this file or directory tree.")
+@click.option("--include-path-file", type=click.Path(), help="File of paths to keep.")
+@click.option("--include-bin", multiple=True, help="Keep this binary and its ELF deps.")
+@click.option("--include-shell", is_flag=True, help="Keep /bin/sh and common tools.")
+@click.option("--include-cert-all", is_flag=True, help="Keep all CA certificates.")
+@click.option("--exclude-pattern", multiple=True, help="Glob (with **) of paths to drop.")
+@click.option("--artifacts-dir", type=click.Path(), help="Keep all artifacts here.")
+@click.option("--report-file", type=click.Path(), help="Write the JSON report here.")
+@click.option("--removed-list", type=click.Path(), help="Write the removed paths here.")
+@click.option("--verify/--no-verify", default=True, show_default=True,
+              help="Replay the probes against the minified image.")
+@click.option("--fanotify/--no-fanotify", default=True, show_default=True,
+              help="Also watch the container filesystem with fanotify.")
+@click.pass_context
+def build(ctx: click.Context, image: str, **kw) -> None:
+    """Minify IMAGE: run it traced, probe it, keep only what it used."""
+    from .engine import connect
+    from .pipeline import build as run_build
+    from .report import render_text
+    from .ui import Progress
+
+    opts = build_options(image, kw)
+    client = connect()
+    report = run_build(client, opts, Progress())
+    click.echo(render_text(report))
+    if report.verify.get("status") == "failed":
+        from .errors import VerifyError
+        raise VerifyError("the minified image does not behave like the original "
+                          f"(kept as {report.output['image']}, labelled unverified)")
+
+
+def _raise_interrupted(signum, _frame) -> None:
+    # Cleanup runs on the way out; further signals must not cut it short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--debug"]
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        cli.main(args=args, prog_name="minify", standalone_mode=False)
+        return ExitStatus.OK
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return ExitStatus.USAGE
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("minify: error: interrupted", err=True)
+        return ExitStatus.INTERRUPTED
+    except MinifyError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"minify: error: {exc.message}", err=True)
+        if exc.detail:
+            click.echo(exc.detail, err=True)
+        return exc.exit_status
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a message
+        if debug:
+            traceback.print_exc()
+        click.echo(f"minify: internal error: {exc!r} (run with --debug for the traceback)",
+                   err=True)
+        return ExitStatus.ERROR
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

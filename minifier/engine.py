@@ -1,0 +1,76 @@
+"""Connect to the Docker engine and resolve the source image into an ImageInfo."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound
+
+from .errors import EngineError, ImageError
+from .records import ImageInfo
+
+__all__ = ["connect", "inspect_image", "image_info_from_attrs"]
+
+# Docker's reference grammar, simplified: [host[:port]/]path[:tag][@digest], or an id.
+_REFERENCE = re.compile(
+    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
+_IMAGE_ID = re.compile(r"^(sha256:)?[0-9a-f]{12,64}$")
+
+
+def connect(timeout: int = 120) -> docker.DockerClient:
+    """A client for the engine at DOCKER_HOST (or the default socket) that answers."""
+    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except (DockerException, OSError) as exc:
+        raise EngineError(
+            f"cannot reach the Docker engine at {where}: start it (make engine) "
+            "or set DOCKER_HOST") from exc
+    return client
+
+
+def validate_reference(ref: str) -> None:
+    if not (_REFERENCE.match(ref) or _IMAGE_ID.match(ref)):
+        raise ImageError(f"invalid image reference {ref!r}")
+
+
+def inspect_image(client: docker.DockerClient, ref: str) -> ImageInfo:
+    """Look the image up locally; minify never pulls (no registry is assumed)."""
+    validate_reference(ref)
+    try:
+        attrs = client.api.inspect_image(ref)
+    except ImageNotFound as exc:
+        raise ImageError(f"image {ref} not found in the local engine (minify never pulls: "
+                         f"docker pull or docker build it first)") from exc
+    except APIError as exc:
+        raise EngineError(f"inspecting {ref} failed: {exc.explanation or exc}") from exc
+    return image_info_from_attrs(ref, attrs)
+
+
+def image_info_from_attrs(ref: str, attrs: dict) -> ImageInfo:
+    config = attrs.get("Config") or {}
+    return ImageInfo(
+        ref=ref,
+        id=attrs["Id"],
+        repo_tags=tuple(attrs.get("RepoTags") or ()),
+        size=int(attrs.get("Size") or 0),
+        architecture=attrs.get("Architecture") or "",
+        os=attrs.get("Os") or "linux",
+        entrypoint=tuple(config.get("Entrypoint") or ()),
+        cmd=tuple(config.get("Cmd") or ()),
+        env=tuple(config.get("Env") or ()),
+        workdir=config.get("WorkingDir") or "",
+        user=config.get("User") or "",
+        exposed_ports=tuple(sorted(config.get("ExposedPorts") or {})),
+        volumes=tuple(sorted(config.get("Volumes") or {})),
+        labels=dict(config.get("Labels") or {}),
+        stop_signal=config.get("StopSignal") or "",
+        healthcheck=config.get("Healthcheck"),
+        config=config,
+    )

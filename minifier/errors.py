@@ -1,0 +1,94 @@
+"""The project's error hierarchy and exit codes; only the CLI turns them into exits."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = [
+    "ExitStatus",
+    "MinifyError",
+    "UsageError",
+    "ImageError",
+    "EngineError",
+    "AppError",
+    "ProbeError",
+    "VerifyError",
+    "ThresholdError",
+    "CapabilityError",
+    "Interrupted",
+]
+
+
+class ExitStatus(IntEnum):
+    """Documented exit codes of `minify` (README "Exit codes", `minify build --help`)."""
+
+    OK = 0
+    ERROR = 1  # unexpected internal error (a bug: run with --debug)
+    USAGE = 2  # bad option, option value or input file
+    IMAGE = 3  # image missing, invalid reference, refused tag, unusable image
+    ENGINE = 4  # Docker engine not reachable or failed
+    APP = 5  # the app did not start, exited early or never became ready
+    PROBE = 6  # probing failed: a 5xx, or no request succeeded
+    VERIFY = 7  # the minified image does not behave like the original
+    THRESHOLD = 8  # --min-ratio / --max-size not met
+    CAPABILITY = 9  # ptrace or fanotify not permitted here
+    INTERRUPTED = 130  # SIGINT (Ctrl-C)
+    TERMINATED = 143  # SIGTERM
+
+
+class MinifyError(Exception):
+    """Base of every error minify reports to the user as one line."""
+
+    exit_status: ExitStatus = ExitStatus.ERROR
+
+    def __init__(self, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        # Extra lines (an app's last output, a hint) shown below the one-line message.
+        self.detail = detail
+
+
+class UsageError(MinifyError):
+    exit_status = ExitStatus.USAGE
+
+
+class ImageError(MinifyError):
+    exit_status = ExitStatus.IMAGE
+
+
+class EngineError(MinifyError):
+    exit_status = ExitStatus.ENGINE
+
+
+class AppError(MinifyError):
+    exit_status = ExitStatus.APP
+
+
+class ProbeError(MinifyError):
+    exit_status = ExitStatus.PROBE
+
+
+class VerifyError(MinifyError):
+    exit_status = ExitStatus.VERIFY
+
+
+class ThresholdError(MinifyError):
+    exit_status = ExitStatus.THRESHOLD
+
+
+class CapabilityError(MinifyError):
+    exit_status = ExitStatus.CAPABILITY
+
+
+class Interrupted(MinifyError):
+    """Raised by the signal handler for SIGINT/SIGTERM so cleanup runs on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {name}")
+        self.signum = signum
+        self.exit_status = (
+            ExitStatus.TERMINATED if signum == signal.SIGTERM else ExitStatus.INTERRUPTED
+        )

@@ -1,0 +1,122 @@
+"""Exercise the traced app: readiness, HTTP probes, exec probes, then wait as asked.
+
+This is the orchestration between the runner and the `probes` package: probes know
+nothing of containers; they get a Target (127.0.0.1 and the published ports) and a
+way to ask whether the app is still alive.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Optional
+
+import probes
+from probes import ContinueAfter, ProbeSummary, Target
+
+from .errors import AppError, ProbeError, UsageError
+from .options import ProbeSetup
+from .records import ImageInfo
+from .runner import ExecOutcome, TracedContainer
+from .ui import Progress
+
+__all__ = ["Observation", "probe_ports", "observe", "check_probes"]
+
+
+@dataclass(frozen=True)
+class Observation:
+    http: Optional[ProbeSummary]
+    execs: tuple[ExecOutcome, ...]
+    target: Optional[Target]
+
+
+def probe_ports(image: ImageInfo, setup: ProbeSetup, expose: tuple[str, ...]) -> tuple[int, ...]:
+    """The container ports to probe; an error naming both fixes when there are none."""
+    if setup.http is None:
+        return ()
+    if setup.http.ports:
+        return tuple(setup.http.ports)
+    ports = sorted({int(p.split("/")[0]) for p in (*image.exposed_ports, *expose)
+                    if p.endswith("/tcp") or "/" not in p})
+    if not ports:
+        raise UsageError(f"image {image.ref} exposes no TCP port to probe: pass --expose PORT "
+                         "or --http-probe-ports PORT (or --no-http-probe with --exec)")
+    return tuple(ports)
+
+
+def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
+            ui: Progress) -> Observation:
+    summary, target = None, None
+    if setup.http is not None:
+        target = Target(host="127.0.0.1", ports={p: tc.ports[p] for p in ports})
+        ui.stage("ready", f"waiting for the app on port(s) {', '.join(map(str, ports))}")
+        try:
+            probes.wait_ready(target, ports, setup.http.start_wait, tc.app_alive)
+        except probes.AppExitedError as exc:
+            raise AppError(f"the app exited before it was ready: {exc}",
+                           detail=tc.app_output_tail()) from exc
+        except probes.NotReadyError as exc:
+            raise AppError(str(exc), detail=tc.app_output_tail()) from exc
+        ui.stage("probe", "probing over HTTP")
+        summary = probes.run(target, setup.http,
+                             on_request=lambda r: ui.info(_request_line(r)))
+    execs = []
+    for argv in setup.execs:
+        ui.stage("exec", f"exec probe: {' '.join(argv)}")
+        outcome = tc.run_exec(argv, setup.exec_timeout)
+        ui.info(f"exit code {outcome.exit_code}")
+        execs.append(outcome)
+    _continue_after(tc, setup.continue_after, ui)
+    return Observation(http=summary, execs=tuple(execs), target=target)
+
+
+def check_probes(obs: Observation, setup: ProbeSetup) -> None:
+    """Fail the build on dishonest success: 5xx answers or nothing that succeeded."""
+    if obs.http is not None:
+        failure = probes.evaluate(obs.http.requests, setup.http.fail_on)
+        if failure:
+            raise ProbeError(f"HTTP probing failed: {failure}")
+    for e in obs.execs:
+        if e.exit_code is None:
+            raise ProbeError(f"exec probe {' '.join(e.argv)!r} did not finish")
+
+
+def _request_line(r) -> str:
+    status = r.status if r.status is not None else f"error: {r.error}"
+    return f"{r.method} {r.path} (port {r.port}) -> {status}"
+
+
+def _continue_after(tc: TracedContainer, mode: ContinueAfter, ui: Progress) -> None:
+    if mode.mode in ("probe", "exec"):
+        return
+    if mode.mode == "timeout":
+        ui.stage("wait", f"observing for {mode.seconds:g} s more")
+        _wait_app_exit(tc, mode.seconds)
+    elif mode.mode == "signal":
+        ui.stage("wait", "observing until SIGUSR1")
+        _wait_signal(tc)
+    elif mode.mode == "enter":
+        ui.stage("wait", "observing until Enter is pressed")
+        sys.stdin.readline()
+
+
+def _wait_app_exit(tc: TracedContainer, seconds: Optional[float]) -> None:
+    proc = tc.app_process
+    if proc is not None:
+        try:
+            proc.wait(timeout=seconds)
+        except Exception:  # TimeoutExpired: the app keeps running, observation ends
+            pass
+
+
+def _wait_signal(tc: TracedContainer) -> None:
+    got = threading.Event()
+    previous = signal.signal(signal.SIGUSR1, lambda *_: got.set())
+    try:
+        while not got.wait(0.5):
+            if not tc.app_alive():
+                return
+    finally:
+        signal.signal(signal.SIGUSR1, previous)

@@ -1,0 +1,121 @@
+"""`minify build` as one function that reads top to bottom, one call per stage:
+
+inspect -> index the image -> run + trace + watch -> probe -> stop -> plan -> rebuild
+-> verify -> report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from typing import Iterator
+
+import docker
+
+from . import closure, imagefs, rebuild
+from .engine import inspect_image
+from .monitor import access_to_json, merge
+from .observe import check_probes, observe, probe_ports
+from .options import BuildOptions
+from .report import Report, dir_sizes, make_report, render_text, request_to_json, write_json
+from .runner import TracedContainer, launch_spec
+from .source import DockerExportSource
+from .ui import Progress
+from .users import resolve_user
+from .verify import verify
+
+__all__ = ["build", "render_text"]
+
+
+def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Report:
+    ui.stage("inspect", f"inspecting {opts.image}")
+    image = inspect_image(client, opts.image)
+    tag = opts.output.tag or rebuild.default_tag(image)
+    rebuild.check_tag(tag, image)
+    ports = probe_ports(image, opts.probe, opts.run.expose)
+
+    with _artifacts_dir(opts.output.artifacts_dir) as workdir:
+        ui.stage("index", "indexing the image filesystem")
+        source = DockerExportSource(client, image.id)
+        with source.open() as stream:
+            fs = imagefs.scan(stream)
+        spec = launch_spec(image, opts.run, resolve_user(fs, image.user))
+
+        ui.stage("run", f"starting {' '.join(spec.argv)} under trace")
+        with TracedContainer(client, image, spec, opts.run, workdir) as tc:
+            observation = observe(tc, ports, opts.probe, ui)
+            ui.stage("stop", "stopping the app")
+            observed = tc.finish()
+        check_probes(observation, opts.probe)
+        access = merge(observed.traces, observed.watch)
+        write_json(access_to_json(access), os.path.join(workdir, "access.json"))
+
+        ui.stage("plan", "computing what to keep")
+        # Every named path, not only successful ones: EEXIST, EACCES or a path the app
+        # deletes all mean the image must still have it; the image index decides.
+        plan = closure.plan(fs, access.accesses.keys(), image, opts.keep, source)
+        ui.stage("rebuild", f"building {tag}")
+        layer = rebuild.write_layer(fs, plan, source, os.path.join(workdir, "layer.tar"))
+        labels = {"minify.source.image": image.ref, "minify.source.id": image.id}
+        config = rebuild.output_config(image, labels)
+        result = rebuild.load_image(client, config, layer, tag)
+
+        ui.stage("verify", "verifying the minified image")
+        verdict = verify(client, image, result, observation, opts, ui)
+        if verdict["status"] == "failed":
+            # Keep the image for inspection, but never let it pass for a verified one.
+            config = rebuild.output_config(image, {**labels, "minify.verified": "false"})
+            result = rebuild.load_image(client, config, layer, tag)
+
+        ui.done()
+        removed = _removed_sizes(fs, plan)
+        report = make_report(image, result, plan, access, _probe_json(observation), verdict,
+                             removed, workdir if opts.output.artifacts_dir else "",
+                             warnings=(), timings=ui.timings)
+        _write_outputs(report, plan, fs, opts, workdir)
+    return report
+
+
+@contextlib.contextmanager
+def _artifacts_dir(path: str | None) -> Iterator[str]:
+    """The per-run directory; a temporary one (removed at the end) unless the user names one."""
+    if path:
+        os.makedirs(path, exist_ok=True)
+        yield os.path.abspath(path)
+        return
+    tmp = tempfile.mkdtemp(prefix="minify-")
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _removed_sizes(fs, plan):
+    kept = {k.path for k in plan.kept}
+    return dir_sizes((p, e.size) for p, e in fs.entries.items()
+                     if p not in kept and e.type == "file" and not e.artefact)
+
+
+def _probe_json(obs) -> dict:
+    http = obs.http
+    return {
+        "requests": [request_to_json(r) for r in http.requests] if http else [],
+        "counts": dict(http.counts) if http else {},
+        "discovered": list(http.discovered) if http else [],
+        "execs": [{"argv": list(e.argv), "exit_code": e.exit_code} for e in obs.execs],
+    }
+
+
+def _write_outputs(report: Report, plan, fs, opts: BuildOptions, workdir: str) -> None:
+    doc = report.to_json()
+    write_json(doc, os.path.join(workdir, "report.json"))
+    if opts.output.report_file:
+        write_json(doc, opts.output.report_file)
+    if opts.output.removed_list:
+        kept = {k.path for k in plan.kept}
+        with open(opts.output.removed_list, "w", encoding="utf-8", errors="surrogateescape") as f:
+            for path in sorted(fs.entries):
+                if path not in kept and not fs.entries[path].artefact:
+                    f.write(path + "\n")

@@ -1,0 +1,158 @@
+"""Plain typed records that the pipeline's stages take and return.
+
+Every stage output is a frozen dataclass so each stage can be tested alone and the
+pipeline reads as one chain of calls. Records own no behaviour beyond small derivations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+__all__ = [
+    "ImageInfo",
+    "LaunchSpec",
+    "FileEvent",
+    "TraceResult",
+    "WatchResult",
+    "Access",
+    "AccessRecord",
+    "KeptFile",
+    "BuildPlan",
+    "BuildResult",
+]
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What `docker image inspect` says about the source image, normalised."""
+
+    ref: str  # what the user typed
+    id: str  # sha256:...
+    repo_tags: tuple[str, ...]
+    size: int
+    architecture: str
+    os: str
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+    env: tuple[str, ...]  # "NAME=value"
+    workdir: str
+    user: str
+    exposed_ports: tuple[str, ...]  # "80/tcp"
+    volumes: tuple[str, ...]
+    labels: Mapping[str, str]
+    stop_signal: str
+    healthcheck: Optional[Mapping[str, object]]
+    config: Mapping[str, object]  # the raw Config block, carried into the output image
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """How the tracer starts one program: inside a container's namespaces or on the host.
+
+    `target_pid` is the host pid of a process whose namespaces (mnt, pid, net, ipc, uts,
+    cgroup) and root the program joins; None runs it on the host (unit tests).
+    """
+
+    argv: tuple[str, ...]
+    env: tuple[str, ...] = ()  # "NAME=value"
+    workdir: str = "/"
+    uid: int = 0
+    gid: int = 0
+    groups: tuple[int, ...] = ()
+    target_pid: Optional[int] = None
+    output_path: Optional[str] = None  # stdout+stderr go here; None inherits the tracer's
+    stdin_path: str = "/dev/null"
+    keep_caps: Optional[tuple[str, ...]] = None  # bounding set to keep ("CHOWN", ...); None: all
+    all_syscalls: bool = False  # stop on every syscall (exact syscall counts) instead of seccomp
+
+
+@dataclass(frozen=True)
+class FileEvent:
+    """One observed file access, with an absolute path as the container sees it."""
+
+    path: str
+    op: str  # syscall name ("openat", "execve", ...) or fanotify kind ("open", "access", "exec")
+    ok: bool  # the syscall succeeded (fanotify events are always True)
+    exe: str  # the executable that made the access (container path)
+    pid: int = 0
+    source: str = "ptrace"  # "ptrace" | "fanotify"
+    errno: int = 0
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    """What the ptrace tracer saw of one launched program and all its descendants."""
+
+    events: tuple[FileEvent, ...]
+    syscall_counts: Mapping[str, int]
+    exit_status: Optional[int]  # of the launched process: exit code, or -signal
+    processes: int = 0  # how many tasks were traced in total
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WatchResult:
+    """What the fanotify watcher saw on the container's root filesystem."""
+
+    events: tuple[FileEvent, ...]
+    overflows: int = 0
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Access:
+    """Everything known about one container path after merging all monitors."""
+
+    path: str
+    ops: frozenset[str]
+    exes: frozenset[str]
+    sources: frozenset[str]
+    exists: bool  # at least one access to it succeeded
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    """The merged record of every path the app touched; saved as access.json."""
+
+    accesses: Mapping[str, Access]
+    syscall_counts: Mapping[str, int] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def existing(self) -> list[str]:
+        return sorted(p for p, a in self.accesses.items() if a.exists)
+
+
+@dataclass(frozen=True)
+class KeptFile:
+    """One path of the output image and why it is there."""
+
+    path: str
+    size: int
+    kind: str  # "file", "dir", "symlink", "hardlink", "char", "block", "fifo"
+    reasons: tuple[str, ...]  # "accessed", "parent", "symlink", "elf-dep", "shebang", ...
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """The closure of the access record over the image filesystem."""
+
+    kept: tuple[KeptFile, ...]
+    total_files: int
+    total_size: int
+    excluded: tuple[str, ...] = ()  # paths removed by --exclude-pattern
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def kept_size(self) -> int:
+        return sum(k.size for k in self.kept)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """The image that was built."""
+
+    image_id: str
+    tag: str
+    size: int
+    layer_path: str  # the layer tar kept in the artifacts dir

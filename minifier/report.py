@@ -1,0 +1,138 @@
+"""The before/after report: built once at the end from the stage records.
+
+The JSON document is versioned (`schema`) and its keys are pinned by a contract test;
+the human summary is rendered from the same record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Mapping, Optional, Sequence
+
+from .records import AccessRecord, BuildPlan, BuildResult, ImageInfo
+
+__all__ = ["SCHEMA", "Report", "make_report", "write_json", "render_text", "dir_sizes",
+           "request_to_json"]
+
+SCHEMA = "minify.report/v1"
+
+
+@dataclass(frozen=True)
+class Report:
+    source: Mapping[str, object]
+    output: Mapping[str, object]
+    ratio: float
+    files: Mapping[str, int]
+    kept: Sequence[Mapping[str, object]]
+    excluded: Sequence[str]
+    probe: Mapping[str, object]
+    access: Mapping[str, object]
+    verify: Mapping[str, object]
+    biggest_kept_dirs: Sequence[Mapping[str, object]]
+    biggest_removed_dirs: Sequence[Mapping[str, object]]
+    warnings: Sequence[str]
+    artifacts_dir: str
+    timings: Mapping[str, float] = field(default_factory=dict)
+    schema: str = SCHEMA
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def dir_sizes(paths_sizes: Iterable[tuple[str, int]], depth: int = 3) -> Counter:
+    """Bytes per directory prefix of at most `depth` components (for 'biggest dirs')."""
+    sizes: Counter = Counter()
+    for path, size in paths_sizes:
+        parts = posixpath.dirname(path).strip("/").split("/")
+        key = "/" + "/".join(p for p in parts[:depth] if p)
+        sizes[key] += size
+    return sizes
+
+
+def _top(counter: Counter, n: int = 5) -> list[dict]:
+    return [{"path": p, "size": s} for p, s in counter.most_common(n) if s > 0]
+
+
+def request_to_json(r) -> dict:
+    return {"method": r.method, "path": r.path, "port": r.port, "protocol": r.protocol,
+            "status": r.status, "content_type": r.content_type, "length": r.length,
+            "sha256": r.sha256, "elapsed": round(r.elapsed, 4), "error": r.error,
+            "origin": r.origin}
+
+
+def make_report(image: ImageInfo, result: BuildResult, plan: BuildPlan,
+                access: AccessRecord, probe: Mapping[str, object],
+                verify: Mapping[str, object], removed_sizes: Counter,
+                artifacts_dir: str, warnings: Sequence[str] = (),
+                timings: Optional[Mapping[str, float]] = None) -> Report:
+    kept_files = [k for k in plan.kept]
+    return Report(
+        source={"image": image.ref, "id": image.id, "size": image.size},
+        output={"image": result.tag, "id": result.image_id, "size": result.size},
+        ratio=round(image.size / result.size, 2) if result.size else 0.0,
+        files={"kept": len(kept_files), "total": plan.total_files,
+               "kept_size": plan.kept_size, "total_size": plan.total_size},
+        kept=[{"path": k.path, "size": k.size, "kind": k.kind, "reasons": list(k.reasons)}
+              for k in kept_files],
+        excluded=list(plan.excluded),
+        probe=probe,
+        access={"paths": len(access.accesses), "existing": len(access.existing()),
+                "file": "access.json", "syscall_counts": dict(access.syscall_counts)},
+        verify=verify,
+        biggest_kept_dirs=_top(dir_sizes((k.path, k.size) for k in kept_files)),
+        biggest_removed_dirs=_top(removed_sizes),
+        warnings=[*plan.warnings, *access.warnings, *warnings],
+        artifacts_dir=artifacts_dir,
+        timings=dict(timings or {}),
+    )
+
+
+def write_json(doc: dict, path: str) -> None:
+    """Write atomically: a reader never sees half a report."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".report-", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=2, sort_keys=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def render_text(report: Report) -> str:
+    src, out = report.source, report.output
+    counts = report.probe.get("counts") or {}
+    lines = [
+        f"source  {src['image']}  {human_size(src['size'])}",
+        f"output  {out['image']}  {human_size(out['size'])}  ({out['id'][:19]})",
+        f"ratio   {report.ratio}x smaller",
+        f"files   {report.files['kept']} kept of {report.files['total']} "
+        f"({human_size(report.files['kept_size'])} of {human_size(report.files['total_size'])})",
+        "probe   " + (", ".join(f"{k}: {v}" for k, v in counts.items() if v) or "none"),
+        f"verify  {report.verify.get('status')}",
+    ]
+    for title, rows in (("biggest kept dirs", report.biggest_kept_dirs),
+                        ("biggest removed dirs", report.biggest_removed_dirs)):
+        if rows:
+            lines.append(f"{title}:")
+            lines.extend(f"  {human_size(r['size']):>9}  {r['path']}" for r in rows)
+    if report.excluded:
+        lines.append(f"excluded by --exclude-pattern: {len(report.excluded)} path(s)")
+    lines.extend(f"warning: {w}" for w in report.warnings)
+    lines.append(f"artifacts: {report.artifacts_dir}")
+    return "\n".join(lines)

@@ -1,0 +1,295 @@
+"""Start the image's app inside a container, traced from its first instruction.
+
+The container's PID 1 is a tiny do-nothing program (see pause.py) bind-mounted read-only,
+so the container exists with all its namespaces, ports and mounts, but the app is not
+yet running. The tracer then enters those namespaces from the host and execs the app
+with exactly the image's Entrypoint + Cmd, Env, WorkingDir and User. The fanotify watcher
+marks the container's root filesystem before the app starts. Everything created here is
+removed on every exit path: the context manager's exit runs on errors and on the
+Interrupted exception that the CLI raises for SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass, field, replace
+from typing import Optional
+
+import docker
+from docker.errors import APIError, DockerException
+
+from .errors import AppError, EngineError, ImageError, MinifyError
+from .pause import write_pause
+from .records import ImageInfo, LaunchSpec, TraceResult, WatchResult
+from .tracer import result_from_json, spec_to_json
+from .users import Credentials
+from .watcher import Watcher
+
+__all__ = ["RunOptions", "ExecOutcome", "ObservedRun", "TracedContainer", "launch_spec",
+           "DOCKER_DEFAULT_CAPS", "RUN_LABEL"]
+
+RUN_LABEL = "minify.run"
+PAUSE_PATH = "/.minify-pause"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The capabilities `docker run` gives a container by default: the traced app gets
+# exactly these as its bounding set, never the tracer's full root set.
+DOCKER_DEFAULT_CAPS = (
+    "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
+    "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
+)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    entrypoint: Optional[tuple[str, ...]] = None
+    cmd: Optional[tuple[str, ...]] = None
+    env: tuple[str, ...] = ()
+    workdir: Optional[str] = None
+    expose: tuple[str, ...] = ()  # extra ports, "8080" or "8080/tcp"
+    fanotify: bool = True
+    all_syscalls: bool = False
+    stop_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class ExecOutcome:
+    argv: tuple[str, ...]
+    exit_code: Optional[int]
+    output: str
+    trace: Optional[TraceResult]
+
+
+@dataclass(frozen=True)
+class ObservedRun:
+    traces: tuple[TraceResult, ...]
+    watch: Optional[WatchResult]
+    app_output: str
+    execs: tuple[ExecOutcome, ...] = field(default_factory=tuple)
+
+
+def _merge_env(base: tuple[str, ...], extra: tuple[str, ...]) -> tuple[str, ...]:
+    merged: dict[str, str] = {}
+    for item in (*base, *extra):
+        name, _, value = item.partition("=")
+        merged[name] = value
+    return tuple(f"{k}={v}" for k, v in merged.items())
+
+
+def launch_spec(image: ImageInfo, opts: RunOptions, creds: Credentials) -> LaunchSpec:
+    """The app's LaunchSpec with Docker's semantics for Entrypoint, Cmd, Env and WorkDir."""
+    if opts.entrypoint is not None:
+        entrypoint, cmd = opts.entrypoint, opts.cmd or ()  # like docker: --entrypoint drops Cmd
+    else:
+        entrypoint, cmd = image.entrypoint, opts.cmd if opts.cmd is not None else image.cmd
+    argv = (*entrypoint, *cmd)
+    if not argv:
+        raise ImageError(f"image {image.ref} has no Entrypoint or Cmd: pass --cmd or --entrypoint")
+    env = _merge_env(image.env, opts.env)
+    names = {e.partition("=")[0] for e in env}
+    defaults = tuple(d for d in (f"PATH={DEFAULT_PATH}", f"HOME={creds.home}")
+                     if d.partition("=")[0] not in names)
+    return LaunchSpec(
+        argv=argv, env=(*defaults, *env), workdir=opts.workdir or image.workdir or "/",
+        uid=creds.uid, gid=creds.gid, groups=creds.groups,
+        keep_caps=DOCKER_DEFAULT_CAPS, all_syscalls=opts.all_syscalls,
+    )
+
+
+def _port_spec(port: str) -> str:
+    return port if "/" in port else f"{port}/tcp"
+
+
+class TracedContainer:
+    """A container whose app runs under the tracer; use as a context manager."""
+
+    def __init__(self, client: docker.DockerClient, image: ImageInfo, spec: LaunchSpec,
+                 opts: RunOptions, workdir: str) -> None:
+        self._client = client
+        self._image = image
+        self._spec = spec
+        self._opts = opts
+        self._dir = workdir
+        self._id = secrets.token_hex(6)
+        self._container = None
+        self._watcher: Optional[Watcher] = None
+        self._app: Optional[subprocess.Popen] = None
+        self._execs: list[ExecOutcome] = []
+        self._exec_traces: list[TraceResult] = []
+        self.ports: dict[int, int] = {}
+        self.pid1 = 0
+
+    @property
+    def name(self) -> str:
+        return f"minify-{self._id}"
+
+    @property
+    def app_log(self) -> str:
+        return os.path.join(self._dir, "app.log")
+
+    def __enter__(self) -> TracedContainer:
+        try:
+            self._create_and_start()
+            if self._opts.fanotify:
+                self._watcher = Watcher(self._merged_dir())
+                self._watcher.start()
+            spec = replace(self._spec, target_pid=self.pid1, output_path=self.app_log)
+            self._app = self._start_tracer(spec, "app")
+        except BaseException:
+            self._cleanup()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._cleanup()
+
+    @property
+    def app_process(self) -> Optional[subprocess.Popen]:
+        return self._app
+
+    def app_alive(self) -> bool:
+        return self._app is not None and self._app.poll() is None
+
+    def app_output_tail(self, lines: int = 20) -> str:
+        try:
+            with open(self.app_log, "rb") as f:
+                data = f.read()[-65536:]
+        except OSError:
+            return ""
+        return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+    def run_exec(self, argv: tuple[str, ...], timeout: float) -> ExecOutcome:
+        """Run a command inside the container, traced, and wait for it (an exec probe)."""
+        n = len(self._execs)
+        out = os.path.join(self._dir, f"exec-{n}.log")
+        spec = replace(self._spec, argv=argv, target_pid=self.pid1, output_path=out)
+        proc = self._start_tracer(spec, f"exec-{n}")
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            proc.wait(timeout=self._opts.stop_timeout)
+        trace = self._read_result(f"exec-{n}")
+        with open(out, "rb") as f:
+            output = f.read().decode("utf-8", "replace")
+        outcome = ExecOutcome(argv=argv, exit_code=trace.exit_status if trace else None,
+                              output=output, trace=trace)
+        self._execs.append(outcome)
+        return outcome
+
+    def finish(self) -> ObservedRun:
+        """Stop the container (which ends the app) and collect what the monitors saw."""
+        self._kill_container()
+        traces = []
+        if self._app is not None:
+            try:
+                self._app.wait(timeout=self._opts.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self._app.terminate()
+                self._app.wait(timeout=self._opts.stop_timeout)
+            app_trace = self._read_result("app")
+            if app_trace is None:
+                raise MinifyError("the tracer ended without a result",
+                                  detail=self._tail(os.path.join(self._dir, "tracer-app.log")))
+            traces.append(app_trace)
+        traces.extend(e.trace for e in self._execs if e.trace is not None)
+        watch = None
+        if self._watcher is not None:
+            self._watcher.stop()
+            watch = self._watcher.result()
+            self._watcher = None
+        return ObservedRun(traces=tuple(traces), watch=watch,
+                           app_output=self.app_output_tail(50), execs=tuple(self._execs))
+
+    # -- internals -------------------------------------------------------------------
+
+    def _create_and_start(self) -> None:
+        pause = write_pause(self._dir)
+        ports = {_port_spec(p): ("127.0.0.1", None)
+                 for p in (*self._image.exposed_ports, *self._opts.expose)}
+        try:
+            self._container = self._client.containers.create(
+                self._image.id, name=self.name, entrypoint=[PAUSE_PATH], command=[],
+                user="0:0", labels={RUN_LABEL: self._id}, ports=ports,
+                volumes={pause: {"bind": PAUSE_PATH, "mode": "ro"}},
+                healthcheck={"test": ["NONE"]}, cap_drop=["ALL"], detach=True,
+            )
+            self._container.start()
+            self._container.reload()
+        except (APIError, DockerException) as exc:
+            raise EngineError(f"starting a container from {self._image.ref} failed: "
+                              f"{getattr(exc, 'explanation', None) or exc}") from exc
+        state = self._container.attrs["State"]
+        if not state.get("Running"):
+            raise EngineError(f"the container for {self._image.ref} did not start: "
+                              f"{state.get('Error') or state.get('Status')}")
+        self.pid1 = int(state["Pid"])
+        for key, bindings in (self._container.attrs["NetworkSettings"]["Ports"] or {}).items():
+            port, _, proto = key.partition("/")
+            if proto == "tcp" and bindings:
+                self.ports[int(port)] = int(bindings[0]["HostPort"])
+
+    def _merged_dir(self) -> str:
+        data = self._container.attrs.get("GraphDriver", {}).get("Data") or {}
+        merged = data.get("MergedDir")
+        if not merged:
+            return f"/proc/{self.pid1}/root"
+        return merged
+
+    def _start_tracer(self, spec: LaunchSpec, name: str) -> subprocess.Popen:
+        spec_path = os.path.join(self._dir, f"{name}.spec.json")
+        with open(spec_path, "w") as f:
+            json.dump(spec_to_json(spec), f)
+        log = open(os.path.join(self._dir, f"tracer-{name}.log"), "wb")
+        try:
+            # Own session: a terminal's Ctrl-C reaches minify only, which then cleans up.
+            return subprocess.Popen(
+                [sys.executable, "-m", "minifier.tracer", spec_path,
+                 os.path.join(self._dir, f"{name}.trace.json")],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        finally:
+            log.close()
+
+    def _read_result(self, name: str) -> Optional[TraceResult]:
+        try:
+            with open(os.path.join(self._dir, f"{name}.trace.json")) as f:
+                return result_from_json(json.load(f))
+        except (OSError, ValueError):
+            return None
+
+    def _tail(self, path: str, lines: int = 20) -> str:
+        try:
+            with open(path, "rb") as f:
+                return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def _kill_container(self) -> None:
+        if self._container is None:
+            return
+        try:
+            self._container.kill()
+        except (APIError, DockerException):
+            pass  # already stopped: the app exited and took PID 1's namespace with it
+
+    def _cleanup(self) -> None:
+        if self._container is not None:
+            try:
+                self._container.remove(force=True)
+            except (APIError, DockerException):
+                pass
+            self._container = None
+        for proc in (self._app,):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=self._opts.stop_timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None

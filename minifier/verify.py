@@ -1,0 +1,185 @@
+"""Prove the minified image behaves like the original, by replaying every probe.
+
+The minified image runs under a plain `docker run` (no tracer, no extra mounts, the
+same published ports); every HTTP request is replayed in order and compared with what
+the original answered while traced. The original is also run a second time, untraced,
+so that answers that differ between two runs of the original (a clock, a random id)
+are detected as nondeterministic and compared by status only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import docker
+from docker.errors import APIError, DockerException
+
+import probes
+from probes import RequestResult, Target
+
+from .observe import Observation
+from .options import BuildOptions
+from .records import BuildResult, ImageInfo
+from .runner import RUN_LABEL
+from .ui import Progress
+
+__all__ = ["verify", "LOADER_ERRORS", "find_loader_errors", "compare"]
+
+LOADER_ERRORS = re.compile(
+    r"cannot open shared object file|No such file or directory|ModuleNotFoundError|"
+    r"Cannot find module|: not found|error while loading shared libraries"
+)
+
+
+@dataclass(frozen=True)
+class _Run:
+    requests: tuple[RequestResult, ...]
+    execs: tuple[tuple[Optional[int], str], ...]
+    running: bool
+    logs: str
+
+
+def find_loader_errors(logs: str, original_logs: str = "") -> list[str]:
+    """Loader/interpreter error lines of the minified run that the original run did not print.
+
+    Digits are ignored when comparing, so timestamps and pids do not count as a difference.
+    """
+    def norm(line: str) -> str:
+        return re.sub(r"[0-9]+", "", line).strip()
+    known = {norm(line) for line in original_logs.splitlines()}
+    return [line for line in logs.splitlines()
+            if LOADER_ERRORS.search(line) and norm(line) not in known]
+
+
+def compare(original: Sequence[RequestResult], again: Sequence[RequestResult],
+            minified: Sequence[RequestResult]) -> tuple[list[dict], list[dict]]:
+    """Per request: how it was compared, and the mismatches."""
+    compared, mismatches = [], []
+    for o, a, m in zip(original, again, minified):
+        nondet = o.status != a.status or o.sha256 != a.sha256
+        how = "status" if nondet else "status+body"
+        ok = o.status == m.status and (nondet or o.sha256 == m.sha256)
+        row = {"method": o.method, "path": o.path, "port": o.port, "compared": how,
+               "original_status": o.status, "minified_status": m.status,
+               "nondeterministic": nondet, "ok": ok}
+        compared.append(row)
+        if not ok:
+            mismatches.append({**row, "minified_error": m.error})
+    return compared, mismatches
+
+
+def verify(client: docker.DockerClient, image: ImageInfo, result: BuildResult,
+           obs: Observation, opts: BuildOptions, ui: Progress) -> dict:
+    if not opts.output.verify:
+        return {"status": "skipped", "mismatches": [], "requests": []}
+    recorded = obs.http.requests if obs.http else ()
+    again = _run_plain(client, image.id, opts, obs, recorded)
+    minified = _run_plain(client, result.image_id, opts, obs, recorded)
+    compared, mismatches = compare(recorded, again.requests, minified.requests)
+    for (o_code, o_out), (m_code, m_out), e in zip(again.execs, minified.execs, obs.execs):
+        if (o_code, o_out) != (m_code, m_out):
+            mismatches.append({"exec": list(e.argv), "original_exit_code": o_code,
+                               "minified_exit_code": m_code,
+                               "minified_output": m_out[-2000:]})
+    loader = find_loader_errors(minified.logs, again.logs)
+    if recorded and again.running and not minified.running:
+        mismatches.append({"container": "the minified container stopped while the "
+                                        "original kept running"})
+    for line in loader:
+        mismatches.append({"log": line})
+    status = "failed" if mismatches else "passed"
+    for m in mismatches:
+        ui.warn(f"verification: {m}")
+    return {"status": status, "mismatches": mismatches, "requests": compared,
+            "minified_output": minified.logs.splitlines()[-20:] if mismatches else []}
+
+
+def _run_plain(client, image_id: str, opts: BuildOptions, obs: Observation,
+               recorded: Sequence[RequestResult]) -> _Run:
+    requests: tuple[RequestResult, ...] = ()
+    running, logs = False, ""
+    if recorded:
+        container = _start(client, image_id, opts, obs.target.ports)
+        try:
+            container.reload()
+            target = Target(host="127.0.0.1", ports=_published(container))
+            alive = _alive_check(container)
+            try:
+                probes.wait_ready(target, tuple(obs.target.ports), opts.probe.http.start_wait,
+                                  alive)
+                requests = probes.replay(target, recorded)
+            except (probes.NotReadyError, probes.AppExitedError) as exc:
+                requests = tuple(_failed(r, str(exc)) for r in recorded)
+            running = alive()
+            logs = container.logs().decode("utf-8", "replace")
+        finally:
+            _remove(container)
+    execs = tuple(_run_exec(client, image_id, argv, opts) for argv in (e.argv for e in obs.execs))
+    return _Run(requests=requests, execs=execs, running=running, logs=logs)
+
+
+def _failed(r: RequestResult, error: str) -> RequestResult:
+    from dataclasses import replace
+    return replace(r, status=None, sha256="", length=0, error=error)
+
+
+def _alive_check(container):
+    def alive() -> bool:
+        try:
+            container.reload()
+        except (APIError, DockerException):
+            return False
+        return container.status == "running"
+    return alive
+
+
+def _published(container) -> dict[int, int]:
+    ports = {}
+    for key, bindings in (container.attrs["NetworkSettings"]["Ports"] or {}).items():
+        port, _, proto = key.partition("/")
+        if proto == "tcp" and bindings:
+            ports[int(port)] = int(bindings[0]["HostPort"])
+    return ports
+
+
+def _start(client, image_id: str, opts: BuildOptions, ports):
+    kwargs = _overrides(opts)
+    publish = {f"{p}/tcp": ("127.0.0.1", None) for p in ports}
+    return client.containers.run(image_id, detach=True, ports=publish,
+                                 labels={RUN_LABEL: "verify"}, **kwargs)
+
+
+def _overrides(opts: BuildOptions) -> dict:
+    run = opts.run
+    kwargs: dict = {}
+    if run.entrypoint is not None:
+        kwargs["entrypoint"] = list(run.entrypoint)
+    if run.cmd is not None:
+        kwargs["command"] = list(run.cmd)
+    if run.env:
+        kwargs["environment"] = list(run.env)
+    if run.workdir:
+        kwargs["working_dir"] = run.workdir
+    return kwargs
+
+
+def _run_exec(client, image_id: str, argv, opts: BuildOptions) -> tuple[Optional[int], str]:
+    container = client.containers.create(image_id, entrypoint=[argv[0]], command=list(argv[1:]),
+                                         labels={RUN_LABEL: "verify"},
+                                         **{k: v for k, v in _overrides(opts).items()
+                                            if k not in ("entrypoint", "command")})
+    try:
+        container.start()
+        code = container.wait(timeout=opts.probe.exec_timeout).get("StatusCode")
+        return code, container.logs().decode("utf-8", "replace")
+    finally:
+        _remove(container)
+
+
+def _remove(container) -> None:
+    try:
+        container.remove(force=True)
+    except (APIError, DockerException):
+        pass

@@ -1,0 +1,142 @@
+"""`minify build` end to end on the sandbox images: the minified image runs with a plain
+`docker run` and answers the probed requests exactly like the original."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+
+import pytest
+import requests
+
+from minifier.cli import main
+from probes import Target, wait_ready
+
+from .conftest import SANDBOX
+
+NONDETERMINISTIC = {"/api/time"}
+
+
+def _build(tmp_path_factory, name, *extra):
+    art = tmp_path_factory.mktemp(f"art-{name}")
+    tag = f"minify-test/{name}.min:e2e"
+    code = main(["build", SANDBOX[name], "--tag", tag, "--artifacts-dir", str(art),
+                 "--report-file", str(art / "report-copy.json"), *extra])
+    report = json.loads((art / "report-copy.json").read_text()) if code == 0 else None
+    return code, tag, report, art
+
+
+@pytest.fixture(scope="module")
+def built(client, tmp_path_factory):
+    results = {}
+    yield lambda name, *extra: results.get(name) or results.setdefault(
+        name, _build(tmp_path_factory, name, *extra))
+    for _, tag, _, _ in results.values():
+        try:
+            client.images.remove(tag, force=True)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _answers(client, image, port, paths):
+    """Start `image` with a plain docker run and GET each path; (status, sha256) per path."""
+    container = client.containers.run(image, detach=True, labels={"minify.run": "test"},
+                                      ports={f"{port}/tcp": ("127.0.0.1", None)})
+    try:
+        container.reload()
+        host_port = int(container.attrs["NetworkSettings"]["Ports"][f"{port}/tcp"][0]["HostPort"])
+
+        def alive():
+            container.reload()
+            return container.status == "running"
+
+        wait_ready(Target(ports={port: host_port}), (port,), 60, alive)
+        session = requests.Session()
+        session.trust_env = False
+        out = {}
+        for path in paths:
+            r = session.get(f"http://127.0.0.1:{host_port}{path}", timeout=10,
+                            allow_redirects=False)
+            out[path] = (r.status_code, hashlib.sha256(r.content).hexdigest())
+        return out
+    finally:
+        container.remove(force=True)
+
+
+def _probed_paths(report):
+    return sorted({r["path"] for r in report["probe"]["requests"]
+                   if r["method"] == "GET" and r["status"] is not None})
+
+
+@pytest.mark.parametrize("name,port,min_ratio", [
+    ("nginx", 80, 15), ("python", 8080, 6), ("busybox", 8080, 1), ("quirks", 8080, 1)])
+def test_minified_answers_like_the_original(client, built, name, port, min_ratio):
+    code, tag, report, _ = built(name)
+    assert code == 0
+    assert report["verify"]["status"] == "passed"
+    assert report["ratio"] >= min_ratio, report["ratio"]
+    paths = _probed_paths(report)
+    assert "/" in paths
+    original = _answers(client, SANDBOX[name], port, paths)
+    minified = _answers(client, tag, port, paths)
+    for path in paths:
+        if path in NONDETERMINISTIC:
+            assert minified[path][0] == original[path][0]
+        else:
+            assert minified[path] == original[path], path
+    img = client.images.get(tag)
+    assert len(img.attrs["RootFS"]["Layers"]) == 1
+    src = client.images.get(SANDBOX[name]).attrs["Config"]
+    out = img.attrs["Config"]
+    for key in ("Entrypoint", "Cmd", "Env", "WorkingDir", "User", "ExposedPorts"):
+        assert out.get(key) == src.get(key), key
+    assert out["Labels"]["minify.source.id"] == client.images.get(SANDBOX[name]).id
+
+
+def test_nginx_crawl_reaches_every_page(built):
+    _, _, report, _ = built("nginx")
+    paths = _probed_paths(report)
+    for path in ("/about.html", "/docs/", "/docs/page2.html", "/css/site.css",
+                 "/img/logo.png", "/img/bg.png", "/js/app.js"):
+        assert path in paths, path
+
+
+def _layer_members(client, tag):
+    container = client.containers.create(tag, command=["/none"], labels={"minify.run": "test"})
+    try:
+        data = b"".join(container.export())
+    finally:
+        container.remove(force=True)
+    return tarfile.open(fileobj=io.BytesIO(data))
+
+
+def test_quirks_survive(client, built):
+    code, tag, report, _ = built("quirks")
+    assert code == 0
+    tar = _layer_members(client, tag)
+    suid = tar.getmember("usr/local/bin/suid-tool")
+    assert suid.mode & 0o4000
+    start = tar.getmember("usr/local/bin/start")
+    assert start.issym() and start.linkname == "/opt/quirks/start.sh"
+    os_release = tar.extractfile(tar.getmember("usr/lib/os-release")).read()
+    assert b"MINIFY_QUIRKS=image-copy" in os_release  # the image's file, never the host's
+    assert client.images.get(tag).attrs["Config"]["User"] == client.images.get(
+        SANDBOX["quirks"]).attrs["Config"]["User"]
+    kept = {k["path"]: k["reasons"] for k in report["kept"]}
+    assert "/usr/bin/dash" in kept and "/usr/bin/sh" in kept  # the script's #!/bin/sh
+    assert "/opt/quirks/start.sh" in kept
+    assert not any(p.startswith("/.minify") or p == "/.dockerenv" for p in kept)
+
+
+def test_cli_tool_with_exec_probe(client, built):
+    code, tag, report, art = built("jq", "--no-http-probe", "--exec", "jq .name /data/sample.json")
+    assert code == 0
+    assert report["probe"]["execs"] == [{"argv": ["jq", ".name", "/data/sample.json"],
+                                         "exit_code": 0}]
+    out = client.containers.run(tag, entrypoint=["jq"], command=[".name", "/data/sample.json"],
+                                remove=True)
+    assert out.strip() == b'"minify"'
+    access = json.loads((art / "access.json").read_text())
+    assert "/data/sample.json" in {p["path"] for p in access["paths"]}

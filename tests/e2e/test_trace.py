@@ -1,0 +1,114 @@
+"""The runner + tracer + watcher on real containers: what each sample app touches."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import requests
+
+from minifier.engine import inspect_image
+from minifier.monitor import merge
+from minifier.runner import RunOptions, TracedContainer, launch_spec
+from minifier.source import DockerExportSource
+from minifier import imagefs
+from minifier.users import resolve_user
+from probes import Target, wait_ready
+
+from .conftest import SANDBOX
+
+
+def _observe(client, tmp_path, name, paths, port):
+    image = inspect_image(client, SANDBOX[name])
+    with DockerExportSource(client, image.id).open() as stream:
+        fs = imagefs.scan(stream)
+    spec = launch_spec(image, RunOptions(), resolve_user(fs, image.user))
+    with TracedContainer(client, image, spec, RunOptions(), str(tmp_path)) as tc:
+        target = Target(host="127.0.0.1", ports={port: tc.ports[port]})
+        wait_ready(target, (port,), 60, tc.app_alive)
+        session = requests.Session()
+        session.trust_env = False
+        answers = {p: session.get(f"http://127.0.0.1:{tc.ports[port]}{p}", timeout=10)
+                   for p in paths}
+        observed = tc.finish()
+    return merge(observed.traces, observed.watch), answers, observed
+
+
+def test_nginx_trace(client, tmp_path):
+    record, answers, _ = _observe(client, tmp_path, "nginx", ["/", "/about.html"], 80)
+    assert all(r.status_code == 200 for r in answers.values())
+    seen = record.existing()
+    for path in ("/usr/sbin/nginx", "/etc/nginx/nginx.conf"):
+        assert path in seen
+    assert any(p.endswith("/ld-linux-x86-64.so.2") for p in seen)
+    assert any(p.endswith("/libc.so.6") for p in seen)
+    served = [p for p in seen if p.endswith("/index.html") or p.endswith("/about.html")]
+    assert len(served) >= 2, served
+    assert record.accesses["/usr/sbin/nginx"].ops & {"exec", "execve"}
+
+
+def test_python_trace_sees_modules_and_per_request_exec(client, tmp_path):
+    record, answers, observed = _observe(client, tmp_path, "python",
+                                         ["/api/uname", "/api/greeting"], 8080)
+    assert answers["/api/uname"].json()["uname"].strip() == "Linux"
+    greeting = answers["/api/greeting"].json()
+    assert greeting["cwd"] == "/app" and greeting["uid"] != 0
+    seen = record.existing()
+    assert "/app/app.py" in seen
+    assert any(p.startswith("/usr/bin/python3") for p in seen)
+    assert any("/flask/" in p and p.endswith(".py") for p in seen)
+    assert "/usr/bin/uname" in seen
+    assert "exec" in record.accesses["/usr/bin/uname"].ops
+
+
+def test_busybox_trace_sees_symlinked_applet(client, tmp_path):
+    record, answers, _ = _observe(client, tmp_path, "busybox", ["/"], 8080)
+    assert answers["/"].status_code == 200
+    seen = record.existing()
+    assert "/bin/httpd" in seen  # the symlinked entrypoint, as named
+    assert "/bin/busybox" in seen  # what it points to
+    assert "/www/index.html" in seen
+
+
+def test_fanotify_sees_docker_exec(client, tmp_path):
+    image = inspect_image(client, SANDBOX["busybox"])
+    with DockerExportSource(client, image.id).open() as stream:
+        fs = imagefs.scan(stream)
+    spec = launch_spec(image, RunOptions(), resolve_user(fs, image.user))
+    with TracedContainer(client, image, spec, RunOptions(), str(tmp_path)) as tc:
+        wait_ready(Target(ports={8080: tc.ports[8080]}), (8080,), 60, tc.app_alive)
+        container = client.containers.get(tc.name)
+        code, _ = container.exec_run(["/bin/cat", "/www/page.html"])
+        assert code == 0
+        observed = tc.finish()
+    by_fanotify = {e.path for e in observed.watch.events}
+    assert "/www/page.html" in by_fanotify
+    ptrace_paths = {e.path for t in observed.traces for e in t.events}
+    assert "/www/page.html" not in ptrace_paths  # only fanotify can see a docker exec
+
+
+def test_app_output_and_exit_are_reported(client, tmp_path):
+    image = inspect_image(client, SANDBOX["crash"])
+    spec = launch_spec(image, RunOptions(), resolve_user(_fs(client, image), image.user))
+    with TracedContainer(client, image, spec, RunOptions(), str(tmp_path)) as tc:
+        tc.app_process.wait(timeout=30)
+        assert not tc.app_alive()
+        assert "fatal: config missing" in tc.app_output_tail()
+        observed = tc.finish()
+    assert observed.traces[0].exit_status == 3
+
+
+def _fs(client, image):
+    with DockerExportSource(client, image.id).open() as stream:
+        return imagefs.scan(stream)
+
+
+@pytest.mark.parametrize("name", ["busybox"])
+def test_nothing_left_after_error_inside(client, tmp_path, name):
+    image = inspect_image(client, SANDBOX[name])
+    spec = launch_spec(image, RunOptions(), resolve_user(_fs(client, image), image.user))
+    with pytest.raises(RuntimeError):
+        with TracedContainer(client, image, spec, RunOptions(), str(tmp_path)) as tc:
+            pid = tc.pid1
+            raise RuntimeError("boom")
+    assert not os.path.exists(f"/proc/{pid}")

@@ -1,0 +1,65 @@
+"""The CLI in-process: option parsing, one-line errors and documented exit codes."""
+
+import json
+
+import pytest
+
+from minifier.cli import main
+from minifier.errors import ExitStatus
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_lists_build(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    assert "build" in out
+
+
+def test_build_help_documents_every_exit_code(capsys):
+    code, out, _ = run(capsys, "build", "--help")
+    assert code == 0
+    for status in ExitStatus:
+        assert f"{status.value}  {status.name.lower()}" in out
+
+
+def test_bogus_continue_after_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "build", "img:1", "--continue-after", "bogus")
+    assert code == ExitStatus.USAGE
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("minify: error:")
+    assert "bogus" in lines[0] and "timeout:SECONDS" in lines[0]
+
+
+def test_malformed_probe_file_names_file_and_field(capsys, tmp_path):
+    bad = tmp_path / "probes.json"
+    bad.write_text(json.dumps({"commands": [{"resource": "/", "method": "FETCH"}]}))
+    code, _, err = run(capsys, "build", "img:1", "--http-probe-cmd-file", str(bad))
+    assert code == ExitStatus.USAGE
+    assert "probes.json" in err and "commands[0].method" in err
+
+
+def test_missing_probe_file_is_a_usage_error(capsys, tmp_path):
+    code, _, err = run(capsys, "build", "--http-probe-cmd-file", str(tmp_path / "nope.json"),
+                       "img:1")
+    assert code == ExitStatus.USAGE
+    assert "nope.json" in err
+
+
+def test_unreachable_engine(capsys, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
+    code, _, err = run(capsys, "build", "img:1")
+    assert code == ExitStatus.ENGINE
+    assert "cannot reach the Docker engine at tcp://127.0.0.1:9" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("option", ["--http-crawl-max-depth", "--http-probe-start-wait"])
+def test_non_numeric_values_are_usage_errors(capsys, option):
+    code, _, err = run(capsys, "build", "img:1", option, "lots")
+    assert code == ExitStatus.USAGE
+    assert option in err

@@ -1,0 +1,52 @@
+"""The report's JSON contract (keys pinned) and its human rendering."""
+
+from collections import Counter
+
+from minifier.records import AccessRecord, BuildPlan, BuildResult, ImageInfo, KeptFile
+from minifier.report import SCHEMA, dir_sizes, make_report, render_text
+
+IMAGE = ImageInfo(ref="app:1", id="sha256:" + "a" * 64, repo_tags=("app:1",), size=10_000_000,
+                  architecture="amd64", os="linux", entrypoint=(), cmd=("app",), env=(),
+                  workdir="", user="", exposed_ports=("80/tcp",), volumes=(), labels={},
+                  stop_signal="", healthcheck=None, config={})
+
+
+def _report():
+    plan = BuildPlan(kept=(KeptFile("/usr/bin/app", 400_000, "file", ("accessed",)),
+                           KeptFile("/usr/bin", 0, "dir", ("parent",))),
+                     total_files=1000, total_size=9_000_000, excluded=("/etc/secret",))
+    result = BuildResult(image_id="sha256:" + "b" * 64, tag="app.min:1", size=500_000,
+                         layer_path="/tmp/x/layer.tar")
+    return make_report(IMAGE, result, plan, AccessRecord(accesses={}),
+                       {"requests": [], "counts": {"2xx": 3}, "discovered": [], "execs": []},
+                       {"status": "passed", "mismatches": []},
+                       Counter({"/usr/share/doc": 2_000_000}), "/tmp/art")
+
+
+def test_report_keys_are_pinned():
+    doc = _report().to_json()
+    assert doc["schema"] == SCHEMA
+    assert set(doc) == {"schema", "source", "output", "ratio", "files", "kept", "excluded",
+                        "probe", "access", "verify", "biggest_kept_dirs",
+                        "biggest_removed_dirs", "warnings", "artifacts_dir", "timings"}
+    assert set(doc["source"]) == {"image", "id", "size"}
+    assert set(doc["output"]) == {"image", "id", "size"}
+    assert set(doc["files"]) == {"kept", "total", "kept_size", "total_size"}
+    assert doc["kept"][0] == {"path": "/usr/bin/app", "size": 400_000, "kind": "file",
+                              "reasons": ["accessed"]}
+    assert doc["ratio"] == 20.0
+    assert doc["verify"]["status"] == "passed"
+
+
+def test_render_text_shows_sizes_ratio_and_dirs():
+    text = render_text(_report())
+    assert "20.0x smaller" in text
+    assert "2 kept of 1000" in text
+    assert "/usr/share/doc" in text
+    assert "2xx: 3" in text
+
+
+def test_dir_sizes_groups_by_prefix():
+    sizes = dir_sizes([("/usr/lib/x/a.so", 10), ("/usr/lib/x/y/b.so", 5), ("/etc/a", 1)],
+                      depth=3)
+    assert sizes == Counter({"/usr/lib/x": 15, "/etc": 1})
