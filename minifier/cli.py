@@ -3,6 +3,7 @@ and is the one place where errors and signals become messages and exit codes."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import signal
 import sys
@@ -77,14 +78,14 @@ def build_options(image: str, kw: dict) -> BuildOptions:
     run = RunOptions(
         entrypoint=_split(kw["entrypoint"]), cmd=_split(kw["cmd"]), env=tuple(kw["env"]),
         workdir=kw["workdir"], expose=tuple(kw["expose"]) + extra_ports,
-        fanotify=kw["fanotify"])
+        fanotify=kw["fanotify"], all_syscalls=bool(kw["seccomp_profile"]))
     keep = KeepOptions(
         include_paths=tuple(kw["include_path"]) + _lines(kw["include_path_file"]),
         include_bins=tuple(kw["include_bin"]), include_shell=kw["include_shell"],
         include_cert_all=kw["include_cert_all"], exclude_patterns=tuple(kw["exclude_pattern"]))
     output = OutputOptions(tag=kw["tag"], artifacts_dir=kw["artifacts_dir"],
                            report_file=kw["report_file"], removed_list=kw["removed_list"],
-                           verify=kw["verify"])
+                           verify=kw["verify"], seccomp_profile=kw["seccomp_profile"])
     return BuildOptions(image=image, run=run, probe=probe, keep=keep, output=output)
 
 
@@ -125,22 +126,73 @@ def build_options(image: str, kw: dict) -> BuildOptions:
               help="Replay the probes against the minified image.")
 @click.option("--fanotify/--no-fanotify", default=True, show_default=True,
               help="Also watch the container filesystem with fanotify.")
-@click.pass_context
-def build(ctx: click.Context, image: str, **kw) -> None:
+@click.option("--seccomp-profile", type=click.Path(),
+              help="Write a Docker seccomp profile of the syscalls seen (traces every syscall).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the report JSON on stdout; all other output goes to stderr.")
+@click.option("--summary-md", type=click.Path(), help="Write a Markdown before/after table.")
+@click.option("--min-ratio", type=float, help="Fail (exit 8) if the image shrinks less.")
+@click.option("--max-size", help="Fail (exit 8) if the output is bigger, e.g. 50MB.")
+def build(image: str, **kw) -> None:
     """Minify IMAGE: run it traced, probe it, keep only what it used."""
     from .engine import connect
     from .pipeline import build as run_build
-    from .report import render_text
     from .ui import Progress
 
     opts = build_options(image, kw)
+    max_size = _size(kw["max_size"])
     client = connect()
     report = run_build(client, opts, Progress())
-    click.echo(render_text(report))
-    if report.verify.get("status") == "failed":
-        from .errors import VerifyError
-        raise VerifyError("the minified image does not behave like the original "
-                          f"(kept as {report.output['image']}, labelled unverified)")
+    _emit(report, kw["as_json"], kw["summary_md"])
+    _check(report, kw["min_ratio"], max_size)
+
+
+def _size(text: Optional[str]) -> Optional[int]:
+    from .report import parse_size
+
+    if text is None:
+        return None
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise UsageError(f"--max-size: {exc}") from exc
+
+
+def _emit(report, as_json: bool, summary_md: Optional[str]) -> None:
+    from .report import render_markdown, render_text
+
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        click.echo(render_text(report))
+    if summary_md:
+        with open(summary_md, "w", encoding="utf-8") as f:
+            f.write(render_markdown(report))
+
+
+def _check(report, min_ratio: Optional[float], max_size: Optional[int]) -> None:
+    """Verification first, then thresholds: both leave the built image for inspection."""
+    from .errors import ThresholdError, VerifyError
+    from .report import _mismatch_text, threshold_failures
+
+    verdict = report.verify
+    if verdict.get("status") == "failed":
+        lines = [_mismatch_text(m) for m in verdict.get("mismatches", [])]
+        output = verdict.get("minified_output") or []
+        hints = verdict.get("include_path_hints") or []
+        detail = "\n".join(
+            [f"  {line}" for line in lines]
+            + (["minified container output (last lines):"] + [f"  {o}" for o in output[-10:]]
+               if output else [])
+            + ([f"hint: try --include-path {' --include-path '.join(hints)}"] if hints else []))
+        raise VerifyError(
+            f"verification failed: {lines[0] if lines else 'mismatch'}"
+            f"{f' (and {len(lines) - 1} more)' if len(lines) > 1 else ''}; "
+            f"kept as {report.output['image']}, labelled minify.verified=false",
+            detail=detail)
+    failures = threshold_failures(report, min_ratio, max_size)
+    if failures:
+        raise ThresholdError("; ".join(failures) + f" (image kept as {report.output['image']})")
 
 
 def _raise_interrupted(signum, _frame) -> None:

@@ -28,6 +28,7 @@ class OutputOptions:
     report_file: Optional[str] = None
     removed_list: Optional[str] = None
     verify: bool = True
+    seccomp_profile: Optional[str] = None  # write a Docker seccomp profile here
 
 
 @dataclass(frozen=True)

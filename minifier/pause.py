@@ -2,7 +2,7 @@
 
 The traced app is started from the host inside the container's namespaces, so the
 container's own PID 1 only has to exist, reap orphans and leave on SIGTERM/SIGINT. It
-works in any image (no shell, no libc needed) and is bind-mounted read-only, so
+works in any image (no shell, no libc needed) and is copied into the container, so
 nothing of it lands in the image. Assembly (Intel syntax), one instruction per line:
 
     mov eax, 14; xor edi, edi; lea rsi, [rip+set]; xor edx, edx; mov r10d, 8; syscall

@@ -24,7 +24,8 @@ from .runner import TracedContainer, launch_spec
 from .source import DockerExportSource
 from .ui import Progress
 from .users import resolve_user
-from .verify import verify
+from .seccomp_profile import build_profile
+from .verify import include_hints, verify
 
 __all__ = ["build", "render_text"]
 
@@ -51,6 +52,7 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
         check_probes(observation, opts.probe)
         access = merge(observed.traces, observed.watch)
         write_json(access_to_json(access), os.path.join(workdir, "access.json"))
+        seccomp = _seccomp_profile(access, opts.output.seccomp_profile, workdir)
 
         ui.stage("plan", "computing what to keep")
         # Every named path, not only successful ones: EEXIST, EACCES or a path the app
@@ -63,8 +65,10 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
         result = rebuild.load_image(client, config, layer, tag)
 
         ui.stage("verify", "verifying the minified image")
-        verdict = verify(client, image, result, observation, opts, ui)
+        verdict = verify(client, image, result, observation, opts, ui, seccomp)
         if verdict["status"] == "failed":
+            verdict["include_path_hints"] = include_hints(
+                verdict.get("minified_output", []), fs, {k.path for k in plan.kept})
             # Keep the image for inspection, but never let it pass for a verified one.
             config = rebuild.output_config(image, {**labels, "minify.verified": "false"})
             result = rebuild.load_image(client, config, layer, tag)
@@ -90,6 +94,17 @@ def _artifacts_dir(path: str | None) -> Iterator[str]:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _seccomp_profile(access, path: str | None, workdir: str) -> str | None:
+    """Write the profile (when asked) and return its JSON text for verification."""
+    if not path:
+        return None
+    profile = build_profile(access.syscall_counts)
+    write_json(profile, path)
+    write_json(profile, os.path.join(workdir, "seccomp.json"))
+    with open(path, encoding="utf-8") as f:
+        return f.read()
 
 
 def _removed_sizes(fs, plan):

@@ -16,8 +16,8 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 from .records import AccessRecord, BuildPlan, BuildResult, ImageInfo
 
-__all__ = ["SCHEMA", "Report", "make_report", "write_json", "render_text", "dir_sizes",
-           "request_to_json"]
+__all__ = ["SCHEMA", "Report", "make_report", "write_json", "render_text", "render_markdown",
+           "dir_sizes", "request_to_json", "parse_size", "threshold_failures"]
 
 SCHEMA = "minify.report/v1"
 
@@ -136,3 +136,66 @@ def render_text(report: Report) -> str:
     lines.extend(f"warning: {w}" for w in report.warnings)
     lines.append(f"artifacts: {report.artifacts_dir}")
     return "\n".join(lines)
+
+
+def render_markdown(report: Report) -> str:
+    """A before/after table for a GitHub step summary or a merge-request comment."""
+    src, out, files = report.source, report.output, report.files
+    counts = report.probe.get("counts") or {}
+    rows = [
+        ("image", f"`{src['image']}`", f"`{out['image']}`"),
+        ("size", human_size(src["size"]), human_size(out["size"])),
+        ("files", str(files["total"]), str(files["kept"])),
+    ]
+    lines = [
+        "### minify: before / after",
+        "",
+        "| | before | after |",
+        "| --- | --- | --- |",
+        *[f"| {name} | {a} | {b} |" for name, a, b in rows],
+        "",
+        f"**{report.ratio}x smaller**, verification: **{report.verify.get('status')}**, "
+        "probe requests: " + (", ".join(f"{k} {v}" for k, v in counts.items() if v) or "none"),
+    ]
+    mismatches = report.verify.get("mismatches") or []
+    if mismatches:
+        lines += ["", "Verification mismatches:", ""]
+        lines += [f"- {_mismatch_text(m)}" for m in mismatches]
+    return "\n".join(lines) + "\n"
+
+
+def _mismatch_text(m: Mapping[str, object]) -> str:
+    if "path" in m:
+        return (f"{m['method']} {m['path']} (port {m['port']}): original "
+                f"{m['original_status']}, minified {m['minified_status']}")
+    if "exec" in m:
+        return (f"exec {' '.join(m['exec'])}: original exit {m['original_exit_code']}, "
+                f"minified exit {m['minified_exit_code']}")
+    return str(m.get("log") or m.get("container") or m)
+
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
+          "gb": 1000**3, "ki": 1024, "kib": 1024, "mi": 1024**2, "mib": 1024**2,
+          "gi": 1024**3, "gib": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """'50MB', '1.5G', '800kB', '1048576' -> bytes (decimal units; KiB/MiB/GiB binary)."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ValueError(f"{text!r} is not a size (e.g. 50MB, 1.5GB, 800kB)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def threshold_failures(report: Report, min_ratio: Optional[float],
+                       max_size: Optional[int]) -> list[str]:
+    failures = []
+    if min_ratio is not None and report.ratio < min_ratio:
+        failures.append(f"ratio {report.ratio}x is below --min-ratio {min_ratio}")
+    size = int(report.output["size"])
+    if max_size is not None and size > max_size:
+        failures.append(f"output size {human_size(size)} is above --max-size "
+                        f"{human_size(max_size)}")
+    return failures

@@ -1,6 +1,6 @@
 """Start the image's app inside a container, traced from its first instruction.
 
-The container's PID 1 is a tiny do-nothing program (see pause.py) bind-mounted read-only,
+The container's PID 1 is a tiny do-nothing program (see pause.py) copied into it,
 so the container exists with all its namespaces, ports and mounts, but the app is not
 yet running. The tracer then enters those namespaces from the host and execs the app
 with exactly the image's Entrypoint + Cmd, Env, WorkingDir and User. The fanotify watcher
@@ -11,19 +11,21 @@ Interrupted exception that the CLI raises for SIGINT/SIGTERM.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
 import subprocess
 import sys
+import tarfile
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import docker
 from docker.errors import APIError, DockerException
 
-from .errors import AppError, EngineError, ImageError, MinifyError
-from .pause import write_pause
+from .errors import EngineError, ImageError, MinifyError
+from .pause import pause_binary
 from .records import ImageInfo, LaunchSpec, TraceResult, WatchResult
 from .tracer import result_from_json, spec_to_json
 from .users import Credentials
@@ -99,6 +101,16 @@ def launch_spec(image: ImageInfo, opts: RunOptions, creds: Credentials) -> Launc
     )
 
 
+def _pause_archive() -> bytes:
+    data = pause_binary()
+    info = tarfile.TarInfo(PAUSE_PATH.lstrip("/"))
+    info.size, info.mode = len(data), 0o555
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def _port_spec(port: str) -> str:
     return port if "/" in port else f"{port}/tcp"
 
@@ -134,7 +146,7 @@ class TracedContainer:
         try:
             self._create_and_start()
             if self._opts.fanotify:
-                self._watcher = Watcher(self._merged_dir())
+                self._watcher = Watcher(self._root_dir())
                 self._watcher.start()
             spec = replace(self._spec, target_pid=self.pid1, output_path=self.app_log)
             self._app = self._start_tracer(spec, "app")
@@ -207,16 +219,18 @@ class TracedContainer:
     # -- internals -------------------------------------------------------------------
 
     def _create_and_start(self) -> None:
-        pause = write_pause(self._dir)
         ports = {_port_spec(p): ("127.0.0.1", None)
                  for p in (*self._image.exposed_ports, *self._opts.expose)}
         try:
             self._container = self._client.containers.create(
                 self._image.id, name=self.name, entrypoint=[PAUSE_PATH], command=[],
                 user="0:0", labels={RUN_LABEL: self._id}, ports=ports,
-                volumes={pause: {"bind": PAUSE_PATH, "mode": "ro"}},
                 healthcheck={"test": ["NONE"]}, cap_drop=["ALL"], detach=True,
             )
+            # Copied into the container's own writable layer, not bind-mounted: that also
+            # works when minify itself runs in a container and shares no path with the
+            # engine. The exported image (the rebuild's source) never contains it.
+            self._container.put_archive("/", _pause_archive())
             self._container.start()
             self._container.reload()
         except (APIError, DockerException) as exc:
@@ -232,12 +246,10 @@ class TracedContainer:
             if proto == "tcp" and bindings:
                 self.ports[int(port)] = int(bindings[0]["HostPort"])
 
-    def _merged_dir(self) -> str:
-        data = self._container.attrs.get("GraphDriver", {}).get("Data") or {}
-        merged = data.get("MergedDir")
-        if not merged:
-            return f"/proc/{self.pid1}/root"
-        return merged
+    def _root_dir(self) -> str:
+        # The container's root as seen through its PID 1: the same overlay filesystem as
+        # the engine's merged dir, reachable without knowing the engine's storage paths.
+        return f"/proc/{self.pid1}/root"
 
     def _start_tracer(self, spec: LaunchSpec, name: str) -> subprocess.Popen:
         spec_path = os.path.join(self._dir, f"{name}.spec.json")

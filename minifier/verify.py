@@ -25,7 +25,7 @@ from .records import BuildResult, ImageInfo
 from .runner import RUN_LABEL
 from .ui import Progress
 
-__all__ = ["verify", "LOADER_ERRORS", "find_loader_errors", "compare"]
+__all__ = ["verify", "LOADER_ERRORS", "find_loader_errors", "compare", "include_hints"]
 
 LOADER_ERRORS = re.compile(
     r"cannot open shared object file|No such file or directory|ModuleNotFoundError|"
@@ -53,6 +53,21 @@ def find_loader_errors(logs: str, original_logs: str = "") -> list[str]:
             if LOADER_ERRORS.search(line) and norm(line) not in known]
 
 
+_PATH = re.compile(r"(?<![\w.])(/[\w.@+-]+(?:/[\w.@+-]+)*)")
+
+
+def include_hints(lines: Sequence[str], fs, kept: set[str]) -> list[str]:
+    """Paths named in the minified container's errors that the image has but the output
+    lacks: the `--include-path` candidates that make a failure actionable."""
+    hints = []
+    for line in lines:
+        for path in _PATH.findall(line):
+            res = fs.resolve(path)
+            if res.final is not None and res.final not in kept and path not in hints:
+                hints.append(path)
+    return hints
+
+
 def compare(original: Sequence[RequestResult], again: Sequence[RequestResult],
             minified: Sequence[RequestResult]) -> tuple[list[dict], list[dict]]:
     """Per request: how it was compared, and the mismatches."""
@@ -71,12 +86,15 @@ def compare(original: Sequence[RequestResult], again: Sequence[RequestResult],
 
 
 def verify(client: docker.DockerClient, image: ImageInfo, result: BuildResult,
-           obs: Observation, opts: BuildOptions, ui: Progress) -> dict:
+           obs: Observation, opts: BuildOptions, ui: Progress,
+           seccomp: Optional[str] = None) -> dict:
+    """Compare the minified image with the original; `seccomp` (a profile's JSON text)
+    makes the minified image run under that profile, proving the profile too."""
     if not opts.output.verify:
         return {"status": "skipped", "mismatches": [], "requests": []}
     recorded = obs.http.requests if obs.http else ()
     again = _run_plain(client, image.id, opts, obs, recorded)
-    minified = _run_plain(client, result.image_id, opts, obs, recorded)
+    minified = _run_plain(client, result.image_id, opts, obs, recorded, seccomp)
     compared, mismatches = compare(recorded, again.requests, minified.requests)
     for (o_code, o_out), (m_code, m_out), e in zip(again.execs, minified.execs, obs.execs):
         if (o_code, o_out) != (m_code, m_out):
@@ -97,11 +115,11 @@ def verify(client: docker.DockerClient, image: ImageInfo, result: BuildResult,
 
 
 def _run_plain(client, image_id: str, opts: BuildOptions, obs: Observation,
-               recorded: Sequence[RequestResult]) -> _Run:
+               recorded: Sequence[RequestResult], seccomp: Optional[str] = None) -> _Run:
     requests: tuple[RequestResult, ...] = ()
     running, logs = False, ""
     if recorded:
-        container = _start(client, image_id, opts, obs.target.ports)
+        container = _start(client, image_id, opts, obs.target.ports, seccomp)
         try:
             container.reload()
             target = Target(host="127.0.0.1", ports=_published(container))
@@ -116,7 +134,8 @@ def _run_plain(client, image_id: str, opts: BuildOptions, obs: Observation,
             logs = container.logs().decode("utf-8", "replace")
         finally:
             _remove(container)
-    execs = tuple(_run_exec(client, image_id, argv, opts) for argv in (e.argv for e in obs.execs))
+    execs = tuple(_run_exec(client, image_id, argv, opts, seccomp)
+                  for argv in (e.argv for e in obs.execs))
     return _Run(requests=requests, execs=execs, running=running, logs=logs)
 
 
@@ -144,16 +163,18 @@ def _published(container) -> dict[int, int]:
     return ports
 
 
-def _start(client, image_id: str, opts: BuildOptions, ports):
-    kwargs = _overrides(opts)
+def _start(client, image_id: str, opts: BuildOptions, ports, seccomp: Optional[str]):
+    kwargs = _overrides(opts, seccomp)
     publish = {f"{p}/tcp": ("127.0.0.1", None) for p in ports}
     return client.containers.run(image_id, detach=True, ports=publish,
                                  labels={RUN_LABEL: "verify"}, **kwargs)
 
 
-def _overrides(opts: BuildOptions) -> dict:
+def _overrides(opts: BuildOptions, seccomp: Optional[str] = None) -> dict:
     run = opts.run
     kwargs: dict = {}
+    if seccomp:
+        kwargs["security_opt"] = [f"seccomp={seccomp}"]
     if run.entrypoint is not None:
         kwargs["entrypoint"] = list(run.entrypoint)
     if run.cmd is not None:
@@ -165,10 +186,11 @@ def _overrides(opts: BuildOptions) -> dict:
     return kwargs
 
 
-def _run_exec(client, image_id: str, argv, opts: BuildOptions) -> tuple[Optional[int], str]:
+def _run_exec(client, image_id: str, argv, opts: BuildOptions,
+              seccomp: Optional[str] = None) -> tuple[Optional[int], str]:
     container = client.containers.create(image_id, entrypoint=[argv[0]], command=list(argv[1:]),
                                          labels={RUN_LABEL: "verify"},
-                                         **{k: v for k, v in _overrides(opts).items()
+                                         **{k: v for k, v in _overrides(opts, seccomp).items()
                                             if k not in ("entrypoint", "command")})
     try:
         container.start()

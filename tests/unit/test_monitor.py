@@ -29,8 +29,8 @@ def test_merge_groups_by_path_and_tracks_existence():
 
 
 def test_access_json_is_sorted_and_complete():
-    record = merge([_trace(FileEvent("/b", "stat", True, "/x"), FileEvent("/a", "openat", True, "/x"))],
-                   None)
+    record = merge([_trace(FileEvent("/b", "stat", True, "/x"),
+                           FileEvent("/a", "openat", True, "/x"))], None)
     doc = access_to_json(record)
     assert [p["path"] for p in doc["paths"]] == ["/a", "/b"]
     assert doc["paths"][0] == {"path": "/a", "ops": ["openat"], "exes": ["/x"],
