@@ -11,7 +11,13 @@ from docker.errors import APIError, DockerException, ImageNotFound
 from .errors import EngineError, ImageError
 from .records import ImageInfo
 
-__all__ = ["connect", "inspect_image", "image_info_from_attrs"]
+__all__ = ["connect", "inspect_image", "image_info_from_attrs", "container_labels"]
+
+
+def container_labels(purpose: str) -> dict[str, str]:
+    """Labels on every container minify creates: `minify.run` finds leftovers of any
+    run (`make clean`), `minify.pid` tells concurrent runs on one engine apart."""
+    return {"minify.run": purpose, "minify.pid": str(os.getpid())}
 
 # Docker's reference grammar, simplified: [host[:port]/]path[:tag][@digest], or an id.
 _REFERENCE = re.compile(

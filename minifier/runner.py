@@ -24,6 +24,7 @@ from typing import Optional
 import docker
 from docker.errors import APIError, DockerException
 
+from .engine import container_labels
 from .errors import EngineError, ImageError, MinifyError
 from .pause import pause_binary
 from .records import ImageInfo, LaunchSpec, TraceResult, WatchResult
@@ -224,7 +225,7 @@ class TracedContainer:
         try:
             self._container = self._client.containers.create(
                 self._image.id, name=self.name, entrypoint=[PAUSE_PATH], command=[],
-                user="0:0", labels={RUN_LABEL: self._id}, ports=ports,
+                user="0:0", labels=container_labels(self._id), ports=ports,
                 healthcheck={"test": ["NONE"]}, cap_drop=["ALL"], detach=True,
             )
             # Copied into the container's own writable layer, not bind-mounted: that also

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import IO, Any, Optional, Protocol
 
+from minifier.engine import container_labels
 from minifier.errors import EngineError, ImageError
 from minifier.records import ImageInfo
 
@@ -87,7 +88,7 @@ class DockerExportSource:
             cid = api.create_container(
                 self.image_id,
                 command=["/.minify-none"],
-                labels={"minify.run": self.run_id},
+                labels=container_labels(self.run_id or "export"),
                 network_disabled=True,
             )["Id"]
         except docker.errors.ImageNotFound as e:

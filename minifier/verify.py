@@ -19,10 +19,10 @@ from docker.errors import APIError, DockerException
 import probes
 from probes import RequestResult, Target
 
+from .engine import container_labels
 from .observe import Observation
 from .options import BuildOptions
 from .records import BuildResult, ImageInfo
-from .runner import RUN_LABEL
 from .ui import Progress
 
 __all__ = ["verify", "LOADER_ERRORS", "find_loader_errors", "compare", "include_hints"]
@@ -167,7 +167,7 @@ def _start(client, image_id: str, opts: BuildOptions, ports, seccomp: Optional[s
     kwargs = _overrides(opts, seccomp)
     publish = {f"{p}/tcp": ("127.0.0.1", None) for p in ports}
     return client.containers.run(image_id, detach=True, ports=publish,
-                                 labels={RUN_LABEL: "verify"}, **kwargs)
+                                 labels=container_labels("verify"), **kwargs)
 
 
 def _overrides(opts: BuildOptions, seccomp: Optional[str] = None) -> dict:
@@ -189,7 +189,7 @@ def _overrides(opts: BuildOptions, seccomp: Optional[str] = None) -> dict:
 def _run_exec(client, image_id: str, argv, opts: BuildOptions,
               seccomp: Optional[str] = None) -> tuple[Optional[int], str]:
     container = client.containers.create(image_id, entrypoint=[argv[0]], command=list(argv[1:]),
-                                         labels={RUN_LABEL: "verify"},
+                                         labels=container_labels("verify"),
                                          **{k: v for k, v in _overrides(opts, seccomp).items()
                                             if k not in ("entrypoint", "command")})
     try:

@@ -6,8 +6,12 @@ not answer, or a missing sandbox image, fails the test loudly instead of skippin
 
 from __future__ import annotations
 
+import os
+
 import docker
 import pytest
+
+from . import helpers
 
 SANDBOX = {
     name: f"minify-sandbox/{name}:latest"
@@ -30,18 +34,38 @@ def client() -> docker.DockerClient:
     return c
 
 
-def minify_containers(client) -> list:
-    return client.containers.list(all=True, filters={"label": "minify.run"})
+def minify_containers(client, pids) -> set[str]:
+    """Containers made by minify processes with these pids (the label `minify.pid`).
+
+    The low-level list does not inspect each container, so it cannot race a removal;
+    filtering on our own pids keeps another minify on the same engine out of it.
+    """
+    found = client.api.containers(all=True, filters={"label": "minify.run"})
+    return {c["Id"] for c in found if (c.get("Labels") or {}).get("minify.pid") in pids}
 
 
 @pytest.fixture(autouse=True)
 def no_leftovers(request):
-    """Every e2e test must leave no minify container behind."""
-    yield
+    """Every e2e test must leave no container behind, whether it ran minify in-process
+    or as a subprocess (helpers.minify records the pids it starts)."""
     if "client" not in request.fixturenames:
+        yield
         return
     c = request.getfixturevalue("client")
-    left = minify_containers(c)
-    for container in left:
-        container.remove(force=True)
-    assert not left, f"containers left behind: {[x.name for x in left]}"
+    helpers.STARTED.clear()
+    yield
+    pids = {str(os.getpid()), *(str(p) for p in helpers.STARTED)}
+    left = minify_containers(c, pids)
+    for cid in left:
+        try:
+            c.api.remove_container(cid, force=True)
+        except docker.errors.APIError:
+            pass
+    assert not left, f"containers left behind: {sorted(left)}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_tmpdir():
+    yield
+    import shutil
+    shutil.rmtree(helpers.TMP, ignore_errors=True)

@@ -95,6 +95,25 @@ def test_minified_answers_like_the_original(client, built, name, port, min_ratio
     assert out["Labels"]["minify.source.id"] == client.images.get(SANDBOX[name]).id
 
 
+def test_current_time_endpoint_is_nondeterministic_not_a_failure(built):
+    code, _, report, _ = built("python")
+    assert code == 0
+    rows = {r["path"]: r for r in report["verify"]["requests"] if r["method"] == "GET"}
+    assert rows["/api/time"]["nondeterministic"] is True
+    assert rows["/api/time"]["compared"] == "status"
+    assert rows["/api/items"]["compared"] == "status+body"
+    assert report["verify"]["status"] == "passed"
+
+
+def test_removed_list_and_report_contents(built):
+    code, _, report, art = built("nginx")
+    assert code == 0
+    kept = {k["path"] for k in report["kept"]}
+    assert "/usr/sbin/nginx" in kept and "/etc/nginx/nginx.conf" in kept
+    assert report["files"]["kept"] == len(report["kept"])
+    assert (art / "access.json").exists() and (art / "layer.tar").exists()
+
+
 def test_nginx_crawl_reaches_every_page(built):
     _, _, report, _ = built("nginx")
     paths = _probed_paths(report)

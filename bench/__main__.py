@@ -1,0 +1,63 @@
+"""`python -m bench`: run the four benchmarks, print their tables, write the results.
+
+Environment: BENCH_ONLY=overhead,buildtime,size,scale runs a subset (results.json and
+RESULTS.md are then written with the missing sections marked as not run);
+BENCH_REPS (default 3 for overhead, 2 for build time); BENCH_REQUESTS (default 2000);
+BENCH_CONCURRENCY (default 8).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from . import buildtime, overhead, results, scale, size
+from .common import HERE, cleanup_bench_containers, client, leftover_containers, log, machine_info
+
+
+def main() -> int:
+    only = {s.strip() for s in os.environ.get("BENCH_ONLY", "").split(",") if s.strip()}
+
+    def want(name: str) -> bool:
+        return not only or name in only
+
+    c = client()
+    doc: dict = {"machine": machine_info(c)}
+    t0 = time.monotonic()
+    try:
+        if want("overhead"):
+            doc["overhead"] = overhead.run(
+                c, reps=int(os.environ.get("BENCH_REPS", "3")),
+                total=int(os.environ.get("BENCH_REQUESTS", "2000")),
+                concurrency=int(os.environ.get("BENCH_CONCURRENCY", "8")))
+        reports = {}
+        if want("buildtime") or want("size"):
+            bt = buildtime.run(c, reps=int(os.environ.get("BENCH_BUILD_REPS", "2")))
+            reports = bt.pop("reports")
+            if want("buildtime"):
+                doc["buildtime"] = bt
+        if want("size"):
+            doc["size"] = size.run(c, reports)
+        if want("scale"):
+            doc["scale"] = scale.run(c)
+    finally:
+        left = leftover_containers(c)
+        if left:
+            log(f"removing leftover bench containers: {[x.name for x in left]}")
+            cleanup_bench_containers(c)
+    doc["machine"]["bench_seconds"] = round(time.monotonic() - t0, 1)
+    with open(os.path.join(HERE, "results.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    text = results.render_markdown(doc)
+    with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
+        f.write(text)
+    sys.stdout.write(results.render_tables(doc) + "\n")
+    log(f"wrote {os.path.join(HERE, 'results.json')} and {os.path.join(HERE, 'RESULTS.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

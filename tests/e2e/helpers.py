@@ -1,0 +1,86 @@
+"""Helpers shared by e2e tests: run the real `minify` command and look for leftovers."""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+
+MINIFY = [sys.executable, "-m", "minifier.cli"]
+# Marks the processes this test session starts (tracers inherit it), so that another
+# minify running on the same machine is not mistaken for a leftover of ours.
+MARK = f"MINIFY_TEST_MARK={uuid.uuid4().hex}"
+TMP = tempfile.mkdtemp(prefix="minify-tests-")  # TMPDIR of the runs: our temp dirs only
+ENV = {**os.environ, MARK.split("=")[0]: MARK.split("=")[1], "TMPDIR": TMP}
+STARTED: list[int] = []  # pids of minify processes started by the current test
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def minify(*args: str, timeout: float = 600) -> Run:
+    start = time.monotonic()
+    proc = subprocess.Popen([*MINIFY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV)
+    STARTED.append(proc.pid)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return Run(proc.returncode, out, err, time.monotonic() - start)
+
+
+def interrupt_at(stage_text: str, sig: int, *args: str, timeout: float = 300) -> Run:
+    """Start `minify`, send `sig` as soon as a progress line contains `stage_text`."""
+    start = time.monotonic()
+    proc = subprocess.Popen([*MINIFY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV)
+    STARTED.append(proc.pid)
+    lines = []
+    try:
+        for line in proc.stderr:
+            lines.append(line)
+            if stage_text in line:
+                proc.send_signal(sig)
+                break
+        rest_out, rest_err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return Run(proc.returncode, rest_out, "".join(lines) + rest_err, time.monotonic() - start)
+
+
+def tracer_processes() -> list[int]:
+    """Tracer processes started by this test session that are still alive."""
+    out = subprocess.run(["pgrep", "-f", "minifier.tracer"], capture_output=True, text=True)
+    mine = []
+    for pid in (int(p) for p in out.stdout.split()):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if MARK.encode() in f.read().split(b"\0"):
+                    mine.append(pid)
+        except OSError:
+            pass  # exited meanwhile
+    return mine
+
+
+def temp_dirs() -> set[str]:
+    """What the runs of this session left in their TMPDIR."""
+    return set(glob.glob(os.path.join(TMP, "*")))
+
+
+SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}

@@ -1,0 +1,92 @@
+"""Bad input: a clear one-line error, its documented exit code, nothing left behind, and
+the source image unchanged (same id, same tags)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from minifier.errors import ExitStatus
+
+from .conftest import SANDBOX
+from .helpers import minify, temp_dirs, tracer_processes
+
+
+def _one_line_error(stderr: str) -> str:
+    errors = [ln for ln in stderr.splitlines() if ln.startswith("minify: error:")]
+    assert len(errors) == 1, stderr
+    assert "Traceback" not in stderr
+    return errors[0]
+
+
+@pytest.fixture
+def unchanged(client):
+    """Snapshot every sandbox image's id and tags; assert they are the same afterwards."""
+    def snapshot():
+        return {ref: (client.images.get(ref).id, tuple(sorted(client.images.get(ref).tags)))
+                for ref in SANDBOX.values()}
+    before, dirs = snapshot(), temp_dirs()
+    yield
+    assert snapshot() == before
+    assert temp_dirs() <= dirs
+    assert not tracer_processes()
+
+
+CASES = [
+    # (args, exit status, text in the error line)
+    (["build", "minify-test/does-not-exist:1"], ExitStatus.IMAGE,
+     "image minify-test/does-not-exist:1 not found"),
+    (["build", "Bad::Reference"], ExitStatus.IMAGE, "invalid image reference 'Bad::Reference'"),
+    (["build", SANDBOX["busybox"], "--tag", SANDBOX["busybox"]], ExitStatus.IMAGE,
+     "that is the source image's tag"),
+    (["build", SANDBOX["busybox"], "--continue-after", "bogus"], ExitStatus.USAGE, "bogus"),
+    (["build", SANDBOX["jq"]], ExitStatus.USAGE,
+     "exposes no TCP port to probe: pass --expose PORT or --http-probe-ports PORT"),
+    (["build", SANDBOX["crash"], "--http-probe-start-wait", "20"], ExitStatus.APP,
+     "the app exited before it was ready"),
+    (["build", SANDBOX["busybox"], "--max-size", "lots"], ExitStatus.USAGE, "--max-size"),
+]
+
+
+@pytest.mark.parametrize("args,status,text", CASES, ids=[c[2][:30] for c in CASES])
+def test_bad_input(client, unchanged, args, status, text):
+    run = minify(*args)
+    assert run.code == status, run.stderr
+    assert text in _one_line_error(run.stderr)
+
+
+def test_crashing_app_shows_its_last_output(client, unchanged):
+    run = minify("build", SANDBOX["crash"])
+    assert run.code == ExitStatus.APP
+    assert "fatal: config missing" in run.stderr
+
+
+def test_engine_not_reachable(client, unchanged):
+    env = {**os.environ, "DOCKER_HOST": "tcp://127.0.0.1:9"}
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "minifier.cli", "build", SANDBOX["busybox"]],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == ExitStatus.ENGINE
+    assert "cannot reach the Docker engine at tcp://127.0.0.1:9" in _one_line_error(proc.stderr)
+
+
+@pytest.mark.parametrize("content,field", [
+    ("{not json", "line 1"),
+    (json.dumps({"commands": [{"resource": "api"}]}), "commands[0].resource"),
+])
+def test_malformed_probe_file(client, unchanged, tmp_path, content, field):
+    bad = tmp_path / "cmds.json"
+    bad.write_text(content)
+    run = minify("build", SANDBOX["busybox"], "--http-probe-cmd-file", str(bad))
+    assert run.code == ExitStatus.USAGE
+    line = _one_line_error(run.stderr)
+    assert "cmds.json" in line and field in line
+
+
+def test_missing_probe_file(client, unchanged, tmp_path):
+    run = minify("build", SANDBOX["busybox"], "--http-probe-cmd-file", str(tmp_path / "no.json"))
+    assert run.code == ExitStatus.USAGE
+    assert "no.json" in _one_line_error(run.stderr)
