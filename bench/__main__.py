@@ -1,7 +1,7 @@
 """`python -m bench`: run the four benchmarks, print their tables, write the results.
 
-Environment: BENCH_ONLY=overhead,buildtime,size,scale runs a subset (results.json and
-RESULTS.md are then written with the missing sections marked as not run);
+Environment: BENCH_ONLY=overhead,buildtime,size,scale runs a subset (the other sections
+are kept from the previous bench/results.json);
 BENCH_REPS (default 3 for overhead, 2 for build time); BENCH_REQUESTS (default 2000);
 BENCH_CONCURRENCY (default 8).
 """
@@ -24,7 +24,13 @@ def main() -> int:
         return not only or name in only
 
     c = client()
-    doc: dict = {"machine": machine_info(c)}
+    doc: dict = {}
+    path = os.path.join(HERE, "results.json")
+    if only and os.path.exists(path):
+        # A partial run keeps the other sections of the previous results.
+        with open(path) as f:
+            doc = {k: v for k, v in json.load(f).items() if k != "machine"}
+    doc["machine"] = machine_info(c)
     t0 = time.monotonic()
     try:
         if want("overhead"):
@@ -48,7 +54,7 @@ def main() -> int:
             log(f"removing leftover bench containers: {[x.name for x in left]}")
             cleanup_bench_containers(c)
     doc["machine"]["bench_seconds"] = round(time.monotonic() - t0, 1)
-    with open(os.path.join(HERE, "results.json"), "w") as f:
+    with open(path, "w") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")
     text = results.render_markdown(doc)

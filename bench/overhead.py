@@ -70,6 +70,13 @@ def _traced(c, info, spec, port: int, path: str, total: int, conc: int) -> dict:
             "trace_events": events}
 
 
+def _tracer_us(a: dict) -> float:
+    """Tracer CPU (user+sys of the tracer process) per request sent while traced."""
+    vals = [r["tracer_cpu_s"] / (r["requests"] + min(100, r["requests"])) * 1e6
+            for r in a["runs"]["traced"]]
+    return median(vals)
+
+
 def run(c, reps: int = 3, total: int = 2000, concurrency: int = 8) -> dict:
     out = {"requests": total, "concurrency": concurrency, "reps": reps, "apps": {}}
     for name, image, port, path in APPS:
@@ -110,13 +117,15 @@ def run(c, reps: int = 3, total: int = 2000, concurrency: int = 8) -> dict:
 def render(res: dict) -> tuple[str, list[list]]:
     headers = ["app", "untraced rps (json-file log / no log)", "traced rps",
                "traced/untraced (target >= 0.7)",
-               "rps", "ready untraced", "ready traced", "ratio (target <= 3x)", "ready"]
+               "rps", "tracer CPU per request", "ready untraced", "ready traced",
+               "ratio (target <= 3x)", "ready"]
     rows = []
     for name, a in res["apps"].items():
         rows.append([f"{name} GET {a['path']}",
                      f"{a['untraced_plain_rps']:.0f} / {a['untraced_nolog_rps']:.0f}",
                      f"{a['traced_rps']:.0f}",
                      f"{a['rps_ratio']:.2f}", "met" if a["rps_met"] else "NOT met",
+                     f"{_tracer_us(a):.0f} us",
                      f"{a['untraced_ready_s']:.2f} s", f"{a['traced_ready_s']:.2f} s",
                      f"{a['ready_ratio']:.2f}x", "met" if a["ready_met"] else "NOT met"])
     return headers, rows

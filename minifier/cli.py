@@ -15,15 +15,14 @@ import click
 import probes
 
 from .closure import KeepOptions
-from .errors import ExitStatus, Interrupted, MinifyError, UsageError
+from .errors import EXIT_MEANINGS, ExitStatus, Interrupted, MinifyError, UsageError
 from .options import BuildOptions, OutputOptions, ProbeSetup
 from .runner import RunOptions
 
 __all__ = ["main", "cli"]
 
-EXIT_CODES_HELP = "\n".join(
-    f"  {s.value:>3}  {s.name.lower()}" for s in ExitStatus
-)
+EXIT_CODES_HELP = "\b\n" + "\n".join(
+    f"{s.value:>3}  {s.name.lower():<11} {EXIT_MEANINGS[s]}" for s in ExitStatus)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,7 +88,7 @@ def build_options(image: str, kw: dict) -> BuildOptions:
     return BuildOptions(image=image, run=run, probe=probe, keep=keep, output=output)
 
 
-@cli.command(epilog="Exit codes:\n\n" + EXIT_CODES_HELP.replace("\n", "\n\n"))
+@cli.command(epilog="Exit codes:\n\n" + EXIT_CODES_HELP)
 @click.argument("image")
 @click.option("--tag", help="Tag of the minified image (default: REPO.min:TAG).")
 @click.option("--http-probe/--no-http-probe", default=True, show_default=True,

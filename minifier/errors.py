@@ -6,6 +6,7 @@ from enum import IntEnum
 
 __all__ = [
     "ExitStatus",
+    "EXIT_MEANINGS",
     "MinifyError",
     "UsageError",
     "ImageError",
@@ -34,6 +35,22 @@ class ExitStatus(IntEnum):
     CAPABILITY = 9  # ptrace or fanotify not permitted here
     INTERRUPTED = 130  # SIGINT (Ctrl-C)
     TERMINATED = 143  # SIGTERM
+
+
+EXIT_MEANINGS = {
+    ExitStatus.OK: "the image was built (and verified, unless --no-verify)",
+    ExitStatus.ERROR: "internal error: a bug; --debug shows the traceback",
+    ExitStatus.USAGE: "bad option, option value or input file (nothing was started)",
+    ExitStatus.IMAGE: "image missing, invalid reference, unusable image, or refused tag",
+    ExitStatus.ENGINE: "the Docker engine is not reachable or failed",
+    ExitStatus.APP: "the app did not start, exited early or never answered",
+    ExitStatus.PROBE: "probing failed: a 5xx answer, or no request succeeded",
+    ExitStatus.VERIFY: "the minified image does not behave like the original (image kept)",
+    ExitStatus.THRESHOLD: "--min-ratio or --max-size not met (image kept)",
+    ExitStatus.CAPABILITY: "ptrace or fanotify is not permitted here",
+    ExitStatus.INTERRUPTED: "interrupted by SIGINT (Ctrl-C); everything was cleaned up",
+    ExitStatus.TERMINATED: "terminated by SIGTERM; everything was cleaned up",
+}
 
 
 class MinifyError(Exception):
