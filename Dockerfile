@@ -31,5 +31,11 @@ RUN /opt/minify/bin/pip install -q --no-index --no-cache-dir --disable-pip-versi
  && rm -rf /tmp/wheels \
  && /opt/minify/bin/minify --version
 ENV PATH=/opt/minify/bin:$PATH PYTHONDONTWRITEBYTECODE=1
+# Relative --report-file/--summary-md paths land here; CI copies them out with
+# `docker cp`, which works even when the job's directory is not a path on the
+# engine's host (GitLab socket binding, docker:dind) and gives the files to the
+# user running the CLI.
+RUN mkdir /out
+WORKDIR /out
 ENTRYPOINT ["minify"]
 CMD ["--help"]

@@ -30,6 +30,7 @@ class Observation:
     http: Optional[ProbeSummary]
     execs: tuple[ExecOutcome, ...]
     target: Optional[Target]
+    app_alive_after_probes: bool = True
 
 
 def probe_ports(image: ImageInfo, setup: ProbeSetup, expose: tuple[str, ...]) -> tuple[int, ...]:
@@ -56,12 +57,13 @@ def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
             probes.wait_ready(target, ports, setup.http.start_wait, tc.app_alive)
         except probes.AppExitedError as exc:
             raise AppError(f"the app exited before it was ready: {exc}",
-                           detail=tc.app_output_tail()) from exc
+                           detail=_tail(tc.app_output_tail())) from exc
         except probes.NotReadyError as exc:
-            raise AppError(str(exc), detail=tc.app_output_tail()) from exc
+            raise AppError(str(exc), detail=_tail(tc.app_output_tail())) from exc
         ui.stage("probe", "probing over HTTP")
         summary = probes.run(target, setup.http,
                              on_request=lambda r: ui.info(_request_line(r)))
+    alive = tc.app_alive()
     execs = []
     for argv in setup.execs:
         ui.stage("exec", f"exec probe: {' '.join(argv)}")
@@ -69,18 +71,32 @@ def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
         ui.info(f"exit code {outcome.exit_code}")
         execs.append(outcome)
     _continue_after(tc, setup.continue_after, ui)
-    return Observation(http=summary, execs=tuple(execs), target=target)
+    return Observation(http=summary, execs=tuple(execs), target=target,
+                       app_alive_after_probes=alive)
 
 
-def check_probes(obs: Observation, setup: ProbeSetup) -> None:
-    """Fail the build on dishonest success: 5xx answers or nothing that succeeded."""
+def check_probes(obs: Observation, setup: ProbeSetup, app_output: str = "",
+                 app_exit: Optional[int] = None) -> None:
+    """Fail the build on dishonest success: 5xx answers or nothing that succeeded.
+
+    `app_exit` is the app's exit status after the stop: anything but SIGKILL (how minify
+    stops it) means it ended on its own, e.g. it crashed on a request.
+    """
     if obs.http is not None:
         failure = probes.evaluate(obs.http.requests, setup.http.fail_on)
+        ended = not obs.app_alive_after_probes or app_exit not in (None, -signal.SIGKILL)
         if failure:
-            raise ProbeError(f"HTTP probing failed: {failure}")
+            crashed = f"; the app exited while being probed (status {app_exit})" if ended else ""
+            raise ProbeError(f"HTTP probing failed: {failure}{crashed}",
+                             detail=_tail(app_output) if crashed else "")
     for e in obs.execs:
         if e.exit_code is None:
             raise ProbeError(f"exec probe {' '.join(e.argv)!r} did not finish")
+
+
+def _tail(output: str, lines: int = 15) -> str:
+    return "last lines of the app's output:\n" + "\n".join(
+        f"  {line}" for line in output.splitlines()[-lines:])
 
 
 def _request_line(r) -> str:

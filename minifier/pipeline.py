@@ -15,12 +15,12 @@ from typing import Iterator
 import docker
 
 from . import closure, imagefs, rebuild
-from .engine import inspect_image
+from .engine import check_runnable, inspect_image
 from .monitor import access_to_json, merge
 from .observe import check_probes, observe, probe_ports
 from .options import BuildOptions
 from .report import Report, dir_sizes, make_report, render_text, request_to_json, write_json
-from .runner import TracedContainer, launch_spec
+from .runner import TracedContainer, check_command, check_privileges, launch_spec
 from .source import DockerExportSource
 from .ui import Progress
 from .users import resolve_user
@@ -33,8 +33,11 @@ __all__ = ["build", "render_text"]
 def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Report:
     ui.stage("inspect", f"inspecting {opts.image}")
     image = inspect_image(client, opts.image)
-    tag = opts.output.tag or rebuild.default_tag(image)
+    check_runnable(image)
+    check_privileges()
+    tag = rebuild.full_tag(opts.output.tag or rebuild.default_tag(image))
     rebuild.check_tag(tag, image)
+    check_command(image, opts.run)
     ports = probe_ports(image, opts.probe, opts.run.expose)
 
     with _artifacts_dir(opts.output.artifacts_dir) as workdir:
@@ -49,7 +52,8 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
             observation = observe(tc, ports, opts.probe, ui)
             ui.stage("stop", "stopping the app")
             observed = tc.finish()
-        check_probes(observation, opts.probe)
+        check_probes(observation, opts.probe, observed.app_output,
+                     observed.traces[0].exit_status if observed.traces else None)
         access = merge(observed.traces, observed.watch)
         write_json(access_to_json(access), os.path.join(workdir, "access.json"))
         seccomp = _seccomp_profile(access, opts.output.seccomp_profile, workdir)
@@ -77,7 +81,7 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
         removed = _removed_sizes(fs, plan)
         report = make_report(image, result, plan, access, _probe_json(observation), verdict,
                              removed, workdir if opts.output.artifacts_dir else "",
-                             warnings=(), timings=ui.timings)
+                             warnings=observed.warnings, timings=ui.timings)
         _write_outputs(report, plan, fs, opts, workdir)
     return report
 

@@ -29,6 +29,7 @@ __all__ = [
     "load_image",
     "default_tag",
     "check_tag",
+    "full_tag",
     "CONFIG_KEYS",
 ]
 
@@ -248,6 +249,11 @@ def _split_ref(ref: str) -> tuple[str, str]:
 
 def _full(ref: str) -> str:
     return ":".join(_split_ref(ref))
+
+
+def full_tag(tag: str) -> str:
+    """`name` -> `name:latest`, as the engine would read it (the archive needs the tag)."""
+    return _full(tag)
 
 
 def _is_id_ref(ref: str, image: ImageInfo) -> bool:

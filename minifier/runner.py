@@ -25,7 +25,7 @@ import docker
 from docker.errors import APIError, DockerException
 
 from .engine import container_labels
-from .errors import EngineError, ImageError, MinifyError
+from .errors import CapabilityError, EngineError, ImageError, MinifyError
 from .pause import pause_binary
 from .records import ImageInfo, LaunchSpec, TraceResult, WatchResult
 from .tracer import result_from_json, spec_to_json
@@ -33,7 +33,7 @@ from .users import Credentials
 from .watcher import Watcher
 
 __all__ = ["RunOptions", "ExecOutcome", "ObservedRun", "TracedContainer", "launch_spec",
-           "DOCKER_DEFAULT_CAPS", "RUN_LABEL"]
+           "DOCKER_DEFAULT_CAPS", "RUN_LABEL", "start_watcher", "check_privileges"]
 
 RUN_LABEL = "minify.run"
 PAUSE_PATH = "/.minify-pause"
@@ -72,6 +72,7 @@ class ObservedRun:
     watch: Optional[WatchResult]
     app_output: str
     execs: tuple[ExecOutcome, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = ()
 
 
 def _merge_env(base: tuple[str, ...], extra: tuple[str, ...]) -> tuple[str, ...]:
@@ -82,8 +83,8 @@ def _merge_env(base: tuple[str, ...], extra: tuple[str, ...]) -> tuple[str, ...]
     return tuple(f"{k}={v}" for k, v in merged.items())
 
 
-def launch_spec(image: ImageInfo, opts: RunOptions, creds: Credentials) -> LaunchSpec:
-    """The app's LaunchSpec with Docker's semantics for Entrypoint, Cmd, Env and WorkDir."""
+def check_command(image: ImageInfo, opts: RunOptions) -> tuple[str, ...]:
+    """The app's argv with Docker's semantics; an image without one is an error."""
     if opts.entrypoint is not None:
         entrypoint, cmd = opts.entrypoint, opts.cmd or ()  # like docker: --entrypoint drops Cmd
     else:
@@ -91,6 +92,12 @@ def launch_spec(image: ImageInfo, opts: RunOptions, creds: Credentials) -> Launc
     argv = (*entrypoint, *cmd)
     if not argv:
         raise ImageError(f"image {image.ref} has no Entrypoint or Cmd: pass --cmd or --entrypoint")
+    return argv
+
+
+def launch_spec(image: ImageInfo, opts: RunOptions, creds: Credentials) -> LaunchSpec:
+    """The app's LaunchSpec with Docker's semantics for Entrypoint, Cmd, Env and WorkDir."""
+    argv = check_command(image, opts)
     env = _merge_env(image.env, opts.env)
     names = {e.partition("=")[0] for e in env}
     defaults = tuple(d for d in (f"PATH={DEFAULT_PATH}", f"HOME={creds.home}")
@@ -100,6 +107,37 @@ def launch_spec(image: ImageInfo, opts: RunOptions, creds: Credentials) -> Launc
         uid=creds.uid, gid=creds.gid, groups=creds.groups,
         keep_caps=DOCKER_DEFAULT_CAPS, all_syscalls=opts.all_syscalls,
     )
+
+
+def start_watcher(path: str, warnings: list[str]) -> Optional[Watcher]:
+    """The fanotify watcher, or None with a warning where fanotify is not available:
+    ptrace alone still records everything the app does (only `docker exec`-started
+    processes go unseen), so this is the documented fallback, not an error."""
+    watcher = Watcher(path)
+    try:
+        watcher.start()
+    except CapabilityError as exc:
+        warnings.append(f"{exc.message}: continuing with ptrace only "
+                        "(processes started with docker exec are not seen)")
+        return None
+    return watcher
+
+
+def check_privileges(status_path: str = "/proc/self/status") -> None:
+    """Fail early, naming the capability, where the tracer could not work."""
+    with open(status_path) as f:
+        eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    missing = [name for bit, name, why in _NEEDED_CAPS if not eff & (1 << bit)]
+    if missing:
+        reasons = "; ".join(f"CAP_{n} ({why})" for bit, n, why in _NEEDED_CAPS if n in missing)
+        raise CapabilityError(f"missing capabilities: {reasons}; run as root, or with "
+                              "--cap-add SYS_PTRACE --cap-add SYS_ADMIN in a container")
+
+
+_NEEDED_CAPS = (
+    (19, "SYS_PTRACE", "trace the app and read the container's /proc/PID/ns"),
+    (21, "SYS_ADMIN", "enter the container's namespaces with setns, and fanotify"),
+)
 
 
 def _pause_archive() -> bytes:
@@ -133,6 +171,7 @@ class TracedContainer:
         self._execs: list[ExecOutcome] = []
         self._exec_traces: list[TraceResult] = []
         self.ports: dict[int, int] = {}
+        self.warnings: list[str] = []
         self.pid1 = 0
 
     @property
@@ -147,8 +186,7 @@ class TracedContainer:
         try:
             self._create_and_start()
             if self._opts.fanotify:
-                self._watcher = Watcher(self._root_dir())
-                self._watcher.start()
+                self._watcher = start_watcher(self._root_dir(), self.warnings)
             spec = replace(self._spec, target_pid=self.pid1, output_path=self.app_log)
             self._app = self._start_tracer(spec, "app")
         except BaseException:
@@ -215,7 +253,8 @@ class TracedContainer:
             watch = self._watcher.result()
             self._watcher = None
         return ObservedRun(traces=tuple(traces), watch=watch,
-                           app_output=self.app_output_tail(50), execs=tuple(self._execs))
+                           app_output=self.app_output_tail(50), execs=tuple(self._execs),
+                           warnings=tuple(self.warnings))
 
     # -- internals -------------------------------------------------------------------
 

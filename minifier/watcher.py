@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import select
+import stat
 import struct
 import threading
 from typing import Optional
@@ -32,10 +33,11 @@ _MASK = fan.FAN_OPEN | fan.FAN_OPEN_EXEC | fan.FAN_ACCESS | fan.FAN_ONDIR
 _O_FLAGS = os.O_RDONLY | os.O_LARGEFILE | os.O_CLOEXEC | os.O_NOATIME
 
 
-def _kind(mask: int) -> str:
+def _kind(mask: int, fd: int) -> str:
     if mask & fan.FAN_OPEN_EXEC:
         return "exec"
-    if mask & fan.FAN_ONDIR:
+    # The event mask does not say FAN_ONDIR without FID reporting: ask the fd itself.
+    if mask & fan.FAN_OPEN and stat.S_ISDIR(os.fstat(fd).st_mode):
         return "list"
     if mask & fan.FAN_OPEN:
         return "open"
@@ -62,6 +64,15 @@ class Watcher:
         self._ctx = None
 
     def start(self) -> None:
+        """Mark the filesystem (see `open`) and start draining events in a thread."""
+        if self._fd < 0:
+            self.open()
+        self._stop_r, self._stop_w = os.pipe()
+        self._thread = threading.Thread(target=self._loop, name="fanotify", daemon=True)
+        self._thread.start()
+
+    def open(self) -> None:
+        """Create the fanotify group and mark the filesystem: events queue from now on."""
         flags = fan.FAN_CLOEXEC | fan.FAN_NONBLOCK | fan.FAN_CLASS_NOTIF
         if not self._bounded:
             flags |= fan.FAN_UNLIMITED_QUEUE
@@ -77,13 +88,13 @@ class Watcher:
                     "fanotify is not permitted here (needs CAP_SYS_ADMIN); "
                     "run as root or use --no-fanotify") from exc
             raise CapabilityError(f"fanotify failed on {self._path}: {exc.strerror}") from exc
-        self._stop_r, self._stop_w = os.pipe()
-        self._thread = threading.Thread(target=self._loop, name="fanotify", daemon=True)
-        self._thread.start()
 
     def stop(self) -> None:
         """Drain what is queued, then end the loop."""
         if self._thread is None:
+            if self._fd >= 0:  # opened, never started: still collect what queued
+                self._drain()
+                self._close_fd()
             return
         os.write(self._stop_w, b"x")
         self._thread.join()
@@ -147,7 +158,7 @@ class Watcher:
             path = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
             return
-        kind = _kind(mask)
+        kind = _kind(mask, fd)
         exe = self._exe(pid, refresh=kind == "exec")
         key = (path, kind, exe)
         if key not in self._seen:

@@ -200,3 +200,11 @@ def test_load_image_archive(tmp_path):
     assert cfg["rootfs"] == {"type": "layers", "diff_ids": [f"sha256:{layer.sha256}"]}
     assert cfg["history"] == [{"created_by": "minify"}] and cfg["architecture"] == "amd64"
     assert res.size == 123 and res.tag == "t.min:latest" and res.layer_path == layer.path
+
+
+def test_full_tag_adds_latest_like_the_engine():
+    from minifier.rebuild import full_tag
+
+    assert full_tag("minify-bench/x") == "minify-bench/x:latest"
+    assert full_tag("host:5000/app") == "host:5000/app:latest"
+    assert full_tag("app:1.2") == "app:1.2"

@@ -1,0 +1,52 @@
+"""Refusing what cannot work, early and by name: other CPUs, missing capabilities,
+and the ptrace-only fallback when fanotify is not available."""
+
+from __future__ import annotations
+
+import pytest
+
+from minifier.engine import check_runnable
+from minifier.errors import CapabilityError, ImageError
+from minifier.records import ImageInfo
+from minifier.runner import check_privileges, start_watcher
+
+
+def _image(arch: str, os_: str = "linux") -> ImageInfo:
+    return ImageInfo(ref="x:1", id="sha256:" + "0" * 64, repo_tags=(), size=0,
+                     architecture=arch, os=os_, entrypoint=(), cmd=("x",), env=(), workdir="",
+                     user="", exposed_ports=(), volumes=(), labels={}, stop_signal="",
+                     healthcheck=None, config={})
+
+
+def test_image_for_another_cpu_is_refused():
+    with pytest.raises(ImageError, match="linux/arm64 but this machine is linux/amd64"):
+        check_runnable(_image("arm64"), machine="x86_64")
+    check_runnable(_image("amd64"), machine="x86_64")
+    check_runnable(_image(""), machine="x86_64")  # unknown architecture: let it run
+
+
+def test_windows_image_is_refused():
+    with pytest.raises(ImageError, match="is for windows"):
+        check_runnable(_image("amd64", "windows"), machine="x86_64")
+
+
+def _status(tmp_path, capeff: int):
+    path = tmp_path / "status"
+    path.write_text(f"Name:\tx\nCapEff:\t{capeff:016x}\n")
+    return str(path)
+
+
+def test_missing_capabilities_are_named(tmp_path):
+    with pytest.raises(CapabilityError) as err:
+        check_privileges(_status(tmp_path, 1 << 19))  # SYS_PTRACE only
+    assert "CAP_SYS_ADMIN" in err.value.message and "CAP_SYS_PTRACE" not in err.value.message
+    with pytest.raises(CapabilityError, match="CAP_SYS_PTRACE.*CAP_SYS_ADMIN"):
+        check_privileges(_status(tmp_path, 0))
+    check_privileges(_status(tmp_path, (1 << 19) | (1 << 21)))
+
+
+def test_fanotify_unavailable_falls_back_to_ptrace_with_a_warning(tmp_path):
+    warnings: list[str] = []
+    assert start_watcher(str(tmp_path / "missing"), warnings) is None
+    assert len(warnings) == 1
+    assert "continuing with ptrace only" in warnings[0]
