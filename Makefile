@@ -54,3 +54,8 @@ clean:
 		if [[ -n $$ids ]]; then echo "removing containers: $$ids"; docker rm -f $$ids >/dev/null; fi; \
 	fi
 	rm -f $(STAMP)
+
+# The minify container image minify:latest (docs/ci.md; a second run takes seconds).
+.PHONY: image
+image:
+	bash scripts/build-image.sh

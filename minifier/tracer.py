@@ -304,7 +304,12 @@ class Tracer:
         entry = PATH_SYSCALLS_BY_NR.get(nr)
         if entry is not None:
             paths = self._paths(pid, task, entry, list(info.data[1:7]))
-            task.pending = _Pending(name, paths, self._exe(pid, task))
+            exe = self._exe(pid, task)
+            if paths and all((p, name, True, exe) in self.events for p, _ in paths):
+                # Seen succeeding before: its result adds nothing, so spare the second
+                # stop at the exit (a server opening the same file on every request).
+                return
+            task.pending = _Pending(name, paths, exe)
 
     def _exit(self, pid: int, task: _Task, info: _SyscallInfo) -> None:
         pending, task.pending = task.pending, None

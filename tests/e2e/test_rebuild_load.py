@@ -16,23 +16,14 @@ TAG = "minify-test/rebuild:e2e"
 
 
 @pytest.fixture()
-def engine():
-    """Own fixture: the shared `client` one needs every sandbox image, this needs Debian."""
+def engine(client):
+    """The shared engine (the `client` fixture also checks for leftover containers)."""
+    client.images.get(REF)
+    yield client
     try:
-        c = docker.from_env(timeout=300)
-        c.ping()
-        c.images.get(REF)
-    except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"needs a Docker engine and {REF}: {exc}")
-    yield c
-    try:
-        c.images.remove(TAG, force=True)
+        client.images.remove(TAG, force=True)
     except docker.errors.ImageNotFound:
         pass
-    left = c.containers.list(all=True, filters={"label": "minify.run"})
-    for container in left:
-        container.remove(force=True)
-    assert not left, f"containers left behind: {[x.name for x in left]}"
 
 
 def test_rebuild_and_load(engine, tmp_path):
