@@ -46,8 +46,11 @@ RUNC_SYSCALLS: Mapping[str, str] = {
     "chdir": "the image's WorkingDir: 'chdir to cwd (\"/\") set in config.json failed'",
     "getcwd": "the cwd check (CVE-2024-21626): 'failed to verify if current working "
               "directory is safe'",
-    "faccessat2": "look up the entrypoint (exec.LookPath): 'exec /app: operation not permitted'",
-    "faccessat": "what faccessat2 falls back to on kernels older than 5.8",
+    # Go tries faccessat2 and falls back to faccessat on ENOSYS or EPERM: one of the two
+    # is needed (faccessat2 is missing before Linux 5.8, faccessat may be filtered).
+    "faccessat2": "look up the entrypoint (exec.LookPath); without both: 'exec /app: "
+                  "operation not permitted'",
+    "faccessat": "what faccessat2 falls back to (kernels older than 5.8)",
     "write": "tell the engine it is ready: 'cannot start an already running container'",
     "getppid": "check its parent is alive: 'no such process'",
     "futex": "Go runtime thread wake-ups: 'futexwakeup ... returned -1'",
