@@ -217,6 +217,14 @@ class _Closure:
         return [(c, p) for c, ps in self.elf_wanted.items() for p in sorted(ps)
                 if p not in self.elf_done]
 
+    def elf_from_index(self, wanted: Iterable[str]) -> None:
+        """Parse the ELF files whose bytes the index pass kept: no export pass for them."""
+        for c in sorted(set(wanted)):
+            f = self.fs.open_content(c)
+            if f is not None:
+                with f:
+                    self.elf_infos[c] = self._parse(c, f)
+
     def elf_pass(self) -> None:
         """One streaming pass parsing every wanted ELF member; deps found on the way are
         parsed in the same pass when they come later in the stream."""
@@ -252,6 +260,7 @@ class _Closure:
             todo = self.pending_elves()
             if not todo:
                 return
+            self.elf_from_index(c for c, _ in todo if c not in self.elf_infos)
             if any(c not in self.elf_infos for c, _ in todo):
                 self.elf_pass()
             for c, p in self.pending_elves():

@@ -9,15 +9,20 @@ at the image root, so symlinks never point at the host.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import io
+import os
 import posixpath
+import shutil
 import tarfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import IO, Optional
 
 from minifier.source import iter_members
 
 __all__ = [
+    "Spool",
     "Entry",
     "Resolution",
     "ImageFS",
@@ -108,6 +113,39 @@ class Resolution:
     error: str = ""  # "", "missing", "notdir", "loop"
 
 
+class Spool:
+    """Contents of chosen members, copied to files during the index pass.
+
+    When the index pass already knows what the app touched, their bytes are kept on the
+    way, so the closure's ELF parsing and the layer writer need no second export pass.
+    Memory stays O(1): contents go straight to disk.
+    """
+
+    def __init__(self, directory: str, wanted: Collection[str]) -> None:
+        self.directory = directory
+        self._wanted = frozenset(normalize(p) for p in wanted)
+        self._files: dict[str, str] = {}
+        os.makedirs(directory, exist_ok=True)
+
+    def wants(self, path: str) -> bool:
+        return path in self._wanted
+
+    def put(self, path: str, head: bytes, rest: IO[bytes]) -> None:
+        name = os.path.join(self.directory, hashlib.sha1(path.encode("utf-8", "surrogateescape"))
+                            .hexdigest())
+        with open(name, "wb") as f:
+            f.write(head)
+            shutil.copyfileobj(rest, f, 1 << 20)
+        self._files[path] = name
+
+    def get(self, path: str) -> Optional[str]:
+        return self._files.get(path)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self._files.clear()
+
+
 class ImageFS:
     """Metadata of every image member, plus heads and a few captured contents."""
 
@@ -116,11 +154,25 @@ class ImageFS:
         entries: Mapping[str, Entry],
         heads: Mapping[str, bytes],
         captured: Mapping[str, bytes],
+        spool: Optional[Spool] = None,
     ) -> None:
         self.entries = entries
         self._heads = heads
         self._captured = captured
+        self._spool = spool
         self._children: Optional[dict[str, list[str]]] = None
+
+    def open_content(self, path: str) -> Optional[IO[bytes]]:
+        """The bytes of a regular file (or hard link) when the index pass kept them."""
+        real = self.content_path(normalize(path))
+        spooled = self._spool.get(real) if self._spool is not None else None
+        if spooled is not None:
+            return open(spooled, "rb")
+        data = self._captured.get(real)
+        entry = self.entries.get(real)
+        if data is not None and entry is not None and len(data) == entry.size:
+            return io.BytesIO(data)
+        return None
 
     def lookup(self, path: str) -> Optional[Entry]:
         """The entry at exactly this (normalised) path, without following symlinks."""
@@ -221,8 +273,12 @@ def _entry(path: str, ti: tarfile.TarInfo) -> Entry:
     )
 
 
-def scan(stream: IO[bytes], capture: Iterable[str] = DEFAULT_CAPTURE) -> ImageFS:
-    """Index the image tar stream in ONE pass; memory is O(members), not O(bytes)."""
+def scan(stream: IO[bytes], capture: Iterable[str] = DEFAULT_CAPTURE,
+         spool: Optional[Spool] = None) -> ImageFS:
+    """Index the image tar stream in ONE pass; memory is O(members), not O(bytes).
+
+    With a `spool`, the contents of the members it wants are copied to disk on the way.
+    """
     patterns = tuple(capture)
     entries: dict[str, Entry] = {}
     heads: dict[str, bytes] = {}
@@ -241,7 +297,9 @@ def scan(stream: IO[bytes], capture: Iterable[str] = DEFAULT_CAPTURE) -> ImageFS
         heads[path] = data[:HEAD_SIZE]
         if wanted:
             captured[path] = data
+        elif spool is not None and spool.wants(path):
+            spool.put(path, data, f)
     if "/" not in entries:
         # docker export has no root member; give "/" a conventional entry for resolve().
         entries["/"] = Entry("/", "dir", 0o755, 0, 0, "root", "root", 0, 0)
-    return ImageFS(entries, heads, captured)
+    return ImageFS(entries, heads, captured, spool)

@@ -20,10 +20,9 @@ from .monitor import access_to_json, merge
 from .observe import check_probes, observe, probe_ports
 from .options import BuildOptions
 from .report import Report, dir_sizes, make_report, render_text, request_to_json, write_json
-from .runner import TracedContainer, check_command, check_privileges, launch_spec
+from .runner import TracedContainer, check_command, check_privileges
 from .source import DockerExportSource
 from .ui import Progress
-from .users import resolve_user
 from .seccomp_profile import build_profile
 from .verify import include_hints, verify
 
@@ -41,14 +40,9 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
     ports = probe_ports(image, opts.probe, opts.run.expose)
 
     with _artifacts_dir(opts.output.artifacts_dir) as workdir:
-        ui.stage("index", "indexing the image filesystem")
-        source = DockerExportSource(client, image.id)
-        with source.open() as stream:
-            fs = imagefs.scan(stream)
-        spec = launch_spec(image, opts.run, resolve_user(fs, image.user))
-
-        ui.stage("run", f"starting {' '.join(spec.argv)} under trace")
-        with TracedContainer(client, image, spec, opts.run, workdir) as tc:
+        ui.stage("run", f"starting {image.ref} under trace")
+        with TracedContainer(client, image, None, opts.run, workdir) as tc:
+            ui.info(" ".join(tc.spec.argv))
             observation = observe(tc, ports, opts.probe, ui)
             ui.stage("stop", "stopping the app")
             observed = tc.finish()
@@ -58,12 +52,21 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
         write_json(access_to_json(access), os.path.join(workdir, "access.json"))
         seccomp = _seccomp_profile(access, opts.output.seccomp_profile, workdir)
 
+        # Indexing after the run lets the one pass over the image keep the bytes of what
+        # the app touched, so planning and the layer usually need no further pass.
+        ui.stage("index", "indexing the image filesystem")
+        source = DockerExportSource(client, image.id)
+        spool = imagefs.Spool(os.path.join(workdir, "content"), access.accesses.keys())
+        with source.open() as stream:
+            fs = imagefs.scan(stream, spool=spool)
+
         ui.stage("plan", "computing what to keep")
         # Every named path, not only successful ones: EEXIST, EACCES or a path the app
         # deletes all mean the image must still have it; the image index decides.
         plan = closure.plan(fs, access.accesses.keys(), image, opts.keep, source)
         ui.stage("rebuild", f"building {tag}")
         layer = rebuild.write_layer(fs, plan, source, os.path.join(workdir, "layer.tar"))
+        spool.remove()
         labels = {"minify.source.image": image.ref, "minify.source.id": image.id}
         config = rebuild.output_config(image, labels)
         result = rebuild.load_image(client, config, layer, tag)

@@ -171,16 +171,81 @@ def _copy(src: Optional[IO[bytes]], write: Callable[[bytes], Any]) -> None:
 
 
 def write_layer(fs: ImageFS, plan: BuildPlan, source: ImageSource, out_path: str) -> LayerInfo:
-    """Write the kept members, in stream order (parents first), to an uncompressed tar."""
+    """Write the kept members, in stream order (parents first), to an uncompressed tar.
+
+    When the index pass kept the bytes of every file needed, the layer is written from
+    the index alone; otherwise one more pass over the image's export supplies them.
+    """
     with open(out_path, "wb") as f:
         hasher = _HashWriter(f)
         with tarfile.open(fileobj=hasher, mode="w|", format=tarfile.PAX_FORMAT) as out:
             writer = _LayerWriter(fs, plan, out)
-            with source.open() as stream:
-                for tf, ti in iter_members(stream):
-                    writer.member(tf, ti)
+            if _all_content_indexed(fs, writer):
+                indexed = _IndexedMembers(fs)
+                for ti in indexed.members(writer.kinds.keys() | writer.orphans.keys()):
+                    writer.member(indexed, ti)
+            else:
+                with source.open() as stream:
+                    for tf, ti in iter_members(stream):
+                        writer.member(tf, ti)
             writer.finish()
     return LayerInfo(out_path, hasher.size, hasher.sha.hexdigest(), writer.count)
+
+
+def _all_content_indexed(fs: ImageFS, writer: _LayerWriter) -> bool:
+    for path in (*writer.kinds, *writer.orphans):
+        e = fs.lookup(path)
+        if e is not None and e.type == "file" and e.size and not e.artefact:
+            f = fs.open_content(path)
+            if f is None:
+                return False
+            f.close()
+    return True
+
+
+_TAR_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
+              "hardlink": tarfile.LNKTYPE, "char": tarfile.CHRTYPE, "block": tarfile.BLKTYPE,
+              "fifo": tarfile.FIFOTYPE}
+
+
+class _IndexedMembers:
+    """The index's entries as tar members, with contents from the index pass's spool:
+    stands in for the export stream (same order, same metadata)."""
+
+    def __init__(self, fs: ImageFS) -> None:
+        self.fs = fs
+        self._open: list[IO[bytes]] = []
+
+    def members(self, wanted) -> Iterator[tarfile.TarInfo]:
+        wanted = set(wanted)
+        try:
+            for path, e in self.fs.entries.items():
+                if path in wanted:
+                    yield self._info(e)
+                for f in self._open:
+                    f.close()
+                self._open.clear()
+        finally:
+            for f in self._open:
+                f.close()
+
+    @staticmethod
+    def _info(e) -> tarfile.TarInfo:
+        ti = tarfile.TarInfo(e.path.lstrip("/") or ".")
+        ti.type = _TAR_TYPES.get(e.type, tarfile.REGTYPE)
+        ti.mode, ti.uid, ti.gid, ti.uname, ti.gname = e.mode, e.uid, e.gid, e.uname, e.gname
+        ti.mtime, ti.size, ti.devmajor, ti.devminor = e.mtime, e.size, e.devmajor, e.devminor
+        ti.linkname = e.linkname.lstrip("/") if e.type == "hardlink" else e.linkname
+        ti.pax_headers = dict(e.pax or {})
+        return ti
+
+    def extractfile(self, ti: tarfile.TarInfo) -> Optional[IO[bytes]]:
+        if not ti.isfile():
+            return None
+        f = self.fs.open_content("/" + ti.name)
+        if f is not None:
+            self._open.append(f)
+        return f
 
 
 def output_config(image: ImageInfo, extra_labels: Optional[Mapping[str, str]] = None) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import posixpath
 import secrets
 import subprocess
 import sys
@@ -29,7 +30,8 @@ from .errors import CapabilityError, EngineError, ImageError, MinifyError
 from .pause import pause_binary
 from .records import ImageInfo, LaunchSpec, TraceResult, WatchResult
 from .tracer import result_from_json, spec_to_json
-from .users import Credentials
+from .imagefs import ImageFS, scan
+from .users import Credentials, resolve_user
 from .watcher import Watcher
 
 __all__ = ["RunOptions", "ExecOutcome", "ObservedRun", "TracedContainer", "launch_spec",
@@ -157,8 +159,10 @@ def _port_spec(port: str) -> str:
 class TracedContainer:
     """A container whose app runs under the tracer; use as a context manager."""
 
-    def __init__(self, client: docker.DockerClient, image: ImageInfo, spec: LaunchSpec,
-                 opts: RunOptions, workdir: str) -> None:
+    def __init__(self, client: docker.DockerClient, image: ImageInfo,
+                 spec: Optional[LaunchSpec], opts: RunOptions, workdir: str) -> None:
+        """`spec` None: derived from the image, its USER resolved against the image's own
+        /etc/passwd and /etc/group, read from the created container."""
         self._client = client
         self._image = image
         self._spec = spec
@@ -185,6 +189,9 @@ class TracedContainer:
     def __enter__(self) -> TracedContainer:
         try:
             self._create_and_start()
+            if self._spec is None:
+                creds = resolve_user(self._user_files(), self._image.user)
+                self._spec = launch_spec(self._image, self._opts, creds)
             if self._opts.fanotify:
                 self._watcher = start_watcher(self._root_dir(), self.warnings)
             spec = replace(self._spec, target_pid=self.pid1, output_path=self.app_log)
@@ -196,6 +203,12 @@ class TracedContainer:
 
     def __exit__(self, *exc_info) -> None:
         self._cleanup()
+
+    @property
+    def spec(self) -> LaunchSpec:
+        """The app's launch, known once the container exists."""
+        assert self._spec is not None
+        return self._spec
 
     @property
     def app_process(self) -> Optional[subprocess.Popen]:
@@ -285,6 +298,39 @@ class TracedContainer:
             port, _, proto = key.partition("/")
             if proto == "tcp" and bindings:
                 self.ports[int(port)] = int(bindings[0]["HostPort"])
+
+    def _user_files(self) -> ImageFS:
+        """An index holding just /etc/passwd and /etc/group of the image, fetched from the
+        container (the engine resolves the path inside it), symlinks followed."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as out:
+            etc = tarfile.TarInfo("etc")
+            etc.type, etc.mode = tarfile.DIRTYPE, 0o755
+            out.addfile(etc)
+            for path in ("/etc/passwd", "/etc/group"):
+                data = self._read_file(path)
+                if data is not None:
+                    info = tarfile.TarInfo(path.lstrip("/"))
+                    info.size = len(data)
+                    out.addfile(info, io.BytesIO(data))
+        buf.seek(0)
+        return scan(buf)
+
+    def _read_file(self, path: str, hops: int = 0) -> Optional[bytes]:
+        try:
+            chunks, _ = self._container.get_archive(path)
+            raw = b"".join(chunks)
+        except (APIError, DockerException):
+            return None  # no such file: names cannot be resolved, numeric ids still can
+        with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+            member = tar.next()
+            if member is None:
+                return None
+            if member.issym() and hops < 8:
+                target = posixpath.join(posixpath.dirname(path), member.linkname)
+                return self._read_file(posixpath.normpath(target), hops + 1)
+            f = tar.extractfile(member) if member.isfile() else None
+            return f.read() if f is not None else None
 
     def _root_dir(self) -> str:
         # The container's root as seen through its PID 1: the same overlay filesystem as

@@ -208,3 +208,48 @@ def test_full_tag_adds_latest_like_the_engine():
     assert full_tag("minify-bench/x") == "minify-bench/x:latest"
     assert full_tag("host:5000/app") == "host:5000/app:latest"
     assert full_tag("app:1.2") == "app:1.2"
+
+
+class _NoPass:
+    """A source that must not be read: the index pass already kept every needed byte."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def open(self):
+        raise AssertionError("an extra pass over the image was made")
+
+
+def test_layer_from_the_index_pass_equals_the_streamed_layer(tmp_path):
+    from minifier.imagefs import Spool
+
+    source = TarFileSource(make_tar(tmp_path / "image.tar", BASE))
+    # As the monitors report them: names used and, from fanotify, the real files behind.
+    accessed = [*ALL, "/srv/one", "/srv/hl1", "/srv/hl2", "/etc/os-release"]
+    with source.open() as f:
+        streamed_fs = scan(f)
+    p = plan(streamed_fs, accessed, image_info(), KeepOptions(), source)
+    streamed = write_layer(streamed_fs, p, source, str(tmp_path / "streamed.tar"))
+
+    spool = Spool(str(tmp_path / "spool"), accessed)
+    with source.open() as f:
+        spooled_fs = scan(f, spool=spool)
+    p2 = plan(spooled_fs, accessed, image_info(), KeepOptions(), _NoPass(source))
+    assert p2 == p
+    indexed = write_layer(spooled_fs, p2, _NoPass(source), str(tmp_path / "indexed.tar"))
+    assert (indexed.sha256, indexed.size, indexed.files) == (
+        streamed.sha256, streamed.size, streamed.files)
+
+
+def test_elf_closure_from_the_index_pass_needs_no_extra_pass(tmp_path):
+    from minifier.imagefs import Spool
+
+    members = elf_members()
+    source = TarFileSource(make_tar(tmp_path / "image.tar", members))
+    # The loader's and libc's real paths, as /proc/PID/maps and fanotify report them.
+    accessed = ["/usr/bin/true", f"/{LIBDIR}/libc.so.6", f"/{LIBDIR}/ld-linux-x86-64.so.2"]
+    with source.open() as f:
+        fs = scan(f, spool=Spool(str(tmp_path / "spool"), accessed))
+    p = plan(fs, accessed[:1], image_info(), KeepOptions(), _NoPass(source))
+    kept = {k.path: k.reasons for k in p.kept}
+    assert "elf-dep" in kept[f"/{LIBDIR}/libc.so.6"]
