@@ -19,9 +19,20 @@ def test_is_a_static_x86_64_executable(tmp_path):
     assert len(pause_binary()) < 300
 
 
+def _wait_blocked(pid: int) -> None:
+    """Until the program sleeps in rt_sigtimedwait (syscall 128): its signals are set up."""
+    for _ in range(100000):
+        with open(f"/proc/{pid}/syscall") as f:
+            if f.read().split(" ", 1)[0] == "128":
+                return
+        os.sched_yield()
+    raise AssertionError("the pause program never reached its wait")
+
+
 def test_waits_until_sigterm_then_exits_zero(tmp_path):
     proc = subprocess.Popen([write_pause(str(tmp_path))])
     try:
+        _wait_blocked(proc.pid)
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
