@@ -16,6 +16,7 @@ import docker
 
 from . import closure, imagefs, rebuild
 from .engine import check_runnable, inspect_image
+from .errors import UsageError
 from .monitor import access_to_json, merge
 from .observe import check_probes, observe, probe_ports
 from .options import BuildOptions
@@ -96,7 +97,11 @@ def _artifacts_dir(path: str | None) -> Iterator[str]:
         os.makedirs(path, exist_ok=True)
         yield os.path.abspath(path)
         return
-    tmp = tempfile.mkdtemp(prefix="minify-")
+    try:
+        tmp = tempfile.mkdtemp(prefix="minify-")
+    except OSError as exc:
+        raise UsageError(f"cannot create a temporary directory ({exc.strerror}): set TMPDIR "
+                         "to a writable directory (in a container: --tmpfs /tmp)") from exc
     try:
         yield tmp
     finally:

@@ -92,6 +92,14 @@ def make_report(image: ImageInfo, result: BuildResult, plan: BuildPlan,
     )
 
 
+def _umask() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
+
+
 def write_json(doc: dict, path: str) -> None:
     """Write atomically: a reader never sees half a report."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -100,6 +108,7 @@ def write_json(doc: dict, path: str) -> None:
         with os.fdopen(fd, "w") as f:
             json.dump(doc, f, indent=2, sort_keys=False)
             f.write("\n")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide it from a CI uploader
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

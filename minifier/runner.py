@@ -16,6 +16,7 @@ import json
 import os
 import posixpath
 import secrets
+import signal
 import subprocess
 import sys
 import tarfile
@@ -58,6 +59,7 @@ class RunOptions:
     fanotify: bool = True
     all_syscalls: bool = False
     stop_timeout: float = 30.0
+    stop_grace: float = 10.0  # like `docker stop`: time between StopSignal and SIGKILL
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,17 @@ def launch_spec(image: ImageInfo, opts: RunOptions, creds: Credentials) -> Launc
         uid=creds.uid, gid=creds.gid, groups=creds.groups,
         keep_caps=DOCKER_DEFAULT_CAPS, all_syscalls=opts.all_syscalls,
     )
+
+
+def _stop_signal(name: str) -> int:
+    """Docker's StopSignal ("SIGQUIT", "QUIT" or "3"); SIGTERM when unset or unknown."""
+    name = (name or "").strip().upper()
+    if name.isdigit():
+        return int(name)
+    try:
+        return int(signal.Signals(name if name.startswith("SIG") else f"SIG{name}"))
+    except ValueError:
+        return int(signal.SIGTERM)
 
 
 def start_watcher(path: str, warnings: list[str]) -> Optional[Watcher]:
@@ -245,7 +258,9 @@ class TracedContainer:
         return outcome
 
     def finish(self) -> ObservedRun:
-        """Stop the container (which ends the app) and collect what the monitors saw."""
+        """Stop the app as `docker stop` would (the image's StopSignal, then a bounded
+        grace period, then SIGKILL), so its shutdown is traced too; collect the results."""
+        self._stop_app()
         self._kill_container()
         traces = []
         if self._app is not None:
@@ -294,6 +309,10 @@ class TracedContainer:
             raise EngineError(f"the container for {self._image.ref} did not start: "
                               f"{state.get('Error') or state.get('Status')}")
         self.pid1 = int(state["Pid"])
+        if not os.path.exists(f"/proc/{self.pid1}"):
+            raise CapabilityError(
+                f"the container's PID 1 (host pid {self.pid1}) is not visible here: when "
+                "minify itself runs in a container, give it --pid=host")
         for key, bindings in (self._container.attrs["NetworkSettings"]["Ports"] or {}).items():
             port, _, proto = key.partition("/")
             if proto == "tcp" and bindings:
@@ -364,6 +383,21 @@ class TracedContainer:
                 return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+    def _stop_app(self) -> None:
+        if self._app is None or self._app.poll() is not None:
+            return
+        try:
+            with open(os.path.join(self._dir, "app.trace.json.pid")) as f:
+                pid = int(f.read().split()[-1])
+            os.kill(pid, _stop_signal(self._image.stop_signal))
+        except (OSError, ValueError, IndexError):
+            return  # already gone: the kill below ends whatever is left
+        try:
+            self._app.wait(timeout=self._opts.stop_grace)
+        except subprocess.TimeoutExpired:
+            self.warnings.append(f"the app did not stop within {self._opts.stop_grace:g} s "
+                                 "of its stop signal and was killed")
 
     def _kill_container(self) -> None:
         if self._container is None:

@@ -389,6 +389,11 @@ class Tracer:
                 task.mem_fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
             except OSError as exc:
                 if exc.errno != errno.EMFILE:
+                    # Paths of this task's syscalls cannot be read: never silently.
+                    warning = (f"cannot read the memory of traced processes "
+                               f"({exc.strerror}): their paths are missing from the trace")
+                    if warning not in self.warnings:
+                        self.warnings.append(warning)
                     return None
                 for other in self.tasks.values():  # too many threads: drop the cache
                     self._close_mem(other)

@@ -119,7 +119,13 @@ def _run_plain(client, image_id: str, opts: BuildOptions, obs: Observation,
     requests: tuple[RequestResult, ...] = ()
     running, logs = False, ""
     if recorded:
-        container = _start(client, image_id, opts, obs.target.ports, seccomp)
+        try:
+            container = _start(client, image_id, opts, obs.target.ports, seccomp)
+        except (APIError, DockerException) as exc:
+            error = f"the image did not start: {getattr(exc, 'explanation', None) or exc}"
+            requests = tuple(_failed(r, error) for r in recorded)
+            return _Run(requests=requests, execs=tuple((None, error) for _ in obs.execs),
+                        running=False, logs=error)
         try:
             container.reload()
             target = Target(host="127.0.0.1", ports=_published(container))
@@ -188,6 +194,14 @@ def _overrides(opts: BuildOptions, seccomp: Optional[str] = None) -> dict:
 
 def _run_exec(client, image_id: str, argv, opts: BuildOptions,
               seccomp: Optional[str] = None) -> tuple[Optional[int], str]:
+    try:
+        return _run_exec_once(client, image_id, argv, opts, seccomp)
+    except (APIError, DockerException) as exc:
+        return None, f"did not run: {getattr(exc, 'explanation', None) or exc}"
+
+
+def _run_exec_once(client, image_id: str, argv, opts: BuildOptions,
+                   seccomp: Optional[str]) -> tuple[Optional[int], str]:
     container = client.containers.create(image_id, entrypoint=[argv[0]], command=list(argv[1:]),
                                          labels=container_labels("verify"),
                                          **{k: v for k, v in _overrides(opts, seccomp).items()
