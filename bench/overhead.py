@@ -16,7 +16,8 @@ import time
 
 from minifier import imagefs
 from minifier.engine import inspect_image
-from minifier.runner import RunOptions, TracedContainer, launch_spec
+from minifier.appspec import RunOptions, launch_spec
+from minifier.runner import TracedContainer
 from minifier.source import DockerExportSource
 from minifier.users import resolve_user
 from probes import Target, wait_ready

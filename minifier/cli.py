@@ -17,7 +17,7 @@ import probes
 from .closure import KeepOptions
 from .errors import EXIT_MEANINGS, ExitStatus, Interrupted, MinifyError, UsageError
 from .options import BuildOptions, OutputOptions, ProbeSetup
-from .runner import RunOptions
+from .appspec import RunOptions
 
 __all__ = ["main", "cli"]
 

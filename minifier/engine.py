@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import platform
 import re
-from typing import Optional
+from typing import Mapping
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
@@ -14,7 +13,17 @@ from .errors import EngineError, ImageError
 from .records import ImageInfo
 
 __all__ = ["connect", "inspect_image", "image_info_from_attrs", "container_labels",
-           "check_runnable"]
+           "published_ports"]
+
+
+def published_ports(attrs: Mapping) -> dict[int, int]:
+    """Container TCP port -> host port, from a container's inspect data."""
+    ports = {}
+    for key, bindings in ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items():
+        port, _, proto = key.partition("/")
+        if proto == "tcp" and bindings:
+            ports[int(port)] = int(bindings[0]["HostPort"])
+    return ports
 
 
 def container_labels(purpose: str) -> dict[str, str]:
@@ -60,20 +69,6 @@ def inspect_image(client: docker.DockerClient, ref: str) -> ImageInfo:
     except APIError as exc:
         raise EngineError(f"inspecting {ref} failed: {exc.explanation or exc}") from exc
     return image_info_from_attrs(ref, attrs)
-
-
-_MACHINES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
-             "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
-
-
-def check_runnable(image: ImageInfo, machine: Optional[str] = None) -> None:
-    """The app runs natively under the tracer: refuse images of another OS or CPU."""
-    host = _MACHINES.get(machine or platform.machine(), machine or platform.machine())
-    if image.os and image.os != "linux":
-        raise ImageError(f"image {image.ref} is for {image.os}; minify runs linux images")
-    if image.architecture and image.architecture != host:
-        raise ImageError(f"image {image.ref} is for linux/{image.architecture} but this machine "
-                         f"is linux/{host}: minify must run the app natively to trace it")
 
 
 def image_info_from_attrs(ref: str, attrs: dict) -> ImageInfo:

@@ -8,7 +8,7 @@ from typing import Optional
 from probes import ContinueAfter, HttpProbeOptions
 
 from .closure import KeepOptions
-from .runner import RunOptions
+from .appspec import RunOptions
 
 __all__ = ["ProbeSetup", "OutputOptions", "BuildOptions"]
 

@@ -15,13 +15,15 @@ from typing import Iterator
 import docker
 
 from . import closure, imagefs, rebuild
-from .engine import check_runnable, inspect_image
+from .engine import inspect_image
 from .errors import UsageError
 from .monitor import access_to_json, merge
 from .observe import check_probes, observe, probe_ports
 from .options import BuildOptions
 from .report import Report, dir_sizes, make_report, render_text, request_to_json, write_json
-from .runner import TracedContainer, check_command, check_privileges
+from .appspec import check_command
+from .preflight import check_privileges, check_runnable
+from .runner import TracedContainer
 from .source import DockerExportSource
 from .ui import Progress
 from .seccomp_profile import build_profile

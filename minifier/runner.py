@@ -16,7 +16,6 @@ import json
 import os
 import posixpath
 import secrets
-import signal
 import subprocess
 import sys
 import tarfile
@@ -26,42 +25,20 @@ from typing import Optional
 import docker
 from docker.errors import APIError, DockerException
 
-from .engine import container_labels
-from .errors import CapabilityError, EngineError, ImageError, MinifyError
+from .appspec import RunOptions, launch_spec, stop_signal
+from .engine import container_labels, published_ports
+from .errors import CapabilityError, EngineError, MinifyError
+from .imagefs import ImageFS, scan
 from .pause import pause_binary
 from .records import ImageInfo, LaunchSpec, TraceResult, WatchResult
-from .tracer import result_from_json, spec_to_json
-from .imagefs import ImageFS, scan
-from .users import Credentials, resolve_user
+from .tracejson import result_from_json, spec_to_json
+from .users import resolve_user
 from .watcher import Watcher
 
-__all__ = ["RunOptions", "ExecOutcome", "ObservedRun", "TracedContainer", "launch_spec",
-           "DOCKER_DEFAULT_CAPS", "RUN_LABEL", "start_watcher", "check_privileges"]
+__all__ = ["ExecOutcome", "ObservedRun", "TracedContainer", "RUN_LABEL", "start_watcher"]
 
 RUN_LABEL = "minify.run"
 PAUSE_PATH = "/.minify-pause"
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# The capabilities `docker run` gives a container by default: the traced app gets
-# exactly these as its bounding set, never the tracer's full root set.
-DOCKER_DEFAULT_CAPS = (
-    "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
-    "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
-)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    entrypoint: Optional[tuple[str, ...]] = None
-    cmd: Optional[tuple[str, ...]] = None
-    env: tuple[str, ...] = ()
-    workdir: Optional[str] = None
-    expose: tuple[str, ...] = ()  # extra ports, "8080" or "8080/tcp"
-    fanotify: bool = True
-    all_syscalls: bool = False
-    stop_timeout: float = 30.0
-    stop_grace: float = 10.0  # like `docker stop`: time between StopSignal and SIGKILL
-
-
 @dataclass(frozen=True)
 class ExecOutcome:
     argv: tuple[str, ...]
@@ -79,51 +56,6 @@ class ObservedRun:
     warnings: tuple[str, ...] = ()
 
 
-def _merge_env(base: tuple[str, ...], extra: tuple[str, ...]) -> tuple[str, ...]:
-    merged: dict[str, str] = {}
-    for item in (*base, *extra):
-        name, _, value = item.partition("=")
-        merged[name] = value
-    return tuple(f"{k}={v}" for k, v in merged.items())
-
-
-def check_command(image: ImageInfo, opts: RunOptions) -> tuple[str, ...]:
-    """The app's argv with Docker's semantics; an image without one is an error."""
-    if opts.entrypoint is not None:
-        entrypoint, cmd = opts.entrypoint, opts.cmd or ()  # like docker: --entrypoint drops Cmd
-    else:
-        entrypoint, cmd = image.entrypoint, opts.cmd if opts.cmd is not None else image.cmd
-    argv = (*entrypoint, *cmd)
-    if not argv:
-        raise ImageError(f"image {image.ref} has no Entrypoint or Cmd: pass --cmd or --entrypoint")
-    return argv
-
-
-def launch_spec(image: ImageInfo, opts: RunOptions, creds: Credentials) -> LaunchSpec:
-    """The app's LaunchSpec with Docker's semantics for Entrypoint, Cmd, Env and WorkDir."""
-    argv = check_command(image, opts)
-    env = _merge_env(image.env, opts.env)
-    names = {e.partition("=")[0] for e in env}
-    defaults = tuple(d for d in (f"PATH={DEFAULT_PATH}", f"HOME={creds.home}")
-                     if d.partition("=")[0] not in names)
-    return LaunchSpec(
-        argv=argv, env=(*defaults, *env), workdir=opts.workdir or image.workdir or "/",
-        uid=creds.uid, gid=creds.gid, groups=creds.groups,
-        keep_caps=DOCKER_DEFAULT_CAPS, all_syscalls=opts.all_syscalls,
-    )
-
-
-def _stop_signal(name: str) -> int:
-    """Docker's StopSignal ("SIGQUIT", "QUIT" or "3"); SIGTERM when unset or unknown."""
-    name = (name or "").strip().upper()
-    if name.isdigit():
-        return int(name)
-    try:
-        return int(signal.Signals(name if name.startswith("SIG") else f"SIG{name}"))
-    except ValueError:
-        return int(signal.SIGTERM)
-
-
 def start_watcher(path: str, warnings: list[str]) -> Optional[Watcher]:
     """The fanotify watcher, or None with a warning where fanotify is not available:
     ptrace alone still records everything the app does (only `docker exec`-started
@@ -136,23 +68,6 @@ def start_watcher(path: str, warnings: list[str]) -> Optional[Watcher]:
                         "(processes started with docker exec are not seen)")
         return None
     return watcher
-
-
-def check_privileges(status_path: str = "/proc/self/status") -> None:
-    """Fail early, naming the capability, where the tracer could not work."""
-    with open(status_path) as f:
-        eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
-    missing = [name for bit, name, why in _NEEDED_CAPS if not eff & (1 << bit)]
-    if missing:
-        reasons = "; ".join(f"CAP_{n} ({why})" for bit, n, why in _NEEDED_CAPS if n in missing)
-        raise CapabilityError(f"missing capabilities: {reasons}; run as root, or with "
-                              "--cap-add SYS_PTRACE --cap-add SYS_ADMIN in a container")
-
-
-_NEEDED_CAPS = (
-    (19, "SYS_PTRACE", "trace the app and read the container's /proc/PID/ns"),
-    (21, "SYS_ADMIN", "enter the container's namespaces with setns, and fanotify"),
-)
 
 
 def _pause_archive() -> bytes:
@@ -313,10 +228,7 @@ class TracedContainer:
             raise CapabilityError(
                 f"the container's PID 1 (host pid {self.pid1}) is not visible here: when "
                 "minify itself runs in a container, give it --pid=host")
-        for key, bindings in (self._container.attrs["NetworkSettings"]["Ports"] or {}).items():
-            port, _, proto = key.partition("/")
-            if proto == "tcp" and bindings:
-                self.ports[int(port)] = int(bindings[0]["HostPort"])
+        self.ports = published_ports(self._container.attrs)
 
     def _user_files(self) -> ImageFS:
         """An index holding just /etc/passwd and /etc/group of the image, fetched from the
@@ -390,7 +302,7 @@ class TracedContainer:
         try:
             with open(os.path.join(self._dir, "app.trace.json.pid")) as f:
                 pid = int(f.read().split()[-1])
-            os.kill(pid, _stop_signal(self._image.stop_signal))
+            os.kill(pid, stop_signal(self._image.stop_signal))
         except (OSError, ValueError, IndexError):
             return  # already gone: the kill below ends whatever is left
         try:

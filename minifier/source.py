@@ -11,20 +11,18 @@ import contextlib
 import io
 import tarfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import IO, Any, Optional, Protocol
+from typing import IO, Any, Protocol
 
 from minifier.engine import container_labels
 from minifier.errors import EngineError, ImageError
-from minifier.records import ImageInfo
 
 __all__ = [
     "ImageSource",
     "TarFileSource",
     "DockerExportSource",
     "iter_members",
-    "image_info_from_inspect",
 ]
 
 _CHUNK = 1 << 20
@@ -126,31 +124,3 @@ def iter_members(stream: IO[bytes]) -> Iterator[tuple[tarfile.TarFile, tarfile.T
             # bounded for images with 100k files (we never need to seek back).
             tf.members.clear()
             yield tf, ti
-
-
-def _tuple(v: Optional[Any]) -> tuple[str, ...]:
-    return tuple(v) if v else ()
-
-
-def image_info_from_inspect(ref: str, attrs: Mapping[str, Any]) -> ImageInfo:
-    """Build an `ImageInfo` from `docker image inspect` output (`client.api.inspect_image`)."""
-    cfg = attrs.get("Config") or {}
-    return ImageInfo(
-        ref=ref,
-        id=attrs.get("Id", ""),
-        repo_tags=_tuple(attrs.get("RepoTags")),
-        size=int(attrs.get("Size") or 0),
-        architecture=attrs.get("Architecture", ""),
-        os=attrs.get("Os", ""),
-        entrypoint=_tuple(cfg.get("Entrypoint")),
-        cmd=_tuple(cfg.get("Cmd")),
-        env=_tuple(cfg.get("Env")),
-        workdir=cfg.get("WorkingDir") or "",
-        user=cfg.get("User") or "",
-        exposed_ports=tuple(sorted(cfg.get("ExposedPorts") or {})),
-        volumes=tuple(sorted(cfg.get("Volumes") or {})),
-        labels=dict(cfg.get("Labels") or {}),
-        stop_signal=cfg.get("StopSignal") or "",
-        healthcheck=cfg.get("Healthcheck"),
-        config=dict(cfg),
-    )

@@ -24,8 +24,8 @@ import posixpath
 import signal
 import sys
 from collections import Counter
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Optional
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 from ptrace.binding import ptrace_cont, ptrace_getsiginfo, ptrace_setoptions, ptrace_syscall
 from ptrace.binding.func import ptrace
@@ -35,9 +35,9 @@ from minifier import launch
 from minifier.records import FileEvent, LaunchSpec, TraceResult
 from minifier.seccomp import AUDIT_ARCH_X86_64
 from minifier.syscalls import AT_FDCWD, PATH_SYSCALLS_BY_NR, PathSyscall, syscall_name
+from minifier.tracejson import result_to_json, spec_from_json, write_atomic
 
-__all__ = ["Tracer", "trace", "spec_to_json", "spec_from_json", "result_to_json",
-           "result_from_json", "main"]
+__all__ = ["Tracer", "trace", "main"]
 
 _WALL = 0x40000000
 _PTRACE_GETEVENTMSG = 0x4201
@@ -419,45 +419,6 @@ def trace(spec: LaunchSpec, on_start: Optional[Callable[[int], None]] = None) ->
     return Tracer(spec).run(on_start)
 
 
-def spec_to_json(spec: LaunchSpec) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items()}
-
-
-def spec_from_json(data: dict[str, Any]) -> LaunchSpec:
-    fields = dict(data)
-    for name in ("argv", "env", "groups", "keep_caps"):
-        if fields.get(name) is not None:
-            fields[name] = tuple(fields[name])
-    return LaunchSpec(**fields)
-
-
-def result_to_json(result: TraceResult) -> dict[str, Any]:
-    return {
-        "events": [asdict(e) for e in result.events],
-        "syscall_counts": dict(result.syscall_counts),
-        "exit_status": result.exit_status,
-        "processes": result.processes,
-        "warnings": list(result.warnings),
-    }
-
-
-def result_from_json(data: dict[str, Any]) -> TraceResult:
-    return TraceResult(
-        events=tuple(FileEvent(**e) for e in data["events"]),
-        syscall_counts=dict(data["syscall_counts"]),
-        exit_status=data["exit_status"],
-        processes=data.get("processes", 0),
-        warnings=tuple(data.get("warnings", ())),
-    )
-
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     """`python -m minifier.tracer SPEC_JSON RESULT_JSON`; 0 once traced, 1 if the
     program could not be launched (the result then holds the reason as a warning)."""
@@ -475,11 +436,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         signal.signal(signum, lambda *_: tracer.kill_all())
     status = 0
     try:
-        result = tracer.run(lambda pid: _write_atomic(f"{result_path}.pid", f"{pid}\n"))
+        result = tracer.run(lambda pid: write_atomic(f"{result_path}.pid", f"{pid}\n"))
     except (OSError, ValueError) as exc:  # could not launch (bad path, uid, capability)
         result = TraceResult((), {}, None, warnings=(f"cannot launch {spec.argv!r}: {exc}",))
         status = 1
-    _write_atomic(result_path, json.dumps(result_to_json(result)))
+    write_atomic(result_path, json.dumps(result_to_json(result)))
     return status
 
 

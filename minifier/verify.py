@@ -19,7 +19,7 @@ from docker.errors import APIError, DockerException
 import probes
 from probes import RequestResult, Target
 
-from .engine import container_labels
+from .engine import container_labels, published_ports
 from .observe import Observation
 from .options import BuildOptions
 from .records import BuildResult, ImageInfo
@@ -128,7 +128,7 @@ def _run_plain(client, image_id: str, opts: BuildOptions, obs: Observation,
                         running=False, logs=error)
         try:
             container.reload()
-            target = Target(host="127.0.0.1", ports=_published(container))
+            target = Target(host="127.0.0.1", ports=published_ports(container.attrs))
             alive = _alive_check(container)
             try:
                 probes.wait_ready(target, tuple(obs.target.ports), opts.probe.http.start_wait,
@@ -158,15 +158,6 @@ def _alive_check(container):
             return False
         return container.status == "running"
     return alive
-
-
-def _published(container) -> dict[int, int]:
-    ports = {}
-    for key, bindings in (container.attrs["NetworkSettings"]["Ports"] or {}).items():
-        port, _, proto = key.partition("/")
-        if proto == "tcp" and bindings:
-            ports[int(port)] = int(bindings[0]["HostPort"])
-    return ports
 
 
 def _start(client, image_id: str, opts: BuildOptions, ports, seccomp: Optional[str]):

@@ -8,7 +8,8 @@ import pytest
 from minifier.closure import KeepOptions, plan
 from minifier.imagefs import scan
 from minifier.rebuild import load_image, output_config, write_layer
-from minifier.source import DockerExportSource, image_info_from_inspect
+from minifier.engine import image_info_from_attrs
+from minifier.source import DockerExportSource
 
 pytestmark = pytest.mark.e2e
 REF = "minify-sandbox/debian:bookworm"
@@ -27,7 +28,7 @@ def engine(client):
 
 
 def test_rebuild_and_load(engine, tmp_path):
-    info = image_info_from_inspect(REF, engine.api.inspect_image(REF))
+    info = image_info_from_attrs(REF, engine.api.inspect_image(REF))
     source = DockerExportSource(engine, info.id)
     with source.open() as stream:
         fs = scan(stream)

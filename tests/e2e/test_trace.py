@@ -9,7 +9,8 @@ import requests
 
 from minifier.engine import inspect_image
 from minifier.monitor import merge
-from minifier.runner import RunOptions, TracedContainer, launch_spec
+from minifier.appspec import RunOptions, launch_spec
+from minifier.runner import TracedContainer
 from minifier.source import DockerExportSource
 from minifier import imagefs
 from minifier.users import resolve_user

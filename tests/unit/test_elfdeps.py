@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import struct
 import subprocess
 
@@ -177,7 +176,6 @@ def test_rpath_runpath_ld_library_path_origin(tmp_path):
         ("libr.so", "/app/lib/libr.so")]
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 def test_compiled_rpath_and_runpath(tmp_path):
     (tmp_path / "foo.c").write_text("int foo(void) { return 1; }\n")
     (tmp_path / "main.c").write_text("int foo(void); int main(void) { return foo(); }\n")

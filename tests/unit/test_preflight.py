@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from minifier.engine import check_runnable
 from minifier.errors import CapabilityError, ImageError
 from minifier.records import ImageInfo
-from minifier.runner import check_privileges, start_watcher
+from minifier.preflight import check_privileges, check_runnable
+from minifier.runner import start_watcher
 
 
 def _image(arch: str, os_: str = "linux") -> ImageInfo:

@@ -117,7 +117,7 @@ def site() -> Iterator[ThreadingHTTPServer]:
 @pytest.fixture
 def tls_site(tmp_path: Path) -> Iterator[ThreadingHTTPServer]:
     if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed")
+        pytest.fail("openssl is needed to make the test certificate (apt-get install openssl)")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],

@@ -17,15 +17,9 @@ from pathlib import Path
 import pytest
 
 from minifier.records import FileEvent, LaunchSpec, TraceResult
-from minifier.tracer import (
-    result_from_json,
-    result_to_json,
-    spec_from_json,
-    spec_to_json,
-    trace,
-)
+from minifier.tracejson import result_from_json, result_to_json, spec_from_json, spec_to_json
+from minifier.tracer import trace
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the tracer tests need root")
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = Path(__file__).parent / "programs"

@@ -1,0 +1,43 @@
+"""Refuse early, by name, what cannot work here: missing capabilities, images for
+another OS or CPU. Nothing is started before these checks pass."""
+
+from __future__ import annotations
+
+import platform
+from typing import Optional
+
+from .errors import CapabilityError, ImageError
+from .records import ImageInfo
+
+__all__ = ["check_privileges", "check_runnable"]
+
+
+def check_privileges(status_path: str = "/proc/self/status") -> None:
+    """Fail early, naming the capability, where the tracer could not work."""
+    with open(status_path) as f:
+        eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    missing = [name for bit, name, why in _NEEDED_CAPS if not eff & (1 << bit)]
+    if missing:
+        reasons = "; ".join(f"CAP_{n} ({why})" for bit, n, why in _NEEDED_CAPS if n in missing)
+        raise CapabilityError(f"missing capabilities: {reasons}; run as root, or with "
+                              "--cap-add SYS_PTRACE --cap-add SYS_ADMIN in a container")
+
+
+_NEEDED_CAPS = (
+    (19, "SYS_PTRACE", "trace the app and read the container's /proc/PID/ns"),
+    (21, "SYS_ADMIN", "enter the container's namespaces with setns, and fanotify"),
+)
+
+
+_MACHINES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
+             "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+
+
+def check_runnable(image: ImageInfo, machine: Optional[str] = None) -> None:
+    """The app runs natively under the tracer: refuse images of another OS or CPU."""
+    host = _MACHINES.get(machine or platform.machine(), machine or platform.machine())
+    if image.os and image.os != "linux":
+        raise ImageError(f"image {image.ref} is for {image.os}; minify runs linux images")
+    if image.architecture and image.architecture != host:
+        raise ImageError(f"image {image.ref} is for linux/{image.architecture} but this machine "
+                         f"is linux/{host}: minify must run the app natively to trace it")
