@@ -136,10 +136,12 @@ def build(image: str, **kw) -> None:
     """Minify IMAGE: run it traced, probe it, keep only what it used."""
     from .engine import connect
     from .pipeline import build as run_build
+    from .preflight import check_privileges
     from .ui import Progress
 
     opts = build_options(image, kw)
     max_size = _size(kw["max_size"])
+    check_privileges()  # before the engine: a non-root user is told what is missing
     client = connect()
     report = run_build(client, opts, Progress())
     _emit(report, kw["as_json"], kw["summary_md"])

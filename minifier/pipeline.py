@@ -22,7 +22,7 @@ from .observe import check_probes, observe, probe_ports
 from .options import BuildOptions
 from .report import Report, dir_sizes, make_report, render_text, request_to_json, write_json
 from .appspec import check_command
-from .preflight import check_privileges, check_runnable
+from .preflight import check_runnable
 from .runner import TracedContainer
 from .source import DockerExportSource
 from .ui import Progress
@@ -36,7 +36,6 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
     ui.stage("inspect", f"inspecting {opts.image}")
     image = inspect_image(client, opts.image)
     check_runnable(image)
-    check_privileges()
     tag = rebuild.full_tag(opts.output.tag or rebuild.default_tag(image))
     rebuild.check_tag(tag, image)
     check_command(image, opts.run)

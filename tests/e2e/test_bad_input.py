@@ -90,3 +90,15 @@ def test_missing_probe_file(client, unchanged, tmp_path):
     run = minify("build", SANDBOX["busybox"], "--http-probe-cmd-file", str(tmp_path / "no.json"))
     assert run.code == ExitStatus.USAGE
     assert "no.json" in _one_line_error(run.stderr)
+
+
+def test_not_root_is_told_which_capabilities(client, unchanged):
+    import subprocess
+
+    from .helpers import ENV, MINIFY
+    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                           *MINIFY, "build", SANDBOX["busybox"]], capture_output=True, text=True,
+                          env=ENV, timeout=120)
+    assert proc.returncode == ExitStatus.CAPABILITY, proc.stderr
+    line = _one_line_error(proc.stderr)
+    assert "CAP_SYS_PTRACE" in line and "CAP_SYS_ADMIN" in line
