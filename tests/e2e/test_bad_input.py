@@ -23,14 +23,19 @@ def _one_line_error(stderr: str) -> str:
 
 @pytest.fixture
 def unchanged(client):
-    """Snapshot every sandbox image's id and tags; assert they are the same afterwards."""
+    """Snapshot every sandbox image's id and tags, the engine's networks and volumes, and
+    our temp dirs; assert they are the same afterwards."""
     def snapshot():
         return {ref: (client.images.get(ref).id, tuple(sorted(client.images.get(ref).tags)))
                 for ref in SANDBOX.values()}
-    before, dirs = snapshot(), temp_dirs()
+    def engine_objects():
+        return ({n["Id"] for n in client.api.networks()},
+                {v["Name"] for v in client.api.volumes().get("Volumes") or []})
+    before, dirs, objects = snapshot(), temp_dirs(), engine_objects()
     yield
     assert snapshot() == before
     assert temp_dirs() <= dirs
+    assert engine_objects() == objects  # no network or volume left behind
     assert not tracer_processes()
 
 
