@@ -322,7 +322,7 @@ class TracedContainer:
     def _cleanup(self) -> None:
         if self._container is not None:
             try:
-                self._container.remove(force=True)
+                self._container.remove(force=True, v=True)  # and its anonymous volumes
             except (APIError, DockerException):
                 pass
             self._container = None

@@ -101,7 +101,7 @@ class DockerExportSource:
             yield io.BufferedReader(_ChunkReader(iter(chunks)), buffer_size=_CHUNK)
         finally:
             try:
-                api.remove_container(cid, force=True)
+                api.remove_container(cid, force=True, v=True)
             except docker.errors.DockerException:
                 pass  # best effort: the label lets the lead's cleanup find it
 

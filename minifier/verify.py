@@ -207,6 +207,6 @@ def _run_exec_once(client, image_id: str, argv, opts: BuildOptions,
 
 def _remove(container) -> None:
     try:
-        container.remove(force=True)
+        container.remove(force=True, v=True)
     except (APIError, DockerException):
         pass

@@ -107,3 +107,21 @@ def test_not_root_is_told_which_capabilities(client, unchanged):
     assert proc.returncode == ExitStatus.CAPABILITY, proc.stderr
     line = _one_line_error(proc.stderr)
     assert "CAP_SYS_PTRACE" in line and "CAP_SYS_ADMIN" in line
+
+
+def test_image_with_volumes_leaves_no_volume(client, unchanged, tmp_path):
+    """VOLUME makes every container get anonymous volumes: they go with the containers."""
+    import subprocess
+
+    (tmp_path / "Dockerfile").write_text(f"FROM {SANDBOX['busybox']}\nVOLUME /srv/data\n")
+    src, out = "minify-test/with-volume:e2e", "minify-test/with-volume.min:e2e"
+    subprocess.run(["docker", "build", "-q", "-t", src, str(tmp_path)], check=True,
+                   capture_output=True, timeout=120, env={"DOCKER_BUILDKIT": "0",
+                                                          "PATH": "/usr/bin:/bin"})
+    try:
+        run = minify("build", src, "--tag", out)
+        assert run.code == 0, run.stderr
+        assert client.images.get(out).attrs["Config"]["Volumes"] == {"/srv/data": {}}
+    finally:
+        for tag in (out, src):
+            client.images.remove(tag, force=True)
