@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from typing import Mapping
+import secrets
+from typing import Callable, Iterator, Mapping, TypeVar
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
@@ -12,8 +14,10 @@ from docker.errors import APIError, DockerException, ImageNotFound
 from .errors import EngineError, ImageError
 from .records import ImageInfo
 
-__all__ = ["connect", "inspect_image", "image_info_from_attrs", "container_labels",
-           "published_ports"]
+T = TypeVar("T")
+
+__all__ = ["owned_container", "remove_container", "connect", "inspect_image",
+           "image_info_from_attrs", "container_labels", "published_ports"]
 
 
 def published_ports(attrs: Mapping) -> dict[int, int]:
@@ -24,6 +28,26 @@ def published_ports(attrs: Mapping) -> dict[int, int]:
         if proto == "tcp" and bindings:
             ports[int(port)] = int(bindings[0]["HostPort"])
     return ports
+
+
+@contextlib.contextmanager
+def owned_container(client: docker.DockerClient, purpose: str,
+                    create: Callable[[str], T]) -> Iterator[T]:
+    """A container made by `create(name)` under a name chosen here, removed (with its
+    anonymous volumes) on every way out: by name, so that a signal arriving while the
+    engine is still answering the create cannot leave it behind unknown."""
+    name = f"minify-{purpose}-{secrets.token_hex(6)}"
+    try:
+        yield create(name)
+    finally:
+        remove_container(client, name)
+
+
+def remove_container(client: docker.DockerClient, name: str) -> None:
+    try:
+        client.api.remove_container(name, force=True, v=True)
+    except DockerException:
+        pass  # never created, or already gone
 
 
 def container_labels(purpose: str) -> dict[str, str]:

@@ -26,7 +26,7 @@ import docker
 from docker.errors import APIError, DockerException
 
 from .appspec import RunOptions, launch_spec, stop_signal
-from .engine import container_labels, published_ports
+from .engine import container_labels, published_ports, remove_container
 from .errors import CapabilityError, EngineError, MinifyError
 from .imagefs import ImageFS, scan
 from .pause import pause_binary
@@ -320,12 +320,9 @@ class TracedContainer:
             pass  # already stopped: the app exited and took PID 1's namespace with it
 
     def _cleanup(self) -> None:
-        if self._container is not None:
-            try:
-                self._container.remove(force=True, v=True)  # and its anonymous volumes
-            except (APIError, DockerException):
-                pass
-            self._container = None
+        # By name: also when a signal cut the create short before its answer arrived.
+        remove_container(self._client, self.name)
+        self._container = None
         for proc in (self._app,):
             if proc is not None and proc.poll() is None:
                 proc.terminate()

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import IO, Any, Protocol
 
-from minifier.engine import container_labels
+from minifier.engine import container_labels, owned_container
 from minifier.errors import EngineError, ImageError
 
 __all__ = [
@@ -81,10 +81,21 @@ class DockerExportSource:
         import docker.errors
 
         api = self.client.api
+        with owned_container(self.client, "export", self._create) as cid:
+            try:
+                chunks = api.export(cid, chunk_size=_CHUNK)
+            except docker.errors.DockerException as e:
+                raise EngineError(f"docker export failed: {e}") from e
+            yield io.BufferedReader(_ChunkReader(iter(chunks)), buffer_size=_CHUNK)
+
+    def _create(self, name: str) -> str:
+        import docker.errors
+
         try:
             # The command is never run: create only needs one when the image has none.
-            cid = api.create_container(
+            return self.client.api.create_container(
                 self.image_id,
+                name=name,
                 command=["/.minify-none"],
                 labels=container_labels(self.run_id or "export"),
                 network_disabled=True,
@@ -93,17 +104,6 @@ class DockerExportSource:
             raise ImageError(f"image {self.image_id} not found") from e
         except docker.errors.DockerException as e:
             raise EngineError(f"cannot create export container: {e}") from e
-        try:
-            try:
-                chunks = api.export(cid, chunk_size=_CHUNK)
-            except docker.errors.DockerException as e:
-                raise EngineError(f"docker export failed: {e}") from e
-            yield io.BufferedReader(_ChunkReader(iter(chunks)), buffer_size=_CHUNK)
-        finally:
-            try:
-                api.remove_container(cid, force=True, v=True)
-            except docker.errors.DockerException:
-                pass  # best effort: the label lets the lead's cleanup find it
 
 
 def iter_members(stream: IO[bytes]) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:

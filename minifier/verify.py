@@ -19,7 +19,7 @@ from docker.errors import APIError, DockerException
 import probes
 from probes import RequestResult, Target
 
-from .engine import container_labels, published_ports
+from .engine import container_labels, owned_container, published_ports
 from .observe import Observation
 from .options import BuildOptions
 from .records import BuildResult, ImageInfo
@@ -120,29 +120,30 @@ def _run_plain(client, image_id: str, opts: BuildOptions, obs: Observation,
     running, logs = False, ""
     if recorded:
         try:
-            container = _start(client, image_id, opts, obs.target.ports, seccomp)
+            with owned_container(client, "verify", lambda name: _start(
+                    client, image_id, opts, obs.target.ports, seccomp, name)) as container:
+                requests, running, logs = _replay(container, opts, obs, recorded)
         except (APIError, DockerException) as exc:
             error = f"the image did not start: {getattr(exc, 'explanation', None) or exc}"
             requests = tuple(_failed(r, error) for r in recorded)
             return _Run(requests=requests, execs=tuple((None, error) for _ in obs.execs),
                         running=False, logs=error)
-        try:
-            container.reload()
-            target = Target(host="127.0.0.1", ports=published_ports(container.attrs))
-            alive = _alive_check(container)
-            try:
-                probes.wait_ready(target, tuple(obs.target.ports), opts.probe.http.start_wait,
-                                  alive)
-                requests = probes.replay(target, recorded)
-            except (probes.NotReadyError, probes.AppExitedError) as exc:
-                requests = tuple(_failed(r, str(exc)) for r in recorded)
-            running = alive()
-            logs = container.logs().decode("utf-8", "replace")
-        finally:
-            _remove(container)
     execs = tuple(_run_exec(client, image_id, argv, opts, seccomp)
                   for argv in (e.argv for e in obs.execs))
     return _Run(requests=requests, execs=execs, running=running, logs=logs)
+
+
+def _replay(container, opts: BuildOptions, obs: Observation,
+            recorded: Sequence[RequestResult]) -> tuple[tuple[RequestResult, ...], bool, str]:
+    container.reload()
+    target = Target(host="127.0.0.1", ports=published_ports(container.attrs))
+    alive = _alive_check(container)
+    try:
+        probes.wait_ready(target, tuple(obs.target.ports), opts.probe.http.start_wait, alive)
+        requests = probes.replay(target, recorded)
+    except (probes.NotReadyError, probes.AppExitedError) as exc:
+        requests = tuple(_failed(r, str(exc)) for r in recorded)
+    return requests, alive(), container.logs().decode("utf-8", "replace")
 
 
 def _failed(r: RequestResult, error: str) -> RequestResult:
@@ -160,10 +161,11 @@ def _alive_check(container):
     return alive
 
 
-def _start(client, image_id: str, opts: BuildOptions, ports, seccomp: Optional[str]):
+def _start(client, image_id: str, opts: BuildOptions, ports, seccomp: Optional[str],
+           name: str):
     kwargs = _overrides(opts, seccomp)
     publish = {f"{p}/tcp": ("127.0.0.1", None) for p in ports}
-    return client.containers.run(image_id, detach=True, ports=publish,
+    return client.containers.run(image_id, detach=True, ports=publish, name=name,
                                  labels=container_labels("verify"), **kwargs)
 
 
@@ -193,20 +195,14 @@ def _run_exec(client, image_id: str, argv, opts: BuildOptions,
 
 def _run_exec_once(client, image_id: str, argv, opts: BuildOptions,
                    seccomp: Optional[str]) -> tuple[Optional[int], str]:
-    container = client.containers.create(image_id, entrypoint=[argv[0]], command=list(argv[1:]),
-                                         labels=container_labels("verify"),
-                                         **{k: v for k, v in _overrides(opts, seccomp).items()
-                                            if k not in ("entrypoint", "command")})
-    try:
+    def create(name: str):
+        return client.containers.create(
+            image_id, name=name, entrypoint=[argv[0]], command=list(argv[1:]),
+            labels=container_labels("verify"),
+            **{k: v for k, v in _overrides(opts, seccomp).items()
+               if k not in ("entrypoint", "command")})
+
+    with owned_container(client, "verify", create) as container:
         container.start()
         code = container.wait(timeout=opts.probe.exec_timeout).get("StatusCode")
         return code, container.logs().decode("utf-8", "replace")
-    finally:
-        _remove(container)
-
-
-def _remove(container) -> None:
-    try:
-        container.remove(force=True, v=True)
-    except (APIError, DockerException):
-        pass
