@@ -6,6 +6,8 @@ import contextlib
 import os
 import re
 import secrets
+import signal
+import threading
 from typing import Callable, Iterator, Mapping, TypeVar
 
 import docker
@@ -16,7 +18,7 @@ from .records import ImageInfo
 
 T = TypeVar("T")
 
-__all__ = ["owned_container", "remove_container", "connect", "inspect_image",
+__all__ = ["owned_container", "remove_container", "signals_deferred", "connect", "inspect_image",
            "image_info_from_attrs", "container_labels", "published_ports"]
 
 
@@ -38,9 +40,27 @@ def owned_container(client: docker.DockerClient, purpose: str,
     engine is still answering the create cannot leave it behind unknown."""
     name = f"minify-{purpose}-{secrets.token_hex(6)}"
     try:
-        yield create(name)
+        with signals_deferred():
+            created = create(name)
+        yield created
     finally:
         remove_container(client, name)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while the engine creates something: an interrupted request
+    would leave the engine finishing a create we no longer wait for. The held signal is
+    delivered (and raises) as soon as the create has answered and we know its name."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def remove_container(client: docker.DockerClient, name: str) -> None:

@@ -26,7 +26,7 @@ import docker
 from docker.errors import APIError, DockerException
 
 from .appspec import RunOptions, launch_spec, stop_signal
-from .engine import container_labels, published_ports, remove_container
+from .engine import container_labels, published_ports, remove_container, signals_deferred
 from .errors import CapabilityError, EngineError, MinifyError
 from .imagefs import ImageFS, scan
 from .pause import pause_binary
@@ -205,11 +205,12 @@ class TracedContainer:
         ports = {_port_spec(p): ("127.0.0.1", None)
                  for p in (*self._image.exposed_ports, *self._opts.expose)}
         try:
-            self._container = self._client.containers.create(
-                self._image.id, name=self.name, entrypoint=[PAUSE_PATH], command=[],
-                user="0:0", labels=container_labels(self._id), ports=ports,
-                healthcheck={"test": ["NONE"]}, cap_drop=["ALL"], detach=True,
-            )
+            with signals_deferred():  # see engine.owned_container
+                self._container = self._client.containers.create(
+                    self._image.id, name=self.name, entrypoint=[PAUSE_PATH], command=[],
+                    user="0:0", labels=container_labels(self._id), ports=ports,
+                    healthcheck={"test": ["NONE"]}, cap_drop=["ALL"], detach=True,
+                )
             # Copied into the container's own writable layer, not bind-mounted: that also
             # works when minify itself runs in a container and shares no path with the
             # engine. The exported image (the rebuild's source) never contains it.
