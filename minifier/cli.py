@@ -28,7 +28,10 @@ EXIT_CODES_HELP = "\b\n" + "\n".join(
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="minify")
 def cli() -> None:
-    """minify: make container images small by watching what the app really uses."""
+    """minify: make container images small by watching what the app really uses.
+
+    Add --debug anywhere on the line to see tracebacks of errors.
+    """
 
 
 def _split(text: Optional[str]) -> Optional[tuple[str, ...]]:

@@ -1,7 +1,7 @@
 """`minify build` as one function that reads top to bottom, one call per stage:
 
-inspect -> index the image -> run + trace + watch -> probe -> stop -> plan -> rebuild
--> verify -> report.
+inspect -> run + trace + watch -> probe -> stop -> index -> plan -> rebuild -> verify
+-> report.
 """
 
 from __future__ import annotations
@@ -10,23 +10,24 @@ import contextlib
 import os
 import shutil
 import tempfile
-from typing import Iterator
+from typing import Iterator, Optional
 
 import docker
 
 from . import closure, imagefs, rebuild
+from .appspec import check_command
 from .engine import inspect_image
 from .errors import UsageError
 from .monitor import access_to_json, merge
-from .observe import check_probes, observe, probe_ports
+from .observe import Observation, check_probes, observe, probe_ports
 from .options import BuildOptions
-from .report import Report, dir_sizes, make_report, render_text, request_to_json, write_json
-from .appspec import check_command
 from .preflight import check_runnable
-from .runner import TracedContainer
+from .records import ImageInfo
+from .report import Report, dir_sizes, make_report, render_text, request_to_json, write_json
+from .runner import ObservedRun, TracedContainer
+from .seccomp_profile import build_profile
 from .source import DockerExportSource
 from .ui import Progress
-from .seccomp_profile import build_profile
 from .verify import include_hints, verify
 
 __all__ = ["build", "render_text"]
@@ -42,20 +43,11 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
     ports = probe_ports(image, opts.probe, opts.run.expose)
 
     with _artifacts_dir(opts.output.artifacts_dir) as workdir:
-        ui.stage("run", f"starting {image.ref} under trace")
-        with TracedContainer(client, image, None, opts.run, workdir) as tc:
-            ui.info(" ".join(tc.spec.argv))
-            observation = observe(tc, ports, opts.probe, ui)
-            ui.stage("stop", "stopping the app")
-            observed = tc.finish()
-        check_probes(observation, opts.probe, observed.app_output,
-                     observed.traces[0].exit_status if observed.traces else None)
+        observation, observed = _run_and_probe(client, image, ports, opts, ui, workdir)
         access = merge(observed.traces, observed.watch)
         write_json(access_to_json(access), os.path.join(workdir, "access.json"))
         seccomp = _seccomp_profile(access, opts.output.seccomp_profile, workdir)
 
-        # Indexing after the run lets the one pass over the image keep the bytes of what
-        # the app touched, so planning and the layer usually need no further pass.
         ui.stage("index", "indexing the image filesystem")
         source = DockerExportSource(client, image.id)
         spool = imagefs.Spool(os.path.join(workdir, "content"), access.accesses.keys())
@@ -69,9 +61,7 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
         ui.stage("rebuild", f"building {tag}")
         layer = rebuild.write_layer(fs, plan, source, os.path.join(workdir, "layer.tar"))
         spool.remove()
-        labels = {"minify.source.image": image.ref, "minify.source.id": image.id}
-        config = rebuild.output_config(image, labels)
-        result = rebuild.load_image(client, config, layer, tag)
+        result = rebuild.load_image(client, _config(image), layer, tag)
 
         ui.stage("verify", "verifying the minified image")
         verdict = verify(client, image, result, observation, opts, ui, seccomp)
@@ -79,16 +69,37 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
             verdict["include_path_hints"] = include_hints(
                 verdict.get("minified_output", []), fs, {k.path for k in plan.kept})
             # Keep the image for inspection, but never let it pass for a verified one.
-            config = rebuild.output_config(image, {**labels, "minify.verified": "false"})
-            result = rebuild.load_image(client, config, layer, tag)
+            result = rebuild.load_image(client, _config(image, verified=False), layer, tag)
 
         ui.done()
-        removed = _removed_sizes(fs, plan)
         report = make_report(image, result, plan, access, _probe_json(observation), verdict,
-                             removed, workdir if opts.output.artifacts_dir else "",
+                             _removed_sizes(fs, plan),
+                             workdir if opts.output.artifacts_dir else "",
                              warnings=observed.warnings, timings=ui.timings)
         _write_outputs(report, plan, fs, opts, workdir)
     return report
+
+
+def _run_and_probe(client: docker.DockerClient, image: ImageInfo, ports: tuple[int, ...],
+                   opts: BuildOptions, ui: Progress,
+                   workdir: str) -> tuple[Observation, ObservedRun]:
+    """Run the app traced, exercise it, stop it; fail on dishonest probing."""
+    ui.stage("run", f"starting {image.ref} under trace")
+    with TracedContainer(client, image, None, opts.run, workdir) as tc:
+        ui.info(" ".join(tc.spec.argv))
+        observation = observe(tc, ports, opts.probe, ui)
+        ui.stage("stop", "stopping the app")
+        observed = tc.finish()
+    check_probes(observation, opts.probe, observed.app_output,
+                 observed.traces[0].exit_status if observed.traces else None)
+    return observation, observed
+
+
+def _config(image: ImageInfo, verified: Optional[bool] = None) -> dict:
+    labels = {"minify.source.image": image.ref, "minify.source.id": image.id}
+    if verified is False:
+        labels["minify.verified"] = "false"
+    return rebuild.output_config(image, labels)
 
 
 @contextlib.contextmanager
