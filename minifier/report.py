@@ -143,7 +143,8 @@ def render_text(report: Report) -> str:
     if report.excluded:
         lines.append(f"excluded by --exclude-pattern: {len(report.excluded)} path(s)")
     lines.extend(f"warning: {w}" for w in report.warnings)
-    lines.append(f"artifacts: {report.artifacts_dir}")
+    lines.append(f"artifacts: {report.artifacts_dir}" if report.artifacts_dir
+                 else "artifacts: not kept (--artifacts-dir DIR keeps them)")
     return "\n".join(lines)
 
 

@@ -26,12 +26,13 @@ class Progress:
         self._stream = stream
         self._status = None
         self._stage = ""
+        self._text = ""
         self._started = 0.0
         self.timings: dict[str, float] = {}
 
     def stage(self, name: str, text: str) -> None:
         self._end_stage()
-        self._stage, self._started = name, time.monotonic()
+        self._stage, self._started, self._text = name, time.monotonic(), text
         if self._quiet:
             return
         if self._live:
@@ -61,9 +62,12 @@ class Progress:
         self._end_stage()
 
     def _end_stage(self) -> None:
-        if self._stage:
-            self.timings[self._stage] = round(time.monotonic() - self._started, 3)
-            self._stage = ""
         if self._status is not None:
             self._status.stop()
             self._status = None
+            # On a terminal a finished stage stays on screen, with its time.
+            took = time.monotonic() - self._started
+            self._console.print(f"[green]✓[/] {self._text} [dim]({took:.1f} s)[/]")
+        if self._stage:
+            self.timings[self._stage] = round(time.monotonic() - self._started, 3)
+            self._stage = ""
