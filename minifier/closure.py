@@ -208,10 +208,12 @@ class _Closure:
         if info.interp and self.keep_path(info.interp, "elf-dep") is None:
             self.warn(f"{path}: ELF interpreter {info.interp} not found in the image")
         for lib, found in resolve_needed(self.fs, path, info, self.ld_cache, self.env):
-            if found is None:
-                self.warn(f"{path}: library {lib} not found in the image")
-            else:
+            if found is not None:
                 self.keep_path(found, "elf-dep")
+            elif not any(posixpath.basename(p) == lib for p in self.reasons):
+                # Not on any search path and not kept under that name either (a JVM's
+                # libjvm.so is dlopen'ed by full path first, which satisfies the others).
+                self.warn(f"{path}: library {lib} not found in the image")
 
     def pending_elves(self) -> list[tuple[str, str]]:
         return [(c, p) for c, ps in self.elf_wanted.items() for p in sorted(ps)

@@ -15,7 +15,8 @@ from . import helpers
 
 SANDBOX = {
     name: f"minify-sandbox/{name}:latest"
-    for name in ("nginx", "python", "busybox", "jq", "quirks", "nolisten", "crash")
+    for name in ("nginx", "python", "busybox", "jq", "quirks", "nolisten", "crash", "java",
+                 "node")
 }
 
 

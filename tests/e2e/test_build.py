@@ -71,7 +71,8 @@ def _probed_paths(report):
 
 
 @pytest.mark.parametrize("name,port,min_ratio", [
-    ("nginx", 80, 15), ("python", 8080, 6), ("busybox", 8080, 1), ("quirks", 8080, 1)])
+    ("nginx", 80, 15), ("python", 8080, 6), ("busybox", 8080, 1), ("quirks", 8080, 1),
+    ("java", 8080, 3), ("node", 3000, 3)])
 def test_minified_answers_like_the_original(client, built, name, port, min_ratio):
     code, tag, report, _ = built(name)
     assert code == 0
@@ -93,6 +94,16 @@ def test_minified_answers_like_the_original(client, built, name, port, min_ratio
     for key in ("Entrypoint", "Cmd", "Env", "WorkingDir", "User", "ExposedPorts"):
         assert out.get(key) == src.get(key), key
     assert out["Labels"]["minify.source.id"] == client.images.get(SANDBOX[name]).id
+
+
+def test_jvm_through_the_alternatives_chain(built):
+    code, _, report, _ = built("java")
+    assert code == 0
+    kept = {k["path"]: k["reasons"] for k in report["kept"]}
+    assert "/usr/bin/java" in kept and "/etc/alternatives/java" in kept  # the chain's links
+    assert any(p.endswith("/lib/server/libjvm.so") for p in kept)  # dlopen'ed, not DT_NEEDED
+    assert any(p.endswith("/lib/modules") for p in kept)  # the JDK's class image
+    assert not any("libjvm.so not found" in w for w in report["warnings"])
 
 
 def test_current_time_endpoint_is_nondeterministic_not_a_failure(built):
