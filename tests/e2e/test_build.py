@@ -72,7 +72,7 @@ def _probed_paths(report):
 
 @pytest.mark.parametrize("name,port,min_ratio", [
     ("nginx", 80, 15), ("python", 8080, 6), ("busybox", 8080, 1), ("quirks", 8080, 1),
-    ("java", 8080, 3), ("node", 3000, 3)])
+    ("java", 8080, 3), ("node", 3000, 3), ("musl", 8080, 1)])
 def test_minified_answers_like_the_original(client, built, name, port, min_ratio):
     code, tag, report, _ = built(name)
     assert code == 0
