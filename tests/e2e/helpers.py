@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import glob
+import hashlib
+import io
 import os
 import signal
 import subprocess
+import tarfile
 import sys
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import requests
+
+from minifier.engine import published_ports
+from probes import Target, wait_ready
 
 MINIFY = [sys.executable, "-m", "minifier.cli"]
 # Marks the processes this test session starts (tracers inherit it), so that another
@@ -84,3 +94,41 @@ def temp_dirs() -> set[str]:
 
 
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
+
+
+def answers(client, image_ref: str, port: int, paths, seccomp_file: Optional[str] = None):
+    """Run `image_ref` with a plain `docker run` (optionally under a seccomp profile file)
+    and GET each path: {path: (status, sha256 of the body)}."""
+    extra = ({"security_opt": [f"seccomp={Path(seccomp_file).read_text()}"]}
+             if seccomp_file else {})
+    container = client.containers.run(image_ref, detach=True, labels={"minify.run": "test"},
+                                      ports={f"{port}/tcp": ("127.0.0.1", None)}, **extra)
+    try:
+        container.reload()
+        host_port = published_ports(container.attrs)[port]
+
+        def alive():
+            container.reload()
+            return container.status == "running"
+
+        wait_ready(Target(ports={port: host_port}), (port,), 60, alive)
+        session = requests.Session()
+        session.trust_env = False  # only 127.0.0.1, never through a proxy
+        out = {}
+        for path in paths:
+            r = session.get(f"http://127.0.0.1:{host_port}{path}", timeout=10,
+                            allow_redirects=False)
+            out[path] = (r.status_code, hashlib.sha256(r.content).hexdigest())
+        return out
+    finally:
+        container.remove(force=True, v=True)
+
+
+def exported(client, tag: str) -> tarfile.TarFile:
+    """The filesystem of `tag` as `docker export` gives it (a created, never-run container)."""
+    container = client.containers.create(tag, command=["/none"], labels={"minify.run": "test"})
+    try:
+        data = b"".join(container.export())
+    finally:
+        container.remove(force=True, v=True)
+    return tarfile.open(fileobj=io.BytesIO(data))

@@ -3,18 +3,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import tarfile
 
 import pytest
-import requests
 
 from minifier.cli import main
-from probes import Target, wait_ready
 
 from .conftest import SANDBOX
+from .helpers import answers, exported
 
 NONDETERMINISTIC = {"/api/time"}
 
@@ -40,31 +36,6 @@ def built(client, tmp_path_factory):
             pass
 
 
-def _answers(client, image, port, paths):
-    """Start `image` with a plain docker run and GET each path; (status, sha256) per path."""
-    container = client.containers.run(image, detach=True, labels={"minify.run": "test"},
-                                      ports={f"{port}/tcp": ("127.0.0.1", None)})
-    try:
-        container.reload()
-        host_port = int(container.attrs["NetworkSettings"]["Ports"][f"{port}/tcp"][0]["HostPort"])
-
-        def alive():
-            container.reload()
-            return container.status == "running"
-
-        wait_ready(Target(ports={port: host_port}), (port,), 60, alive)
-        session = requests.Session()
-        session.trust_env = False
-        out = {}
-        for path in paths:
-            r = session.get(f"http://127.0.0.1:{host_port}{path}", timeout=10,
-                            allow_redirects=False)
-            out[path] = (r.status_code, hashlib.sha256(r.content).hexdigest())
-        return out
-    finally:
-        container.remove(force=True)
-
-
 def _probed_paths(report):
     return sorted({r["path"] for r in report["probe"]["requests"]
                    if r["method"] == "GET" and r["status"] is not None})
@@ -80,8 +51,8 @@ def test_minified_answers_like_the_original(client, built, name, port, min_ratio
     assert report["ratio"] >= min_ratio, report["ratio"]
     paths = _probed_paths(report)
     assert "/" in paths
-    original = _answers(client, SANDBOX[name], port, paths)
-    minified = _answers(client, tag, port, paths)
+    original = answers(client, SANDBOX[name], port, paths)
+    minified = answers(client, tag, port, paths)
     for path in paths:
         if path in NONDETERMINISTIC:
             assert minified[path][0] == original[path][0]
@@ -133,19 +104,10 @@ def test_nginx_crawl_reaches_every_page(built):
         assert path in paths, path
 
 
-def _layer_members(client, tag):
-    container = client.containers.create(tag, command=["/none"], labels={"minify.run": "test"})
-    try:
-        data = b"".join(container.export())
-    finally:
-        container.remove(force=True)
-    return tarfile.open(fileobj=io.BytesIO(data))
-
-
 def test_quirks_survive(client, built):
     code, tag, report, _ = built("quirks")
     assert code == 0
-    tar = _layer_members(client, tag)
+    tar = exported(client, tag)
     suid = tar.getmember("usr/local/bin/suid-tool")
     assert suid.mode & 0o4000
     start = tar.getmember("usr/local/bin/start")

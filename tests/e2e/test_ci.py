@@ -9,7 +9,6 @@ fixture; cached, so seconds when nothing changed). The output tests use the host
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -21,16 +20,15 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from minifier.errors import ExitStatus
 from minifier.pause import pause_binary
 from minifier.report import human_size
 from minifier.seccomp_profile import RUNC_SYSCALLS, RUNTIME_SYSCALLS
-from probes import Target, wait_ready
 
 from . import helpers
 from .conftest import SANDBOX
+from .helpers import answers
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "ci.md"
@@ -328,33 +326,6 @@ def test_threshold_fails_with_exit_8_and_keeps_the_image(client, tmp_path, tags,
 # -- seccomp profile ----------------------------------------------------------------------
 
 
-def _answers(client, image_ref, port, paths, seccomp=None):
-    """Run `image_ref` with a plain docker run (optionally under a seccomp profile file)
-    and GET each path: {path: (status, sha256)}."""
-    extra = {"security_opt": [f"seccomp={Path(seccomp).read_text()}"]} if seccomp else {}
-    container = client.containers.run(image_ref, detach=True, labels={"minify.run": "test"},
-                                      ports={f"{port}/tcp": ("127.0.0.1", None)}, **extra)
-    try:
-        container.reload()
-        host_port = int(container.attrs["NetworkSettings"]["Ports"][f"{port}/tcp"][0]["HostPort"])
-
-        def alive():
-            container.reload()
-            return container.status == "running"
-
-        wait_ready(Target(ports={port: host_port}), (port,), 60, alive)
-        session = requests.Session()
-        session.trust_env = False
-        out = {}
-        for path in paths:
-            r = session.get(f"http://127.0.0.1:{host_port}{path}", timeout=10,
-                            allow_redirects=False)
-            out[path] = (r.status_code, hashlib.sha256(r.content).hexdigest())
-        return out
-    finally:
-        container.remove(force=True)
-
-
 @pytest.fixture(scope="module")
 def profiled(client, tmp_path_factory):
     built = {}
@@ -393,8 +364,8 @@ def test_minified_image_answers_like_the_original_under_its_profile(client, prof
     paths = sorted({r["path"] for r in report["probe"]["requests"]
                     if r["method"] == "GET" and r["status"] is not None})
     assert "/" in paths
-    original = _answers(client, SANDBOX[name], port, paths)
-    minified = _answers(client, tag, port, paths, seccomp=str(profile))
+    original = answers(client, SANDBOX[name], port, paths)
+    minified = answers(client, tag, port, paths, seccomp=str(profile))
     assert minified == original
 
 

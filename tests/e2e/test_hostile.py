@@ -15,7 +15,7 @@ from minifier.errors import ExitStatus
 from minifier.rebuild import LayerInfo, load_image
 
 from .conftest import SANDBOX
-from .helpers import MINIFY, minify
+from .helpers import MINIFY, exported, minify
 
 HOSTILE = "minify-test/hostile:e2e"
 LONG = "/weird/" + "/".join(["d" * 60] * 8) + "/deep.txt"  # ~500 characters
@@ -78,15 +78,6 @@ def hostile_image(client, tmp_path_factory):
     client.images.remove(HOSTILE, force=True)
 
 
-def _exported(client, tag) -> tarfile.TarFile:
-    container = client.containers.create(tag, command=["/none"], labels={"minify.run": "test"})
-    try:
-        data = b"".join(container.export())
-    finally:
-        container.remove(force=True)
-    return tarfile.open(fileobj=io.BytesIO(data))
-
-
 def test_hostile_tree_is_kept_faithfully(client, hostile_image, tmp_path):
     tag = "minify-test/hostile.min:e2e"
     report_file = tmp_path / "report.json"
@@ -94,7 +85,7 @@ def test_hostile_tree_is_kept_faithfully(client, hostile_image, tmp_path):
                  "--report-file", str(report_file))
     try:
         assert run.code == 0, run.stderr
-        tar = _exported(client, tag)
+        tar = exported(client, tag)
         m = {"/" + t.name.rstrip("/"): t for t in tar.getmembers()}
         assert m["/weird/escape-abs"].issym() and m["/weird/escape-abs"].linkname == "/etc/shadow"
         assert "/etc/shadow" not in m  # an escaping link never pulls in a host or image file
