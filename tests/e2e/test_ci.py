@@ -365,7 +365,7 @@ def test_minified_image_answers_like_the_original_under_its_profile(client, prof
                     if r["method"] == "GET" and r["status"] is not None})
     assert "/" in paths
     original = answers(client, SANDBOX[name], port, paths)
-    minified = answers(client, tag, port, paths, seccomp=str(profile))
+    minified = answers(client, tag, port, paths, seccomp_file=str(profile))
     assert minified == original
 
 
