@@ -14,8 +14,9 @@ after the app's execve. Two groups are added to them:
 - GO_RUNTIME_SYSCALLS: runc is a Go program. The Go scheduler makes these at moments
   that depend on load (thread wake-ups, preemption signals, heap growth): they were not
   needed in the experiment, but a missing one makes a container start fail at random.
-- EXIT_SYSCALLS: the traced run ends with the container being killed (SIGKILL), so the
-  app's own exit and signal-handler return are never seen; `docker stop` needs them.
+- EXIT_SYSCALLS: the traced run ends with the image's StopSignal, but an app that does
+  not stop within the grace period is killed (SIGKILL), and then its own exit and
+  signal-handler return are never seen; `docker stop` needs them.
 
 Nothing else is added: the app's dynamic loader and libc start-up happen after its
 execve and are traced like the rest of the app.
