@@ -15,6 +15,8 @@ from typing import Iterable, Iterator, Optional, Sequence
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
+from minifier.engine import published_ports, running_check
+
 BENCH_LABEL = {"minify.run": "bench"}
 SANDBOX = {n: f"minify-sandbox/{n}:latest" for n in ("nginx", "python", "busybox", "jq", "quirks")}
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -78,22 +80,11 @@ def cleanup_bench_containers(c: docker.DockerClient) -> None:
 
 
 def published(container) -> dict[int, int]:
-    ports = {}
-    for key, bindings in (container.attrs["NetworkSettings"]["Ports"] or {}).items():
-        port, _, proto = key.partition("/")
-        if proto == "tcp" and bindings:
-            ports[int(port)] = int(bindings[0]["HostPort"])
-    return ports
+    return published_ports(container.attrs)
 
 
 def alive_check(container):
-    def alive() -> bool:
-        try:
-            container.reload()
-        except (APIError, DockerException):
-            return False
-        return container.status == "running"
-    return alive
+    return running_check(container)
 
 
 def run_plain(c: docker.DockerClient, image: str, port: int, log_driver: str = ""):

@@ -19,7 +19,7 @@ from .records import ImageInfo
 T = TypeVar("T")
 
 __all__ = ["owned_container", "remove_container", "signals_deferred", "connect", "inspect_image",
-           "image_info_from_attrs", "container_labels", "published_ports"]
+           "image_info_from_attrs", "container_labels", "published_ports", "running_check"]
 
 
 def published_ports(attrs: Mapping) -> dict[int, int]:
@@ -68,6 +68,17 @@ def remove_container(client: docker.DockerClient, name: str) -> None:
         client.api.remove_container(name, force=True, v=True)
     except DockerException:
         pass  # never created, or already gone
+
+
+def running_check(container) -> Callable[[], bool]:
+    """A callable telling whether the container still runs (for readiness polling)."""
+    def running() -> bool:
+        try:
+            container.reload()
+        except DockerException:
+            return False
+        return container.status == "running"
+    return running
 
 
 def container_labels(purpose: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ from docker.errors import APIError, DockerException
 import probes
 from probes import RequestResult, Target
 
-from .engine import container_labels, owned_container, published_ports
+from .engine import container_labels, owned_container, published_ports, running_check
 from .observe import Observation
 from .options import BuildOptions
 from .records import BuildResult, ImageInfo
@@ -137,7 +137,7 @@ def _replay(container, opts: BuildOptions, obs: Observation,
             recorded: Sequence[RequestResult]) -> tuple[tuple[RequestResult, ...], bool, str]:
     container.reload()
     target = Target(host="127.0.0.1", ports=published_ports(container.attrs))
-    alive = _alive_check(container)
+    alive = running_check(container)
     try:
         probes.wait_ready(target, tuple(obs.target.ports), opts.probe.http.start_wait, alive)
         requests = probes.replay(target, recorded)
@@ -149,16 +149,6 @@ def _replay(container, opts: BuildOptions, obs: Observation,
 def _failed(r: RequestResult, error: str) -> RequestResult:
     from dataclasses import replace
     return replace(r, status=None, sha256="", length=0, error=error)
-
-
-def _alive_check(container):
-    def alive() -> bool:
-        try:
-            container.reload()
-        except (APIError, DockerException):
-            return False
-        return container.status == "running"
-    return alive
 
 
 def _start(client, image_id: str, opts: BuildOptions, ports, seccomp: Optional[str],

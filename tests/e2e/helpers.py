@@ -19,7 +19,7 @@ from typing import Optional
 
 import requests
 
-from minifier.engine import published_ports
+from minifier.engine import published_ports, running_check
 from probes import Target, wait_ready
 
 MINIFY = [sys.executable, "-m", "minifier.cli"]
@@ -106,12 +106,7 @@ def answers(client, image_ref: str, port: int, paths, seccomp_file: Optional[str
     try:
         container.reload()
         host_port = published_ports(container.attrs)[port]
-
-        def alive():
-            container.reload()
-            return container.status == "running"
-
-        wait_ready(Target(ports={port: host_port}), (port,), 60, alive)
+        wait_ready(Target(ports={port: host_port}), (port,), 60, running_check(container))
         session = requests.Session()
         session.trust_env = False  # only 127.0.0.1, never through a proxy
         out = {}
