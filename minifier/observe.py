@@ -59,7 +59,9 @@ def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
             raise AppError(f"the app exited before it was ready: {exc}",
                            detail=_tail(tc.app_output_tail())) from exc
         except probes.NotReadyError as exc:
-            raise AppError(str(exc), detail=_tail(tc.app_output_tail())) from exc
+            hint = ("hint: if the app listens on another port, pass --http-probe-ports PORT; "
+                    "if it starts slowly, a longer --http-probe-start-wait")
+            raise AppError(str(exc), detail=f"{_tail(tc.app_output_tail())}\n{hint}") from exc
         ui.stage("probe", "probing over HTTP")
         summary = probes.run(target, setup.http,
                              on_request=lambda r: ui.info(_request_line(r)))
