@@ -77,6 +77,6 @@ def stop_signal(name: str) -> int:
     if name.isdigit():
         return int(name)
     try:
-        return int(signal.Signals(name if name.startswith("SIG") else f"SIG{name}"))
-    except ValueError:
+        return int(signal.Signals[name if name.startswith("SIG") else f"SIG{name}"])
+    except KeyError:
         return int(signal.SIGTERM)
