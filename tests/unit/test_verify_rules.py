@@ -1,0 +1,73 @@
+"""Verification's pure rules: how answers compare, which log lines fail, which paths to hint,
+and which ports get probed."""
+
+import pytest
+
+from minifier.errors import UsageError
+from minifier.imagefs import scan
+from minifier.observe import probe_ports
+from minifier.options import ProbeSetup
+from minifier.records import ImageInfo
+from minifier.verify import compare, find_loader_errors, include_hints
+from probes import HttpProbeOptions, RequestResult
+from tests.unit.test_imagefs import make_tar, member
+
+
+def _r(path, status, sha):
+    return RequestResult(method="GET", url=f"http://127.0.0.1:1{path}", path=path, port=80,
+                         protocol="http", status=status, content_type="text/plain", length=1,
+                         sha256=sha, elapsed=0.0, error=None, origin="default")
+
+
+def test_compare_detects_nondeterminism_and_mismatches():
+    original = [_r("/", 200, "a"), _r("/time", 200, "t1"), _r("/data", 200, "d")]
+    again = [_r("/", 200, "a"), _r("/time", 200, "t2"), _r("/data", 200, "d")]
+    minified = [_r("/", 200, "a"), _r("/time", 200, "t3"), _r("/data", 500, "e")]
+    rows, mismatches = compare(original, again, minified)
+    assert [(r["path"], r["compared"], r["ok"]) for r in rows] == [
+        ("/", "status+body", True), ("/time", "status", True), ("/data", "status+body", False)]
+    assert [(m["path"], m["original_status"], m["minified_status"]) for m in mismatches] == [
+        ("/data", 200, 500)]
+
+
+def test_a_different_body_is_a_mismatch():
+    _, mismatches = compare([_r("/", 200, "a")], [_r("/", 200, "a")], [_r("/", 200, "b")])
+    assert len(mismatches) == 1
+
+
+def test_loader_errors_only_when_the_original_did_not_print_them():
+    original = "2026/11/28 10:00:01 open() \"/favicon.ico\" failed (2: No such file or directory)"
+    minified = "\n".join([
+        "2026/11/28 10:05:09 open() \"/favicon.ico\" failed (2: No such file or directory)",
+        "python3: error while loading shared libraries: libssl.so.3: cannot open shared "
+        "object file: No such file or directory",
+        "ModuleNotFoundError: No module named 'yaml'",
+        "all good"])
+    assert find_loader_errors(minified, original) == minified.splitlines()[1:3]
+
+
+def test_include_hints_name_image_paths_that_were_not_kept(tmp_path):
+    fs = scan(open(make_tar(tmp_path / "i.tar", [
+        member("app", "dir"), member("app/data", "dir"),
+        member("app/data/items.json", data=b"[]"), member("app/app.py", data=b"x")]), "rb"))
+    lines = ["FileNotFoundError: [Errno 2] No such file: '/app/data/items.json'",
+             "opened /app/app.py fine", "no such /not/in/image"]
+    assert include_hints(lines, fs, {"/app/app.py"}) == ["/app/data/items.json"]
+
+
+def _image(ports):
+    return ImageInfo(ref="x:1", id="sha256:" + "0" * 64, repo_tags=(), size=0,
+                     architecture="amd64", os="linux", entrypoint=(), cmd=("x",), env=(),
+                     workdir="", user="", exposed_ports=ports, volumes=(), labels={},
+                     stop_signal="", healthcheck=None, config={})
+
+
+def test_probe_ports():
+    http = ProbeSetup(http=HttpProbeOptions())
+    assert probe_ports(_image(("8080/tcp", "53/udp", "80/tcp")), http, ()) == (80, 8080)
+    assert probe_ports(_image(()), http, ("9000",)) == (9000,)
+    assert probe_ports(_image(("80/tcp",)), ProbeSetup(http=HttpProbeOptions(ports=(81,))),
+                       ()) == (81,)
+    assert probe_ports(_image(()), ProbeSetup(http=None), ()) == ()
+    with pytest.raises(UsageError, match="--expose PORT or --http-probe-ports PORT"):
+        probe_ports(_image(("53/udp",)), http, ())
