@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable, Optional, Protocol
+from typing import Iterable, Optional, Protocol, runtime_checkable
 
 from .records import Access, AccessRecord, FileEvent, TraceResult, WatchResult
 
 __all__ = ["Monitor", "merge", "access_to_json"]
 
 
+@runtime_checkable
 class Monitor(Protocol):
     """An event source: started before the app, stopped after it, then asked for its result."""
 

@@ -35,9 +35,8 @@ from .tracejson import result_from_json, spec_to_json
 from .users import resolve_user
 from .watcher import Watcher
 
-__all__ = ["ExecOutcome", "ObservedRun", "TracedContainer", "RUN_LABEL", "start_watcher"]
+__all__ = ["ExecOutcome", "ObservedRun", "TracedContainer", "start_watcher"]
 
-RUN_LABEL = "minify.run"
 PAUSE_PATH = "/.minify-pause"
 @dataclass(frozen=True)
 class ExecOutcome:
