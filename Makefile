@@ -40,6 +40,7 @@ demo: install engine sandbox
 	$(VENV)/bin/minify build --http-probe minify-sandbox/nginx:latest
 
 test: install engine sandbox
+	$(VENV)/bin/ruff check minifier probes tests bench
 	$(VENV)/bin/pytest -q tests $(PYTEST_ARGS)
 
 bench: install engine sandbox
