@@ -177,11 +177,11 @@ def _emit(report, as_json: bool, summary_md: Optional[str]) -> None:
 def _check(report, min_ratio: Optional[float], max_size: Optional[int]) -> None:
     """Verification first, then thresholds: both leave the built image for inspection."""
     from .errors import ThresholdError, VerifyError
-    from .report import _mismatch_text, threshold_failures
+    from .report import mismatch_text, threshold_failures
 
     verdict = report.verify
     if verdict.get("status") == "failed":
-        lines = [_mismatch_text(m) for m in verdict.get("mismatches", [])]
+        lines = [mismatch_text(m) for m in verdict.get("mismatches", [])]
         output = verdict.get("minified_output") or []
         hints = verdict.get("include_path_hints") or []
         detail = "\n".join(

@@ -8,6 +8,7 @@ way to ask whether the app is still alive.
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import threading
 from dataclasses import dataclass
@@ -125,8 +126,8 @@ def _wait_app_exit(tc: TracedContainer, seconds: Optional[float]) -> None:
     if proc is not None:
         try:
             proc.wait(timeout=seconds)
-        except Exception:  # TimeoutExpired: the app keeps running, observation ends
-            pass
+        except subprocess.TimeoutExpired:
+            pass  # the app keeps running: observation ends here
 
 
 def _wait_signal(tc: TracedContainer) -> None:

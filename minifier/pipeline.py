@@ -7,6 +7,7 @@ inspect -> run + trace + watch -> probe -> stop -> index -> plan -> rebuild -> v
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -127,8 +128,7 @@ def _seccomp_profile(access, path: str | None, workdir: str) -> str | None:
     profile = build_profile(access.syscall_counts)
     write_json(profile, path)
     write_json(profile, os.path.join(workdir, "seccomp.json"))
-    with open(path, encoding="utf-8") as f:
-        return f.read()
+    return json.dumps(profile)
 
 
 def _removed_sizes(fs, plan):

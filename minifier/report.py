@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 from .records import AccessRecord, BuildPlan, BuildResult, ImageInfo
 
 __all__ = ["SCHEMA", "Report", "make_report", "write_json", "render_text", "render_markdown",
-           "dir_sizes", "request_to_json", "parse_size", "threshold_failures"]
+           "dir_sizes", "request_to_json", "parse_size", "threshold_failures", "mismatch_text"]
 
 SCHEMA = "minify.report/v1"
 
@@ -170,11 +170,11 @@ def render_markdown(report: Report) -> str:
     mismatches = report.verify.get("mismatches") or []
     if mismatches:
         lines += ["", "Verification mismatches:", ""]
-        lines += [f"- {_mismatch_text(m)}" for m in mismatches]
+        lines += [f"- {mismatch_text(m)}" for m in mismatches]
     return "\n".join(lines) + "\n"
 
 
-def _mismatch_text(m: Mapping[str, object]) -> str:
+def mismatch_text(m: Mapping[str, object]) -> str:
     if "path" in m:
         return (f"{m['method']} {m['path']} (port {m['port']}): original "
                 f"{m['original_status']}, minified {m['minified_status']}")

@@ -69,6 +69,18 @@ def start_watcher(path: str, warnings: list[str]) -> Optional[Watcher]:
     return watcher
 
 
+def _tail(path: str, lines: int = 20) -> str:
+    """The last lines of a log file (its last 64 kB), "" when there is none."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 65536))
+            data = f.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
 def _pause_archive() -> bytes:
     data = pause_binary()
     info = tarfile.TarInfo(PAUSE_PATH.lstrip("/"))
@@ -145,24 +157,14 @@ class TracedContainer:
         return self._app is not None and self._app.poll() is None
 
     def app_output_tail(self, lines: int = 20) -> str:
-        try:
-            with open(self.app_log, "rb") as f:
-                data = f.read()[-65536:]
-        except OSError:
-            return ""
-        return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+        return _tail(self.app_log, lines)
 
     def run_exec(self, argv: tuple[str, ...], timeout: float) -> ExecOutcome:
         """Run a command inside the container, traced, and wait for it (an exec probe)."""
         n = len(self._execs)
         out = os.path.join(self._dir, f"exec-{n}.log")
         spec = replace(self._spec, argv=argv, target_pid=self.pid1, output_path=out)
-        proc = self._start_tracer(spec, f"exec-{n}")
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            proc.wait(timeout=self._opts.stop_timeout)
+        self._end_tracer(self._start_tracer(spec, f"exec-{n}"), timeout)
         trace = self._read_result(f"exec-{n}")
         with open(out, "rb") as f:
             output = f.read().decode("utf-8", "replace")
@@ -178,15 +180,11 @@ class TracedContainer:
         self._kill_container()
         traces = []
         if self._app is not None:
-            try:
-                self._app.wait(timeout=self._opts.stop_timeout)
-            except subprocess.TimeoutExpired:
-                self._app.terminate()
-                self._app.wait(timeout=self._opts.stop_timeout)
+            self._end_tracer(self._app, self._opts.stop_timeout)
             app_trace = self._read_result("app")
             if app_trace is None:
                 raise MinifyError("the tracer ended without a result",
-                                  detail=self._tail(os.path.join(self._dir, "tracer-app.log")))
+                                  detail=_tail(os.path.join(self._dir, "tracer-app.log")))
             traces.append(app_trace)
         traces.extend(e.trace for e in self._execs if e.trace is not None)
         watch = None
@@ -289,12 +287,18 @@ class TracedContainer:
         except (OSError, ValueError):
             return None
 
-    def _tail(self, path: str, lines: int = 20) -> str:
-        try:
-            with open(path, "rb") as f:
-                return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+    def _end_tracer(self, proc: subprocess.Popen, timeout: float) -> None:
+        """Let a tracer finish within `timeout`, then ask it to stop (it kills its
+        tracees and still writes its result), and kill it as a last resort."""
+        for step in (None, proc.terminate, proc.kill):
+            if step is not None:
+                step()
+            try:
+                proc.wait(timeout=timeout if step is None else self._opts.stop_timeout)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+        proc.wait()
 
     def _stop_app(self) -> None:
         if self._app is None or self._app.poll() is not None:
@@ -323,14 +327,8 @@ class TracedContainer:
         # By name: also when a signal cut the create short before its answer arrived.
         remove_container(self._client, self.name)
         self._container = None
-        for proc in (self._app,):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=self._opts.stop_timeout)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        if self._app is not None and self._app.poll() is None:
+            self._end_tracer(self._app, 0)
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None

@@ -10,7 +10,7 @@ are detected as nondeterministic and compared by status only.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 import docker
@@ -147,7 +147,6 @@ def _replay(container, opts: BuildOptions, obs: Observation,
 
 
 def _failed(r: RequestResult, error: str) -> RequestResult:
-    from dataclasses import replace
     return replace(r, status=None, sha256="", length=0, error=error)
 
 
