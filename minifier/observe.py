@@ -7,10 +7,11 @@ way to ask whether the app is still alive.
 
 from __future__ import annotations
 
+import os
+import select
 import signal
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from typing import Optional
 
@@ -131,11 +132,16 @@ def _wait_app_exit(tc: TracedContainer, seconds: Optional[float]) -> None:
 
 
 def _wait_signal(tc: TracedContainer) -> None:
-    got = threading.Event()
-    previous = signal.signal(signal.SIGUSR1, lambda *_: got.set())
+    """Until SIGUSR1 arrives (or the app ends). The handler only writes to a pipe: an
+    Event.set() there could deadlock on the lock that Event.wait() holds when the
+    signal interrupts it in the same thread."""
+    r, w = os.pipe()
+    previous = signal.signal(signal.SIGUSR1, lambda *_: os.write(w, b"x"))
     try:
-        while not got.wait(0.5):
+        while not select.select([r], [], [], 0.5)[0]:
             if not tc.app_alive():
                 return
     finally:
         signal.signal(signal.SIGUSR1, previous)
+        os.close(r)
+        os.close(w)
