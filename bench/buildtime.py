@@ -24,14 +24,23 @@ import time
 
 import probes
 from minifier.engine import inspect_image
+from minifier.image.imagefs import iter_members
+from minifier.image.source import DockerExportSource
 from minifier.options import BuildOptions, OutputOptions
 from minifier.pipeline import build
-from minifier.source import DockerExportSource, iter_members
 from minifier.ui import Progress
 from probes import RequestResult, Target
 
-from .common import (SANDBOX, alive_check, log, median, published, remove_container,
-                     remove_image, run_plain)
+from .common import (
+    SANDBOX,
+    alive_check,
+    log,
+    median,
+    published,
+    remove_container,
+    remove_image,
+    run_plain,
+)
 
 IMAGES = (("nginx", SANDBOX["nginx"], 80), ("python", SANDBOX["python"], 8080))
 TARGET_RATIO = 2.0

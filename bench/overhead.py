@@ -14,15 +14,16 @@ import resource
 import tempfile
 import time
 
-from minifier import imagefs
 from minifier.engine import inspect_image
-from minifier.appspec import RunOptions, launch_spec
-from minifier.runner import TracedContainer
-from minifier.source import DockerExportSource
-from minifier.users import resolve_user
+from minifier.image import imagefs
+from minifier.image.source import DockerExportSource
+from minifier.image.users import resolve_user
+from minifier.observe.appspec import launch_spec
+from minifier.observe.runner import TracedContainer
+from minifier.options import RunOptions
 from probes import Target, wait_ready
 
-from .common import SANDBOX, alive_check, log, median, remove_container, run_plain, published
+from .common import SANDBOX, alive_check, log, median, published, remove_container, run_plain
 from .load import run_load
 
 APPS = (
@@ -134,5 +135,6 @@ def render(res: dict) -> tuple[str, list[list]]:
 
 if __name__ == "__main__":  # quick manual run: python -m bench.overhead
     import json
+
     from .common import client
     print(json.dumps(run(client(), reps=int(os.environ.get("BENCH_REPS", "1"))), indent=2))

@@ -22,7 +22,8 @@ import tempfile
 import threading
 import time
 
-from minifier.source import DockerExportSource, iter_members
+from minifier.image.imagefs import iter_members
+from minifier.image.source import DockerExportSource
 
 from .buildtime import _export_scan
 from .common import HERE, SANDBOX, image_exists, log, remove_image

@@ -13,11 +13,8 @@ from typing import Optional
 import click
 
 import probes
-
-from .closure import KeepOptions
-from .errors import EXIT_MEANINGS, ExitStatus, Interrupted, MinifyError, UsageError
-from .options import BuildOptions, OutputOptions, ProbeSetup
-from .appspec import RunOptions
+from minifier.errors import EXIT_MEANINGS, ExitStatus, Interrupted, MinifyError, UsageError
+from minifier.options import BuildOptions, KeepOptions, OutputOptions, ProbeSetup, RunOptions
 
 __all__ = ["main", "cli"]
 
@@ -137,10 +134,10 @@ def build_options(image: str, kw: dict) -> BuildOptions:
 @click.option("--max-size", help="Fail (exit 8) if the output is bigger, e.g. 50MB.")
 def build(image: str, **kw) -> None:
     """Minify IMAGE: run it traced, probe it, keep only what it used."""
-    from .engine import connect
-    from .pipeline import build as run_build
-    from .preflight import check_privileges
-    from .ui import Progress
+    from minifier.engine import connect
+    from minifier.observe.preflight import check_privileges
+    from minifier.pipeline import build as run_build
+    from minifier.ui import Progress
 
     opts = build_options(image, kw)
     max_size = _size(kw["max_size"])
@@ -152,7 +149,7 @@ def build(image: str, **kw) -> None:
 
 
 def _size(text: Optional[str]) -> Optional[int]:
-    from .report import parse_size
+    from minifier.output.report import parse_size
 
     if text is None:
         return None
@@ -163,7 +160,7 @@ def _size(text: Optional[str]) -> Optional[int]:
 
 
 def _emit(report, as_json: bool, summary_md: Optional[str]) -> None:
-    from .report import render_markdown, render_text
+    from minifier.output.report import render_markdown, render_text
 
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
@@ -176,8 +173,8 @@ def _emit(report, as_json: bool, summary_md: Optional[str]) -> None:
 
 def _check(report, min_ratio: Optional[float], max_size: Optional[int]) -> None:
     """Verification first, then thresholds: both leave the built image for inspection."""
-    from .errors import ThresholdError, VerifyError
-    from .report import mismatch_text, threshold_failures
+    from minifier.errors import ThresholdError, VerifyError
+    from minifier.output.report import mismatch_text, threshold_failures
 
     verdict = report.verify
     if verdict.get("status") == "failed":

@@ -13,8 +13,8 @@ from typing import Callable, Iterator, Mapping, TypeVar
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
-from .errors import EngineError, ImageError
-from .records import ImageInfo
+from minifier.errors import EngineError, ImageError
+from minifier.records import ImageInfo
 
 T = TypeVar("T")
 

@@ -7,10 +7,30 @@ from typing import Optional
 
 from probes import ContinueAfter, HttpProbeOptions
 
-from .closure import KeepOptions
-from .appspec import RunOptions
+__all__ = ["RunOptions", "KeepOptions", "ProbeSetup", "OutputOptions", "BuildOptions"]
 
-__all__ = ["ProbeSetup", "OutputOptions", "BuildOptions"]
+
+@dataclass(frozen=True)
+class RunOptions:
+    entrypoint: Optional[tuple[str, ...]] = None
+    cmd: Optional[tuple[str, ...]] = None
+    env: tuple[str, ...] = ()
+    workdir: Optional[str] = None
+    expose: tuple[str, ...] = ()  # extra ports, "8080" or "8080/tcp"
+    fanotify: bool = True
+    all_syscalls: bool = False
+    stop_timeout: float = 30.0
+    stop_grace: float = 10.0  # like `docker stop`: time between StopSignal and SIGKILL
+
+
+@dataclass(frozen=True)
+class KeepOptions:
+    include_paths: tuple[str, ...] = ()
+    include_bins: tuple[str, ...] = ()
+    include_shell: bool = False
+    include_cert_all: bool = False
+    exclude_patterns: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()  # "NAME=value", overrides the image Env (PATH, LD_LIBRARY_PATH)
 
 
 @dataclass(frozen=True)

@@ -15,21 +15,28 @@ from typing import Iterator, Optional
 
 import docker
 
-from . import closure, imagefs, rebuild
-from .appspec import check_command
-from .engine import inspect_image
-from .errors import UsageError
-from .monitor import access_to_json, merge
-from .observe import Observation, check_probes, observe, probe_ports
-from .options import BuildOptions
-from .preflight import check_runnable
-from .records import ImageInfo
-from .report import Report, dir_sizes, make_report, render_text, request_to_json, write_json
-from .runner import ObservedRun, TracedContainer
-from .seccomp_profile import build_profile
-from .source import DockerExportSource
-from .ui import Progress
-from .verify import include_hints, verify
+from minifier.engine import inspect_image
+from minifier.errors import UsageError
+from minifier.image import closure, imagefs, rebuild
+from minifier.image.source import DockerExportSource
+from minifier.observe.appspec import check_command
+from minifier.observe.monitor import access_to_json, merge
+from minifier.observe.preflight import check_runnable
+from minifier.observe.probing import check_probes, observe, probe_ports
+from minifier.observe.runner import ObservedRun, TracedContainer
+from minifier.options import BuildOptions
+from minifier.output.report import (
+    Report,
+    dir_sizes,
+    make_report,
+    render_text,
+    request_to_json,
+    write_json,
+)
+from minifier.output.seccomp_profile import build_profile
+from minifier.output.verify import include_hints, verify
+from minifier.records import ImageInfo, Observation
+from minifier.ui import Progress
 
 __all__ = ["build", "render_text"]
 

@@ -7,9 +7,13 @@ pipeline reads as one chain of calls. Records own no behaviour beyond small deri
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
+
+if TYPE_CHECKING:  # only for annotations: the sensor process never imports probes
+    from probes import ProbeSummary, Target
 
 __all__ = [
+    "DEFAULT_PATH",
     "ImageInfo",
     "LaunchSpec",
     "FileEvent",
@@ -20,7 +24,12 @@ __all__ = [
     "KeptFile",
     "BuildPlan",
     "BuildResult",
+    "ExecOutcome",
+    "Observation",
 ]
+
+# The PATH Docker gives a container whose image sets none.
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)
@@ -156,3 +165,23 @@ class BuildResult:
     tag: str
     size: int
     layer_path: str  # the layer tar kept in the artifacts dir
+
+
+@dataclass(frozen=True)
+class ExecOutcome:
+    """One exec probe run inside the traced container: its exit code, output and trace."""
+
+    argv: tuple[str, ...]
+    exit_code: Optional[int]
+    output: str
+    trace: Optional[TraceResult]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What exercising the traced app gave: its HTTP answers and exec outcomes."""
+
+    http: Optional[ProbeSummary]
+    execs: tuple[ExecOutcome, ...]
+    target: Optional[Target]
+    app_alive_after_probes: bool = True

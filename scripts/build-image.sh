@@ -57,7 +57,7 @@ else
 fi
 
 # The project: only when its sources change.
-src_hash=$( { find minifier probes -type f \( -name '*.py' -o -name '*.S' -o -name '*.json' \) \
+src_hash=$( { find minifier probes -type f \( -name '*.py' -o -name '*.json' \) \
                 -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs cat; cat pyproject.toml README.md; } \
             | sha256sum | cut -c1-16)
 if [[ ! -f $OUT/project/.stamp || $(cat "$OUT/project/.stamp") != "$src_hash" ]]; then

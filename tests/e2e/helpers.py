@@ -8,8 +8,8 @@ import io
 import os
 import signal
 import subprocess
-import tarfile
 import sys
+import tarfile
 import tempfile
 import time
 import uuid
@@ -76,7 +76,7 @@ def interrupt_at(stage_text: str, sig: int, *args: str, timeout: float = 300) ->
 
 def tracer_processes() -> list[int]:
     """Tracer processes started by this test session that are still alive."""
-    out = subprocess.run(["pgrep", "-f", "minifier.tracer"], capture_output=True, text=True)
+    out = subprocess.run(["pgrep", "-f", "minifier.sensor.tracer"], capture_output=True, text=True)
     mine = []
     for pid in (int(p) for p in out.stdout.split()):
         try:

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from minifier.errors import ExitStatus
-from minifier.pause import pause_binary
-from minifier.report import human_size
-from minifier.seccomp_profile import RUNC_SYSCALLS, RUNTIME_SYSCALLS
+from minifier.observe.pause import pause_binary
+from minifier.output.report import human_size
+from minifier.output.seccomp_profile import RUNC_SYSCALLS, RUNTIME_SYSCALLS
 
 from . import helpers
 from .conftest import SANDBOX
@@ -387,7 +387,7 @@ def test_a_profile_without_execve_does_not_start(client, profiled, tmp_path):
 def exit0_image(client, tmp_path_factory):
     """A FROM-scratch image whose entrypoint only calls exit_group(0): under a profile
     allowing RUNTIME_SYSCALLS + exit_group, whatever fails is runc's own need."""
-    import minifier.pause as pause
+    import minifier.observe.pause as pause
 
     ctx = tmp_path_factory.mktemp("exit0")
     saved = pause._CODE

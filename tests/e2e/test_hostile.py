@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from minifier.errors import ExitStatus
-from minifier.rebuild import LayerInfo, load_image
+from minifier.image.rebuild import LayerInfo, load_image
 
 from .conftest import SANDBOX
 from .helpers import MINIFY, exported, minify

@@ -5,11 +5,12 @@ from __future__ import annotations
 import docker
 import pytest
 
-from minifier.closure import KeepOptions, plan
-from minifier.imagefs import scan
-from minifier.rebuild import load_image, output_config, write_layer
 from minifier.engine import image_info_from_attrs
-from minifier.source import DockerExportSource
+from minifier.image.closure import plan
+from minifier.image.imagefs import scan
+from minifier.image.rebuild import load_image, output_config, write_layer
+from minifier.image.source import DockerExportSource
+from minifier.options import KeepOptions
 
 pytestmark = pytest.mark.e2e
 REF = "minify-sandbox/debian:bookworm"

@@ -8,12 +8,13 @@ import pytest
 import requests
 
 from minifier.engine import inspect_image
-from minifier.monitor import merge
-from minifier.appspec import RunOptions, launch_spec
-from minifier.runner import TracedContainer
-from minifier.source import DockerExportSource
-from minifier import imagefs
-from minifier.users import resolve_user
+from minifier.image import imagefs
+from minifier.image.source import DockerExportSource
+from minifier.image.users import resolve_user
+from minifier.observe.appspec import launch_spec
+from minifier.observe.monitor import merge
+from minifier.observe.runner import TracedContainer
+from minifier.options import RunOptions
 from probes import Target, wait_ready
 
 from .conftest import SANDBOX

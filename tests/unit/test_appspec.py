@@ -4,16 +4,16 @@ import signal
 
 import pytest
 
-from minifier.appspec import (
+from minifier.errors import ImageError
+from minifier.image.users import Credentials
+from minifier.observe.appspec import (
     DOCKER_DEFAULT_CAPS,
     RunOptions,
     check_command,
     launch_spec,
     stop_signal,
 )
-from minifier.errors import ImageError
 from minifier.records import ImageInfo
-from minifier.users import Credentials
 
 
 def _image(entrypoint=(), cmd=(), env=(), workdir=""):

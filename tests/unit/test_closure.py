@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from minifier.closure import KeepOptions, glob_to_regex, plan
 from minifier.errors import UsageError
-from minifier.imagefs import scan
+from minifier.image.closure import glob_to_regex, plan
+from minifier.image.imagefs import scan
+from minifier.image.source import TarFileSource
+from minifier.options import KeepOptions
 from minifier.records import ImageInfo
-from minifier.source import TarFileSource
 from tests.unit.test_elfdeps import LIBDIR, elf_members
 from tests.unit.test_imagefs import make_tar, member
 

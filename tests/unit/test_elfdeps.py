@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from minifier.elfdeps import (
+from minifier.errors import ImageError
+from minifier.image.elfdeps import (
     ElfInfo,
     LdCache,
     elf_info,
@@ -16,7 +17,6 @@ from minifier.elfdeps import (
     parse_ld_cache,
     resolve_needed,
 )
-from minifier.errors import ImageError
 from tests.unit.test_imagefs import member, scan_members
 
 LIBDIR = "usr/lib/x86_64-linux-gnu"

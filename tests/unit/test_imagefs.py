@@ -7,8 +7,8 @@ import tarfile
 
 import pytest
 
-from minifier.imagefs import HEAD_SIZE, Resolution, normalize, scan
-from minifier.source import TarFileSource
+from minifier.image.imagefs import HEAD_SIZE, Resolution, normalize, scan
+from minifier.image.source import TarFileSource
 
 
 def member(name, kind="file", data=b"", mode=None, link="", uid=0, gid=0, mtime=1_600_000_000,

@@ -1,6 +1,6 @@
 """Merging monitor results into the access record."""
 
-from minifier.monitor import access_to_json, merge
+from minifier.observe.monitor import access_to_json, merge
 from minifier.records import FileEvent, TraceResult, WatchResult
 
 

@@ -6,7 +6,7 @@ import subprocess
 
 from elftools.elf.elffile import ELFFile
 
-from minifier.pause import pause_binary, write_pause
+from minifier.observe.pause import pause_binary, write_pause
 
 
 def test_is_a_static_x86_64_executable(tmp_path):

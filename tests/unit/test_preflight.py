@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from minifier.errors import CapabilityError, ImageError
+from minifier.observe.preflight import check_privileges, check_runnable
+from minifier.observe.runner import start_watcher
 from minifier.records import ImageInfo
-from minifier.preflight import check_privileges, check_runnable
-from minifier.runner import start_watcher
 
 
 def _image(arch: str, os_: str = "linux") -> ImageInfo:

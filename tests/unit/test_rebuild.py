@@ -9,12 +9,13 @@ import tarfile
 
 import pytest
 
-from minifier.closure import KeepOptions, plan
 from minifier.errors import ImageError, UsageError
-from minifier.imagefs import normalize, scan
-from minifier.rebuild import check_tag, default_tag, load_image, output_config, write_layer
+from minifier.image.closure import plan
+from minifier.image.imagefs import normalize, scan
+from minifier.image.rebuild import check_tag, default_tag, load_image, output_config, write_layer
+from minifier.image.source import TarFileSource
+from minifier.options import KeepOptions
 from minifier.records import BuildPlan, KeptFile
-from minifier.source import TarFileSource
 from tests.unit.test_closure import image_info
 from tests.unit.test_elfdeps import LIBDIR, elf_members
 from tests.unit.test_imagefs import make_tar, member
@@ -203,7 +204,7 @@ def test_load_image_archive(tmp_path):
 
 
 def test_full_tag_adds_latest_like_the_engine():
-    from minifier.rebuild import full_tag
+    from minifier.image.rebuild import full_tag
 
     assert full_tag("minify-bench/x") == "minify-bench/x:latest"
     assert full_tag("host:5000/app") == "host:5000/app:latest"
@@ -221,7 +222,7 @@ class _NoPass:
 
 
 def test_layer_from_the_index_pass_equals_the_streamed_layer(tmp_path):
-    from minifier.imagefs import Spool
+    from minifier.image.imagefs import Spool
 
     source = TarFileSource(make_tar(tmp_path / "image.tar", BASE))
     # As the monitors report them: names used and, from fanotify, the real files behind.
@@ -242,7 +243,7 @@ def test_layer_from_the_index_pass_equals_the_streamed_layer(tmp_path):
 
 
 def test_elf_closure_from_the_index_pass_needs_no_extra_pass(tmp_path):
-    from minifier.imagefs import Spool
+    from minifier.image.imagefs import Spool
 
     members = elf_members()
     source = TarFileSource(make_tar(tmp_path / "image.tar", members))

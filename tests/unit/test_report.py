@@ -2,8 +2,8 @@
 
 from collections import Counter
 
+from minifier.output.report import SCHEMA, dir_sizes, make_report, render_text
 from minifier.records import AccessRecord, BuildPlan, BuildResult, ImageInfo, KeptFile
-from minifier.report import SCHEMA, dir_sizes, make_report, render_text
 
 IMAGE = ImageInfo(ref="app:1", id="sha256:" + "a" * 64, repo_tags=("app:1",), size=10_000_000,
                   architecture="amd64", os="linux", entrypoint=(), cmd=("app",), env=(),

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
-from minifier.seccomp_profile import (
+from minifier.output.seccomp_profile import (
     EXIT_SYSCALLS,
     GO_RUNTIME_SYSCALLS,
     RUNC_SYSCALLS,
     RUNTIME_SYSCALLS,
     build_profile,
 )
-from minifier.syscalls import SYSCALL_NAMES
+from minifier.sensor.syscalls import SYSCALL_NAMES
 
 
 def test_format_is_a_docker_profile_denying_by_default():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import struct
 
-from minifier import launch, seccomp
-from minifier.syscalls import (
+from minifier.sensor import launch, seccomp
+from minifier.sensor.syscalls import (
     KINDS,
     PATH_SYSCALLS,
     PATH_SYSCALLS_BY_NR,

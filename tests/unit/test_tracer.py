@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from minifier.records import FileEvent, LaunchSpec, TraceResult
-from minifier.tracejson import result_from_json, result_to_json, spec_from_json, spec_to_json
-from minifier.tracer import trace
-
+from minifier.sensor.tracejson import result_from_json, result_to_json, spec_from_json, spec_to_json
+from minifier.sensor.tracer import trace
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = Path(__file__).parent / "programs"
@@ -241,7 +240,7 @@ def _tracer_cli(tmp_path: Path, argv: tuple[str, ...]) -> tuple[subprocess.Popen
     spec_path, result_path = tmp_path / "spec.json", tmp_path / "result.json"
     spec_path.write_text(json.dumps(spec_to_json(
         LaunchSpec(argv=argv, env=ENV, output_path=str(tmp_path / "out.txt")))))
-    cmd = [sys.executable, "-m", "minifier.tracer", str(spec_path), str(result_path)]
+    cmd = [sys.executable, "-m", "minifier.sensor.tracer", str(spec_path), str(result_path)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     pid_file = Path(f"{result_path}.pid")
     deadline = time.monotonic() + 20
@@ -337,7 +336,7 @@ def test_cli_reports_a_launch_it_could_not_do(tmp_path):
     spec_path, result_path = tmp_path / "spec.json", tmp_path / "result.json"
     spec = LaunchSpec(argv=("/bin/true",), output_path=str(tmp_path / "no" / "such" / "dir"))
     spec_path.write_text(json.dumps(spec_to_json(spec)))
-    cmd = [sys.executable, "-m", "minifier.tracer", str(spec_path), str(result_path)]
+    cmd = [sys.executable, "-m", "minifier.sensor.tracer", str(spec_path), str(result_path)]
     done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                           timeout=30)
     assert done.returncode == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from minifier.errors import ImageError
-from minifier.users import Credentials, resolve_user
+from minifier.image.users import Credentials, resolve_user
 from tests.unit.test_imagefs import member, scan_members
 
 PASSWD = b"""root:x:0:0:root:/root:/bin/bash

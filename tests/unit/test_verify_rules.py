@@ -4,11 +4,11 @@ and which ports get probed."""
 import pytest
 
 from minifier.errors import UsageError
-from minifier.imagefs import scan
-from minifier.observe import probe_ports
+from minifier.image.imagefs import scan
+from minifier.observe.probing import probe_ports
 from minifier.options import ProbeSetup
+from minifier.output.verify import compare, find_loader_errors, include_hints
 from minifier.records import ImageInfo
-from minifier.verify import compare, find_loader_errors, include_hints
 from probes import HttpProbeOptions, RequestResult
 from tests.unit.test_imagefs import make_tar, member
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from minifier.watcher import Watcher
+from minifier.observe.watcher import Watcher
 
 
 @pytest.fixture
@@ -61,6 +61,6 @@ def test_queue_overflow_is_counted_and_warned(tmpfs):
 
 
 def test_watcher_is_a_monitor(tmp_path):
-    from minifier.monitor import Monitor
+    from minifier.observe.monitor import Monitor
 
     assert isinstance(Watcher(str(tmp_path)), Monitor)

@@ -7,9 +7,9 @@ and how to turn a trapped syscall's arguments into paths (tracer.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from collections.abc import Mapping
 from typing import Optional
 
 __all__ = [

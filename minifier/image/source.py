@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import tarfile
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -22,7 +21,6 @@ __all__ = [
     "ImageSource",
     "TarFileSource",
     "DockerExportSource",
-    "iter_members",
 ]
 
 _CHUNK = 1 << 20
@@ -105,22 +103,3 @@ class DockerExportSource:
         except docker.errors.DockerException as e:
             raise EngineError(f"cannot create export container: {e}") from e
 
-
-def iter_members(stream: IO[bytes]) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
-    """Stream the members of a tar without tarfile's ever-growing `members` list."""
-    try:
-        tf = tarfile.open(fileobj=stream, mode="r|")
-    except tarfile.TarError as e:
-        raise ImageError(f"image filesystem is not a readable tar stream: {e}") from e
-    with tf:
-        while True:
-            try:
-                ti = tf.next()
-            except tarfile.TarError as e:
-                raise ImageError(f"corrupt image tar stream: {e}") from e
-            if ti is None:
-                return
-            # Stream mode appends every member to tf.members; drop them so memory stays
-            # bounded for images with 100k files (we never need to seek back).
-            tf.members.clear()
-            yield tf, ti

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from minifier.errors import ImageError
-from minifier.imagefs import ImageFS
+from minifier.image.imagefs import ImageFS
 
 __all__ = ["Credentials", "resolve_user", "parse_passwd", "parse_group"]
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import ctypes
 import errno
 import struct
-from dataclasses import dataclass
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Callable, Optional
 
-from minifier.syscalls import AT_EMPTY_PATH, PATH_SYSCALLS
+from minifier.sensor.syscalls import AT_EMPTY_PATH, PATH_SYSCALLS
 
 __all__ = [
     "AUDIT_ARCH_X86_64",

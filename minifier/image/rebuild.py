@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import IO, Any, Callable, Optional
 
 from minifier.errors import EngineError, ImageError, UsageError
-from minifier.imagefs import PLACEHOLDERS, ImageFS, normalize
+from minifier.image.imagefs import PLACEHOLDERS, ImageFS, iter_members, normalize
+from minifier.image.source import ImageSource
 from minifier.records import BuildPlan, BuildResult, ImageInfo
-from minifier.source import ImageSource, iter_members
 
 __all__ = [
     "LayerInfo",

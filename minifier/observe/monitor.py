@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable, Optional, Protocol, runtime_checkable
 
-from .records import Access, AccessRecord, FileEvent, TraceResult, WatchResult
+from minifier.records import Access, AccessRecord, FileEvent, TraceResult, WatchResult
 
 __all__ = ["Monitor", "merge", "access_to_json"]
 

@@ -14,18 +14,17 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import IO, Optional
 
-from minifier.elfdeps import ELF_MAGIC, ElfInfo, elf_info, load_ld_cache, resolve_needed
 from minifier.errors import ImageError, UsageError
-from minifier.imagefs import PLACEHOLDERS, ImageFS, normalize
-from minifier.records import BuildPlan, ImageInfo, KeptFile
-from minifier.source import ImageSource, iter_members
+from minifier.image.elfdeps import ELF_MAGIC, ElfInfo, elf_info, load_ld_cache, resolve_needed
+from minifier.image.imagefs import PLACEHOLDERS, ImageFS, iter_members, normalize
+from minifier.image.source import ImageSource
+from minifier.options import KeepOptions
+from minifier.records import DEFAULT_PATH, BuildPlan, ImageInfo, KeptFile
 
-__all__ = ["KeepOptions", "plan", "glob_to_regex", "which"]
+__all__ = ["plan", "glob_to_regex", "which"]
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CERT_PATHS = (
     "/etc/ssl/certs",
     "/usr/share/ca-certificates",
@@ -36,16 +35,6 @@ CERT_PATHS = (
 RUNTIME_FILES = ("/etc/passwd", "/etc/group", "/etc/ld.so.cache", "/etc/nsswitch.conf")
 SHELL_TOOLS = ("ls", "cat", "echo", "env", "mkdir", "rm", "cp", "mv", "ps", "grep", "sed")
 _SPOOL_MAX = 16 << 20
-
-
-@dataclass(frozen=True)
-class KeepOptions:
-    include_paths: tuple[str, ...] = ()
-    include_bins: tuple[str, ...] = ()
-    include_shell: bool = False
-    include_cert_all: bool = False
-    exclude_patterns: tuple[str, ...] = ()
-    env: tuple[str, ...] = ()  # "NAME=value", overrides the image Env (PATH, LD_LIBRARY_PATH)
 
 
 def glob_to_regex(pattern: str) -> re.Pattern[str]:

@@ -20,7 +20,7 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
 from minifier.errors import ImageError
-from minifier.imagefs import ImageFS
+from minifier.image.imagefs import ImageFS
 
 __all__ = ["ElfInfo", "LdCache", "elf_info", "load_ld_cache", "parse_ld_cache", "resolve_needed"]
 

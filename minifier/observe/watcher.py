@@ -23,8 +23,8 @@ from typing import Optional
 
 from pyfanotify import ext as fan
 
-from .errors import CapabilityError
-from .records import FileEvent, WatchResult
+from minifier.errors import CapabilityError
+from minifier.records import FileEvent, WatchResult
 
 __all__ = ["Watcher"]
 

@@ -4,37 +4,20 @@ with Docker's semantics from the image config and the user's overrides (pure fun
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass
-from typing import Optional
 
-from .errors import ImageError
-from .records import ImageInfo, LaunchSpec
-from .users import Credentials
+from minifier.errors import ImageError
+from minifier.image.users import Credentials
+from minifier.options import RunOptions
+from minifier.records import DEFAULT_PATH, ImageInfo, LaunchSpec
 
-__all__ = ["RunOptions", "DEFAULT_PATH", "DOCKER_DEFAULT_CAPS", "check_command", "launch_spec",
-           "stop_signal"]
+__all__ = ["DOCKER_DEFAULT_CAPS", "check_command", "launch_spec", "stop_signal"]
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The capabilities `docker run` gives a container by default: the traced app gets
 # exactly these as its bounding set, never the tracer's full root set.
 DOCKER_DEFAULT_CAPS = (
     "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
     "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
 )
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    entrypoint: Optional[tuple[str, ...]] = None
-    cmd: Optional[tuple[str, ...]] = None
-    env: tuple[str, ...] = ()
-    workdir: Optional[str] = None
-    expose: tuple[str, ...] = ()  # extra ports, "8080" or "8080/tcp"
-    fanotify: bool = True
-    all_syscalls: bool = False
-    stop_timeout: float = 30.0
-    stop_grace: float = 10.0  # like `docker stop`: time between StopSignal and SIGKILL
-
 
 
 def _merge_env(base: tuple[str, ...], extra: tuple[str, ...]) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
-from .records import AccessRecord, BuildPlan, BuildResult, ImageInfo
+from minifier.records import AccessRecord, BuildPlan, BuildResult, ImageInfo
 
 __all__ = ["SCHEMA", "Report", "make_report", "write_json", "render_text", "render_markdown",
            "dir_sizes", "request_to_json", "parse_size", "threshold_failures", "mismatch_text"]

@@ -15,11 +15,11 @@ import os
 import posixpath
 import shutil
 import tarfile
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Optional
 
-from minifier.source import iter_members
+from minifier.errors import ImageError
 
 __all__ = [
     "Spool",
@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_CAPTURE",
     "HEAD_SIZE",
     "PLACEHOLDERS",
+    "iter_members",
 ]
 
 HEAD_SIZE = 256
@@ -303,3 +304,23 @@ def scan(stream: IO[bytes], capture: Iterable[str] = DEFAULT_CAPTURE,
         # docker export has no root member; give "/" a conventional entry for resolve().
         entries["/"] = Entry("/", "dir", 0o755, 0, 0, "root", "root", 0, 0)
     return ImageFS(entries, heads, captured, spool)
+
+
+def iter_members(stream: IO[bytes]) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
+    """Stream the members of a tar without tarfile's ever-growing `members` list."""
+    try:
+        tf = tarfile.open(fileobj=stream, mode="r|")
+    except tarfile.TarError as e:
+        raise ImageError(f"image filesystem is not a readable tar stream: {e}") from e
+    with tf:
+        while True:
+            try:
+                ti = tf.next()
+            except tarfile.TarError as e:
+                raise ImageError(f"corrupt image tar stream: {e}") from e
+            if ti is None:
+                return
+            # Stream mode appends every member to tf.members; drop them so memory stays
+            # bounded for images with 100k files (we never need to seek back).
+            tf.members.clear()
+            yield tf, ti

@@ -6,8 +6,8 @@ from __future__ import annotations
 import platform
 from typing import Optional
 
-from .errors import CapabilityError, ImageError
-from .records import ImageInfo
+from minifier.errors import CapabilityError, ImageError
+from minifier.records import ImageInfo
 
 __all__ = ["check_privileges", "check_runnable"]
 

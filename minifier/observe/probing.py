@@ -12,27 +12,17 @@ import select
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from typing import Optional
 
 import probes
-from probes import ContinueAfter, ProbeSummary, Target
+from minifier.errors import AppError, ProbeError, UsageError
+from minifier.observe.runner import TracedContainer
+from minifier.options import ProbeSetup
+from minifier.records import ImageInfo, Observation
+from minifier.ui import Progress
+from probes import ContinueAfter, Target
 
-from .errors import AppError, ProbeError, UsageError
-from .options import ProbeSetup
-from .records import ImageInfo
-from .runner import ExecOutcome, TracedContainer
-from .ui import Progress
-
-__all__ = ["Observation", "probe_ports", "observe", "check_probes"]
-
-
-@dataclass(frozen=True)
-class Observation:
-    http: Optional[ProbeSummary]
-    execs: tuple[ExecOutcome, ...]
-    target: Optional[Target]
-    app_alive_after_probes: bool = True
+__all__ = ["probe_ports", "observe", "check_probes"]
 
 
 def probe_ports(image: ImageInfo, setup: ProbeSetup, expose: tuple[str, ...]) -> tuple[int, ...]:

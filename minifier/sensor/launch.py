@@ -14,19 +14,16 @@ import ctypes
 import errno
 import os
 import signal
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ptrace.binding import ptrace_traceme
 
-from minifier import seccomp
-from minifier.records import LaunchSpec
+from minifier.records import DEFAULT_PATH, LaunchSpec
+from minifier.sensor import seccomp
 
-__all__ = ["DEFAULT_PATH", "CAPABILITIES", "spawn", "resolve_candidates"]
-
-# What Docker uses when the image sets no PATH.
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+__all__ = ["CAPABILITIES", "spawn", "resolve_candidates"]
 
 # Capability names in number order (linux/capability.h).
 CAPABILITIES = (

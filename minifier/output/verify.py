@@ -17,13 +17,11 @@ import docker
 from docker.errors import APIError, DockerException
 
 import probes
+from minifier.engine import container_labels, owned_container, published_ports, running_check
+from minifier.options import BuildOptions
+from minifier.records import BuildResult, ImageInfo, Observation
+from minifier.ui import Progress
 from probes import RequestResult, Target
-
-from .engine import container_labels, owned_container, published_ports, running_check
-from .observe import Observation
-from .options import BuildOptions
-from .records import BuildResult, ImageInfo
-from .ui import Progress
 
 __all__ = ["verify", "LOADER_ERRORS", "find_loader_errors", "compare", "include_hints"]
 

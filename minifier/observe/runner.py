@@ -25,27 +25,20 @@ from typing import Optional
 import docker
 from docker.errors import APIError, DockerException
 
-from .appspec import RunOptions, launch_spec, stop_signal
-from .engine import container_labels, published_ports, remove_container, signals_deferred
-from .errors import CapabilityError, EngineError, MinifyError
-from .imagefs import ImageFS, scan
-from .pause import pause_binary
-from .records import ImageInfo, LaunchSpec, TraceResult, WatchResult
-from .tracejson import result_from_json, spec_to_json
-from .users import resolve_user
-from .watcher import Watcher
+from minifier.engine import container_labels, published_ports, remove_container, signals_deferred
+from minifier.errors import CapabilityError, EngineError, MinifyError
+from minifier.image.imagefs import ImageFS, scan
+from minifier.image.users import resolve_user
+from minifier.observe.appspec import launch_spec, stop_signal
+from minifier.observe.pause import pause_binary
+from minifier.observe.watcher import Watcher
+from minifier.options import RunOptions
+from minifier.records import ExecOutcome, ImageInfo, LaunchSpec, TraceResult, WatchResult
+from minifier.sensor.tracejson import result_from_json, spec_to_json
 
-__all__ = ["ExecOutcome", "ObservedRun", "TracedContainer", "start_watcher"]
+__all__ = ["ObservedRun", "TracedContainer", "start_watcher"]
 
 PAUSE_PATH = "/.minify-pause"
-@dataclass(frozen=True)
-class ExecOutcome:
-    argv: tuple[str, ...]
-    exit_code: Optional[int]
-    output: str
-    trace: Optional[TraceResult]
-
-
 @dataclass(frozen=True)
 class ObservedRun:
     traces: tuple[TraceResult, ...]
@@ -274,7 +267,7 @@ class TracedContainer:
         try:
             # Own session: a terminal's Ctrl-C reaches minify only, which then cleans up.
             return subprocess.Popen(
-                [sys.executable, "-m", "minifier.tracer", spec_path,
+                [sys.executable, "-m", "minifier.sensor.tracer", spec_path,
                  os.path.join(self._dir, f"{name}.trace.json")],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         finally:

@@ -6,7 +6,7 @@ path-bearing syscalls of syscalls.py stop, so untraced syscalls run at native sp
 `LaunchSpec.all_syscalls` stops at every syscall instead, for exact syscall counts.
 The loop is one `waitpid(-1, __WALL)` per stop on python-ptrace's low-level bindings.
 
-`python -m minifier.tracer SPEC_JSON RESULT_JSON` runs one trace in its own process
+`python -m minifier.sensor.tracer SPEC_JSON RESULT_JSON` runs one trace in its own process
 (the way the pipeline uses it), since trace() reaps every child of the calling process
 and joining a pid namespace changes the caller's pid_for_children while it forks.
 
@@ -31,11 +31,11 @@ from ptrace.binding import ptrace_cont, ptrace_getsiginfo, ptrace_setoptions, pt
 from ptrace.binding.func import ptrace
 from ptrace.error import PtraceError
 
-from minifier import launch
 from minifier.records import FileEvent, LaunchSpec, TraceResult
-from minifier.seccomp import AUDIT_ARCH_X86_64
-from minifier.syscalls import AT_FDCWD, PATH_SYSCALLS_BY_NR, PathSyscall, syscall_name
-from minifier.tracejson import result_to_json, spec_from_json, write_atomic
+from minifier.sensor import launch
+from minifier.sensor.seccomp import AUDIT_ARCH_X86_64
+from minifier.sensor.syscalls import AT_FDCWD, PATH_SYSCALLS_BY_NR, PathSyscall, syscall_name
+from minifier.sensor.tracejson import result_to_json, spec_from_json, write_atomic
 
 __all__ = ["Tracer", "trace", "main"]
 
@@ -414,17 +414,17 @@ def trace(spec: LaunchSpec, on_start: Optional[Callable[[int], None]] = None) ->
     `on_start(pid)` gets the launched program's host pid once it runs. Call from the
     thread that is to make every ptrace call. trace() reaps any child of the calling
     process that exits meanwhile; run it in a process of its own (`python -m
-    minifier.tracer`) when the caller has other children.
+    minifier.sensor.tracer`) when the caller has other children.
     """
     return Tracer(spec).run(on_start)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """`python -m minifier.tracer SPEC_JSON RESULT_JSON`; 0 once traced, 1 if the
+    """`python -m minifier.sensor.tracer SPEC_JSON RESULT_JSON`; 0 once traced, 1 if the
     program could not be launched (the result then holds the reason as a warning)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m minifier.tracer SPEC_JSON RESULT_JSON", file=sys.stderr)
+        print("usage: python -m minifier.sensor.tracer SPEC_JSON RESULT_JSON", file=sys.stderr)
         return 2
     # Die with the parent; EXITKILL then takes the app down with us.
     ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG

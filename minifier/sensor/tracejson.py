@@ -1,6 +1,6 @@
 """The tracer's files: a LaunchSpec in, a TraceResult out, as JSON (tuples become lists).
 
-The tracer runs as its own process (`python -m minifier.tracer SPEC RESULT`); these are
+The tracer runs as its own process (`python -m minifier.sensor.tracer SPEC RESULT`); these are
 the only contract between it and the runner, like docker-slim's sensor and master.
 """
 
