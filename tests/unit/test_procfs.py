@@ -1,0 +1,34 @@
+"""The listening-port reader, against the kernel's own socket tables."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from minifier.procfs import listening_ports, parse_tcp_table
+
+TABLE = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1
+   1: 0100007F:0050 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 2 1
+"""
+
+
+def test_only_listen_sockets_count():
+    assert parse_tcp_table(TABLE) == {8080}  # port 80 is an established connection
+
+
+def test_a_socket_listening_here_is_seen_and_gone_after_close():
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        s = socket.socket(family)
+        s.bind((host, 0))
+        port = s.getsockname()[1]
+        assert port not in listening_ports(os.getpid())  # bound is not listening
+        s.listen()
+        assert port in listening_ports(os.getpid())
+        s.close()
+        assert port not in listening_ports(os.getpid())
+
+
+def test_a_process_that_is_gone_listens_on_nothing():
+    assert listening_ports(2**22 + 12345) == frozenset()
