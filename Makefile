@@ -8,7 +8,7 @@ VENV := .venv
 STAMP := $(VENV)/.minify-install.stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install engine sandbox demo test bench lint clean
+.PHONY: help install engine sandbox demo test test-unit bench lint clean
 
 help:
 	@echo "make install   create .venv and install minify with test extras"
@@ -16,6 +16,7 @@ help:
 	@echo "make sandbox   build the offline sandbox images minify-sandbox/*:latest"
 	@echo "make demo      minify the nginx sandbox image with an HTTP probe"
 	@echo "make test      run the test suite (PYTEST_ARGS=... to pass options)"
+	@echo "make test-unit the fast engine-free tests (pytest -m \"not e2e\"): no engine, no sandbox"
 	@echo "make bench     run the benchmarks"
 	@echo "make lint      ruff check"
 	@echo "make clean     remove leftover minify containers and the venv stamp"
@@ -42,6 +43,10 @@ demo: install engine sandbox
 test: install engine sandbox
 	$(VENV)/bin/ruff check minifier probes tests bench
 	$(VENV)/bin/pytest -q tests $(PYTEST_ARGS)
+
+# The fast suite for contributors: no engine, no sandbox images, seconds.
+test-unit: install
+	$(VENV)/bin/pytest -q -m "not e2e" tests $(PYTEST_ARGS)
 
 bench: install engine sandbox
 	$(VENV)/bin/python -m bench

@@ -29,7 +29,6 @@ from minifier.output.report import (
     Report,
     dir_sizes,
     make_report,
-    render_text,
     request_to_json,
     write_json,
 )
@@ -38,7 +37,7 @@ from minifier.output.verify import include_hints, verify
 from minifier.records import ImageInfo, Observation
 from minifier.ui import Progress
 
-__all__ = ["build", "render_text"]
+__all__ = ["build"]
 
 
 def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Report:

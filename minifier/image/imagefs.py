@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_CAPTURE",
     "HEAD_SIZE",
     "PLACEHOLDERS",
+    "DERIVED_PAX",
     "iter_members",
 ]
 
@@ -66,7 +67,7 @@ _TYPES = {
     tarfile.FIFOTYPE: "fifo",
 }
 # PAX keys tarfile recomputes from the TarInfo fields; everything else (xattrs) is kept.
-_DERIVED_PAX = frozenset(
+DERIVED_PAX = frozenset(
     {"path", "linkpath", "size", "mtime", "atime", "ctime", "uid", "gid", "uname", "gname",
      "hdrcharset"}
 )
@@ -255,7 +256,7 @@ def _entry(path: str, ti: tarfile.TarInfo) -> Entry:
     link = ti.linkname
     if kind == "hardlink":
         link = normalize(link)
-    pax = {k: v for k, v in ti.pax_headers.items() if k not in _DERIVED_PAX}
+    pax = {k: v for k, v in ti.pax_headers.items() if k not in DERIVED_PAX}
     return Entry(
         path=path,
         type=kind,

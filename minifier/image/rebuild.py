@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Callable, Optional
 
 from minifier.errors import EngineError, ImageError, UsageError
-from minifier.image.imagefs import PLACEHOLDERS, ImageFS, iter_members, normalize
+from minifier.image.imagefs import DERIVED_PAX, PLACEHOLDERS, ImageFS, iter_members, normalize
 from minifier.image.source import ImageSource
 from minifier.records import BuildPlan, BuildResult, ImageInfo
 
@@ -69,9 +69,7 @@ def _member(path: str, ti: tarfile.TarInfo) -> tarfile.TarInfo:
                  "devmajor", "devminor"):
         setattr(out, attr, getattr(ti, attr))
     # Only extra records (xattrs...): stale path/size records would override the new fields.
-    out.pax_headers = {k: v for k, v in ti.pax_headers.items()
-                       if k not in ("path", "linkpath", "size", "mtime", "atime", "ctime",
-                                    "uid", "gid", "uname", "gname", "hdrcharset")}
+    out.pax_headers = {k: v for k, v in ti.pax_headers.items() if k not in DERIVED_PAX}
     return out
 
 

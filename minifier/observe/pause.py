@@ -20,10 +20,9 @@ nothing of it lands in the image. Assembly (Intel syntax), one instruction per l
 
 from __future__ import annotations
 
-import os
 import struct
 
-__all__ = ["pause_binary", "write_pause"]
+__all__ = ["pause_binary"]
 
 _CODE = bytes.fromhex(
     "b80e000000" "31ff" "488d3554000000" "31d2" "41ba08000000" "0f05"
@@ -63,11 +62,3 @@ def pause_binary() -> bytes:
     phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, _BASE, _BASE, total, total, 0x1000)
     return ehdr + phdr + _CODE
 
-
-def write_pause(directory: str) -> str:
-    """Write the program into `directory` (mode 0555) and return its path."""
-    path = os.path.join(directory, "minify-pause")
-    with open(path, "wb") as f:
-        f.write(pause_binary())
-    os.chmod(path, 0o555)
-    return path

@@ -15,7 +15,6 @@ from typing import Optional
 __all__ = [
     "AT_FDCWD",
     "AT_EMPTY_PATH",
-    "KINDS",
     "PathSyscall",
     "PATH_SYSCALLS",
     "PATH_SYSCALLS_BY_NR",
@@ -25,13 +24,6 @@ __all__ = [
 
 AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
-
-# What the access means to the minifier: "open"/"exec" need the file's content, the
-# others need only its existence (or, for "list", the directory's entries).
-KINDS = frozenset(
-    {"open", "exec", "stat", "readlink", "list", "chdir", "statfs", "mutate", "access"}
-)
-
 
 @dataclass(frozen=True)
 class PathSyscall:

@@ -20,6 +20,15 @@ SANDBOX = {
 }
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every test under tests/e2e is an e2e test (needs the engine and the sandbox), so
+    `pytest -m "not e2e"` (make test-unit) is the fast engine-free suite."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        if str(item.path).startswith(here + os.sep):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(scope="session")
 def client() -> docker.DockerClient:
     try:

@@ -6,7 +6,16 @@ import subprocess
 
 from elftools.elf.elffile import ELFFile
 
-from minifier.observe.pause import pause_binary, write_pause
+from minifier.observe.pause import pause_binary
+
+
+def write_pause(directory: str) -> str:
+    """The program as a file in `directory` (mode 0555), to run it on the host."""
+    path = os.path.join(directory, "minify-pause")
+    with open(path, "wb") as f:
+        f.write(pause_binary())
+    os.chmod(path, 0o555)
+    return path
 
 
 def test_is_a_static_x86_64_executable(tmp_path):
