@@ -81,7 +81,10 @@ def build_options(image: str, kw: dict) -> BuildOptions:
     keep = KeepOptions(
         include_paths=tuple(kw["include_path"]) + _lines(kw["include_path_file"]),
         include_bins=tuple(kw["include_bin"]), include_shell=kw["include_shell"],
-        include_cert_all=kw["include_cert_all"], exclude_patterns=tuple(kw["exclude_pattern"]))
+        include_cert_all=kw["include_cert_all"], exclude_patterns=tuple(kw["exclude_pattern"]),
+        # The closure looks programs and libraries up the way the app is run: --env's
+        # PATH and LD_LIBRARY_PATH, --workdir (the argv comes once the image is known).
+        env=run.env, workdir=run.workdir, allow_incomplete=kw["allow_incomplete"])
     output = OutputOptions(tag=kw["tag"], artifacts_dir=kw["artifacts_dir"],
                            report_file=kw["report_file"], removed_list=kw["removed_list"],
                            verify=kw["verify"], seccomp_profile=kw["seccomp_profile"])
@@ -118,6 +121,9 @@ def build_options(image: str, kw: dict) -> BuildOptions:
 @click.option("--include-shell", is_flag=True, help="Keep /bin/sh and common tools.")
 @click.option("--include-cert-all", is_flag=True, help="Keep all CA certificates.")
 @click.option("--exclude-pattern", multiple=True, help="Glob (with **) of paths to drop.")
+@click.option("--allow-incomplete", is_flag=True,
+              help="Build even when the self-check finds a kept file's interpreter, library "
+                   "or link target missing (listed in the report) instead of exiting 10.")
 @click.option("--artifacts-dir", type=click.Path(), help="Keep all artifacts here.")
 @click.option("--report-file", type=click.Path(), help="Write the JSON report here.")
 @click.option("--removed-list", type=click.Path(), help="Write the removed paths here.")

@@ -16,6 +16,7 @@ __all__ = [
     "VerifyError",
     "ThresholdError",
     "CapabilityError",
+    "IncompleteError",
     "Interrupted",
 ]
 
@@ -33,6 +34,7 @@ class ExitStatus(IntEnum):
     VERIFY = 7  # the minified image does not behave like the original
     THRESHOLD = 8  # --min-ratio / --max-size not met
     CAPABILITY = 9  # ptrace or fanotify not permitted here
+    INCOMPLETE = 10  # the self-check found the planned image missing what a kept file needs
     INTERRUPTED = 130  # SIGINT (Ctrl-C)
     TERMINATED = 143  # SIGTERM
 
@@ -48,6 +50,8 @@ EXIT_MEANINGS = {
     ExitStatus.VERIFY: "the minified image does not behave like the original (image kept)",
     ExitStatus.THRESHOLD: "--min-ratio or --max-size not met (image kept)",
     ExitStatus.CAPABILITY: "ptrace or fanotify is not permitted here",
+    ExitStatus.INCOMPLETE: "a kept file needs an interpreter, library or link target the "
+                           "minified image would lack (nothing built; see --allow-incomplete)",
     ExitStatus.INTERRUPTED: "interrupted by SIGINT (Ctrl-C); everything was cleaned up",
     ExitStatus.TERMINATED: "terminated by SIGTERM; everything was cleaned up",
 }
@@ -95,6 +99,10 @@ class ThresholdError(MinifyError):
 
 class CapabilityError(MinifyError):
     exit_status = ExitStatus.CAPABILITY
+
+
+class IncompleteError(MinifyError):
+    exit_status = ExitStatus.INCOMPLETE
 
 
 class Interrupted(MinifyError):

@@ -30,7 +30,12 @@ class KeepOptions:
     include_shell: bool = False
     include_cert_all: bool = False
     exclude_patterns: tuple[str, ...] = ()
+    # How the app is run, as far as the closure must know it (from --env/--workdir and,
+    # once the image is inspected, the argv after --entrypoint/--cmd).
     env: tuple[str, ...] = ()  # "NAME=value", overrides the image Env (PATH, LD_LIBRARY_PATH)
+    workdir: Optional[str] = None  # None: the image's WorkingDir
+    argv: Optional[tuple[str, ...]] = None  # None: the image's Entrypoint + Cmd
+    allow_incomplete: bool = False  # build even when the self-check finds something missing
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
 """`minify build` as one function that reads top to bottom, one call per stage:
 
-inspect -> run + trace + watch -> probe -> stop -> index -> plan -> rebuild -> verify
--> report.
+inspect -> run + trace + watch -> probe -> stop -> index -> plan + self-check -> rebuild
+-> verify -> report.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -16,8 +17,8 @@ from typing import Iterator, Optional
 import docker
 
 from minifier.engine import inspect_image
-from minifier.errors import UsageError
-from minifier.image import closure, imagefs, rebuild
+from minifier.errors import IncompleteError, UsageError
+from minifier.image import closure, imagefs, rebuild, selfcheck
 from minifier.image.source import DockerExportSource
 from minifier.observe.appspec import check_command
 from minifier.observe.monitor import access_to_json, merge
@@ -34,7 +35,7 @@ from minifier.output.report import (
 )
 from minifier.output.seccomp_profile import build_profile
 from minifier.output.verify import include_hints, verify
-from minifier.records import ImageInfo, Observation
+from minifier.records import ImageInfo, Observation, SelfCheck
 from minifier.ui import Progress
 
 __all__ = ["build"]
@@ -46,7 +47,9 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
     check_runnable(image)
     tag = rebuild.full_tag(opts.output.tag or rebuild.default_tag(image))
     rebuild.check_tag(tag, image)
-    check_command(image, opts.run)
+    argv = check_command(image, opts.run)
+    # The closure seeds from the app as it is really run (--entrypoint/--cmd overrides).
+    keep = dataclasses.replace(opts.keep, argv=argv)
     ports = probe_ports(image, opts.probe, opts.run.expose)
 
     with _artifacts_dir(opts.output.artifacts_dir) as workdir:
@@ -64,7 +67,8 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
         ui.stage("plan", "computing what to keep")
         # Every named path, not only successful ones: EEXIST, EACCES or a path the app
         # deletes all mean the image must still have it; the image index decides.
-        plan = closure.plan(fs, access.accesses.keys(), image, opts.keep, source)
+        plan = closure.plan(fs, access.accesses.keys(), image, keep, source)
+        checked = _self_check(fs, plan, image, keep)
         ui.stage("rebuild", f"building {tag}")
         layer = rebuild.write_layer(fs, plan, source, os.path.join(workdir, "layer.tar"))
         spool.remove()
@@ -82,7 +86,8 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
         report = make_report(image, result, plan, access, _probe_json(observation), verdict,
                              _removed_sizes(fs, plan),
                              workdir if opts.output.artifacts_dir else "",
-                             warnings=observed.warnings, timings=ui.timings)
+                             warnings=observed.warnings, timings=ui.timings,
+                             selfcheck=checked)
         _write_outputs(report, plan, fs, opts, workdir)
     return report
 
@@ -100,6 +105,19 @@ def _run_and_probe(client: docker.DockerClient, image: ImageInfo, ports: tuple[i
     check_probes(observation, opts.probe, observed.app_output,
                  observed.traces[0].exit_status if observed.traces else None)
     return observation, observed
+
+
+def _self_check(fs, plan, image: ImageInfo, keep) -> SelfCheck:
+    """Refuse to write an image a kept file cannot work in, unless --allow-incomplete."""
+    checked = selfcheck.check(fs, plan, image, keep)
+    if checked.findings and not keep.allow_incomplete:
+        texts = [f.text() for f in checked.findings]
+        more = f" (and {len(texts) - 1} more)" if len(texts) > 1 else ""
+        raise IncompleteError(
+            f"the minified image would be incomplete: {texts[0]}{more}; nothing was built "
+            "(--allow-incomplete builds it anyway)",
+            detail="\n".join(f"  {t}" for t in texts))
+    return checked
 
 
 def _config(image: ImageInfo, verified: Optional[bool] = None) -> dict:

@@ -23,6 +23,8 @@ __all__ = [
     "AccessRecord",
     "KeptFile",
     "BuildPlan",
+    "Finding",
+    "SelfCheck",
     "BuildResult",
     "ExecOutcome",
     "Observation",
@@ -155,6 +157,36 @@ class BuildPlan:
     @property
     def kept_size(self) -> int:
         return sum(k.size for k in self.kept)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something a kept file needs that the original image resolves and the plan lacks."""
+
+    kind: str  # "interpreter" (PT_INTERP or #!), "library" (DT_NEEDED), "symlink"
+    path: str  # the kept file (or link) that needs it
+    missing: str  # the interpreter path, the library name, or the link's target
+    original: str  # what it resolves to in the original image
+    excluded: bool = False  # it was removed by --exclude-pattern
+
+    def text(self) -> str:
+        what = {"interpreter": f"its interpreter {self.missing}",
+                "library": f"library {self.missing}",
+                "symlink": f"its target {self.missing}"}.get(self.kind, self.missing)
+        note = " (removed by --exclude-pattern)" if self.excluded else ""
+        return (f"{self.path}: {what} is {self.original} in the original image but missing "
+                f"from the minified one{note}")
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """The planned filesystem, walked before the image is written."""
+
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def status(self) -> str:
+        return "incomplete" if self.findings else "passed"
 
 
 @dataclass(frozen=True)

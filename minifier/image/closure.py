@@ -2,9 +2,14 @@
 
 Starting from the paths the app touched, `plan` adds everything needed for them to work
 exactly as in the original image (parents, symlinks on the way, hard links, ELF
-interpreters and libraries, `#!` interpreters, runtime files, CA certificates, the
-entrypoint, user keep-lists), records each path's reasons, then applies excludes last.
-ELF contents come from extra streaming passes over the ORIGINAL image's tar stream.
+interpreters and libraries as the image's loader finds them, `#!` interpreters, runtime
+files, CA certificates, the entrypoint, user keep-lists), records each path's reasons,
+then applies excludes last.
+
+It is a fixpoint: every file added, for whatever reason, is queued and its own needs
+followed until nothing new appears, so the result does not depend on the order of the
+image's tar stream. ELF files are read from the index (which parsed every ELF member as
+it streamed by); one the index could not read is read again by path from the source.
 """
 
 from __future__ import annotations
@@ -13,17 +18,29 @@ import posixpath
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable
-from typing import IO, Optional
+from collections import deque
+from collections.abc import Collection, Iterable
+from typing import Optional
 
 from minifier.errors import ImageError, UsageError
-from minifier.image.elfdeps import ELF_MAGIC, ElfInfo, elf_info, load_ld_cache, resolve_needed
-from minifier.image.imagefs import PLACEHOLDERS, ImageFS, iter_members, normalize
+from minifier.image.elfdeps import (
+    LdCache,
+    Search,
+    child_search,
+    env_value,
+    load_ld_cache,
+    musl_path_file,
+    preload_names,
+    resolve_needed,
+    root_search,
+)
+from minifier.image.elffile import ElfInfo, elf_info
+from minifier.image.imagefs import PLACEHOLDERS, ImageFS, normalize
 from minifier.image.source import ImageSource
 from minifier.options import KeepOptions
 from minifier.records import DEFAULT_PATH, BuildPlan, ImageInfo, KeptFile
 
-__all__ = ["plan", "glob_to_regex", "which"]
+__all__ = ["plan", "glob_to_regex", "which", "app_env", "loaded_objects"]
 
 CERT_PATHS = (
     "/etc/ssl/certs",
@@ -65,13 +82,13 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
-def _env_value(env: Iterable[str], name: str) -> Optional[str]:
-    value = None
-    for item in env:
-        k, sep, v = item.partition("=")
-        if sep and k == name:
-            value = v  # the last definition wins, as with docker run -e over Config.Env
-    return value
+def app_env(image: ImageInfo, keep: KeepOptions) -> tuple[str, ...]:
+    """The app's environment as far as lookups go: the image's Env, then --env."""
+    return tuple(image.env) + tuple(keep.env)
+
+
+def _path_dirs(env: Iterable[str]) -> list[str]:
+    return [d for d in (env_value(env, "PATH") or DEFAULT_PATH).split(":") if d.startswith("/")]
 
 
 def which(fs: ImageFS, name: str, env: Iterable[str] = (), workdir: str = "/") -> Optional[str]:
@@ -79,9 +96,7 @@ def which(fs: ImageFS, name: str, env: Iterable[str] = (), workdir: str = "/") -
     if "/" in name:
         path = normalize(posixpath.join(workdir or "/", name))
         return path if fs.resolve(path).final is not None else None
-    for d in (_env_value(env, "PATH") or DEFAULT_PATH).split(":"):
-        if not d.startswith("/"):
-            continue
+    for d in _path_dirs(env):
         cand = normalize(posixpath.join(d, name))
         final = fs.resolve(cand).final
         e = fs.lookup(final) if final else None
@@ -90,26 +105,44 @@ def which(fs: ImageFS, name: str, env: Iterable[str] = (), workdir: str = "/") -
     return None
 
 
+def loaded_objects(fs: ImageFS, paths: Iterable[str]) -> dict[str, str]:
+    """The ELF objects among `paths` (files the app opened) by the name the loader matches
+    a DT_NEEDED against: the DT_SONAME, else the path it was loaded by."""
+    out: dict[str, str] = {}
+    for p in paths:
+        info = fs.elf(p)
+        if info is not None:
+            out.setdefault(info.soname or p, p)
+    return out
+
+
 class _Closure:
     """Mutable state of one closure computation; `plan` is the public face."""
 
     def __init__(self, fs: ImageFS, image: ImageInfo, keep: KeepOptions, source: ImageSource):
         self.fs, self.image, self.keep, self.source = fs, image, keep, source
-        self.env = tuple(image.env) + tuple(keep.env)
+        self.env = app_env(image, keep)
+        self.workdir = keep.workdir or image.workdir or "/"
         self.reasons: dict[str, list[str]] = {}
         self.warnings: list[str] = []
-        self.scripts: list[str] = []
-        self.elf_wanted: dict[str, set[str]] = {}  # content path -> kept paths using it
-        self.elf_infos: dict[str, Optional[ElfInfo]] = {}  # content path -> ElfInfo | None
-        self.elf_done: set[str] = set()
-        self.ld_cache = load_ld_cache(fs)
+        # Programs whose needs are still to follow: ("elf", final, opened, search | None)
+        # or ("script", path, "", None); an ELF not read yet waits for the next read.
+        self.queue: deque[tuple[str, str, str, Optional[Search]]] = deque()
+        self.waiting: list[tuple[str, str, str, Optional[Search]]] = []
+        self.followed: set[tuple] = set()
+        self.accessed_elves: list[str] = []
+        self.loaded: dict[str, str] = {}
+        self.cache: LdCache = load_ld_cache(fs)
+        self.reads = 0  # passes over the source for content the index did not have
+        self.preloaded = False
 
     def warn(self, msg: str) -> None:
         if msg not in self.warnings:
             self.warnings.append(msg)
 
-    def add(self, path: str, reason: str) -> None:
-        """Keep exactly this path (no symlink following) and its parent directories."""
+    def add(self, path: str, reason: str, follow: bool = True) -> None:
+        """Keep exactly this path (no symlink following) and its parent directories; queue
+        a new program's needs (unless the caller queues them in its loader's context)."""
         e = self.fs.lookup(path)
         if path == "/" or (e is not None and e.artefact and path not in PLACEHOLDERS):
             return
@@ -125,14 +158,15 @@ class _Closure:
             return
         if e.type == "hardlink":
             reasons.append("hardlink")
-        if e.type in ("file", "hardlink"):
-            head = self.fs.head(path)
-            if head.startswith(ELF_MAGIC):
-                self.elf_wanted.setdefault(self.fs.content_path(path), set()).add(path)
-            elif head.startswith(b"#!"):
-                self.scripts.append(path)
+        if e.type in ("file", "hardlink") and follow:
+            if self.fs.elf(path) is not None or self.fs.elf_unread(path):
+                self.queue.append(("elf", path, path, None))
+            elif self.fs.head(path).startswith(b"#!"):
+                self.queue.append(("script", path, "", None))
+            elif self.fs.elf_error(path):
+                self.warn(f"{path}: {self.fs.elf_error(path)}")
 
-    def keep_path(self, path: str, reason: str) -> Optional[str]:
+    def keep_path(self, path: str, reason: str, follow: bool = True) -> Optional[str]:
         """Keep a path as a program would open it: every symlink on the way + the target."""
         res = self.fs.resolve(path)
         for link in res.via:
@@ -140,7 +174,7 @@ class _Closure:
         if res.error == "loop":
             self.warn(f"symlink loop resolving {path} (kept the links, no target)")
         if res.final is not None:
-            self.add(res.final, reason)
+            self.add(res.final, reason, follow)
         return res.final
 
     def keep_existing_ancestor(self, path: str) -> None:
@@ -171,8 +205,20 @@ class _Closure:
         return final
 
     def keep_program(self, name: str, reason: str) -> Optional[str]:
-        found = which(self.fs, name, self.env, self.image.workdir)
-        return self.keep_path(found, reason) if found else None
+        """Keep what an exec of `name` runs; for a PATH lookup also every other PATH
+        spelling of the same file (`/bin/sh` beside `/usr/bin/sh` under /bin -> usr/bin):
+        Docker's shell form and scripts name programs by those."""
+        found = which(self.fs, name, self.env, self.workdir)
+        if found is None:
+            return None
+        final = self.keep_path(found, reason)
+        if "/" not in name and final is not None:
+            dirs = _path_dirs(self.env) + (["/bin"] if name == "sh" else [])
+            for d in dirs:
+                cand = normalize(posixpath.join(d, name))
+                if cand != found and self.fs.resolve(cand).final == final:
+                    self.keep_path(cand, reason)
+        return final
 
     def shebang(self, path: str) -> None:
         line = self.fs.head(path)[2:].split(b"\n", 1)[0].decode("utf-8", "surrogateescape")
@@ -190,72 +236,100 @@ class _Closure:
             if prog and self.keep_program(prog, "shebang") is None:
                 self.warn(f"{path}: {prog} (via env) not found on the image PATH")
 
-    def elf_deps(self, path: str, info: Optional[ElfInfo]) -> None:
-        self.elf_done.add(path)
+    def follow_elf(self, final: str, opened: str, search: Optional[Search]) -> None:
+        """Keep what the loader needs to run (or load) the ELF file opened as `opened`."""
+        info = self.fs.elf(final)
         if info is None:
+            if self.fs.elf_unread(final):
+                self.waiting.append(("elf", final, opened, search))
+            elif self.fs.elf_error(final):
+                self.warn(f"{final}: {self.fs.elf_error(final)}")
             return
-        if info.interp and self.keep_path(info.interp, "elf-dep") is None:
-            self.warn(f"{path}: ELF interpreter {info.interp} not found in the image")
-        for lib, found in resolve_needed(self.fs, path, info, self.ld_cache, self.env):
-            if found is not None:
-                self.keep_path(found, "elf-dep")
-            elif not any(posixpath.basename(p) == lib for p in self.reasons):
-                # Not on any search path and not kept under that name either (a JVM's
-                # libjvm.so is dlopen'ed by full path first, which satisfies the others).
-                self.warn(f"{path}: library {lib} not found in the image")
+        if search is None:
+            search = root_search(self.fs, info, self.env, self.workdir, self.cache, self.loaded)
+        key = (final, opened, search.musl, search.interp, search.inherited)
+        if key in self.followed:
+            return
+        self.followed.add(key)
+        if info.interp:
+            self.loader(final, info, search)
+        child = child_search(search, opened, info)
+        for n in resolve_needed(self.fs, opened, info, self.cache, search):
+            if n.path is None:
+                self.warn(f"{final}: library {n.name} not found in the image")
+            for p in (n.path, *n.variants) if n.path else ():
+                lib = self.keep_path(p, "elf-dep", follow=False)
+                if lib is not None:
+                    self.queue.append(("elf", lib, p, child))
 
-    def pending_elves(self) -> list[tuple[str, str]]:
-        return [(c, p) for c, ps in self.elf_wanted.items() for p in sorted(ps)
-                if p not in self.elf_done]
+    def loader(self, final: str, info: ElfInfo, search: Search) -> None:
+        """A program's interpreter, and the files its loader reads before any library."""
+        if self.keep_path(info.interp, "elf-dep") is None:
+            self.warn(f"{final}: ELF interpreter {info.interp} not found in the image")
+        if search.musl:
+            path_file = musl_path_file(info.interp)
+            if self.fs.resolve(path_file).final is not None:
+                self.keep_path(path_file, "loader-config")
+            return
+        if self.preloaded:
+            return
+        self.preloaded = True
+        if self.fs.resolve("/etc/ld.so.preload").final is not None:
+            self.keep_path("/etc/ld.so.preload", "loader-config")
+        names = preload_names(self.fs, self.env)
+        for n in resolve_needed(self.fs, final, info, self.cache, search, names=names):
+            lib = self.keep_path(n.path, "preload", follow=False) if n.path else None
+            if lib is None:
+                self.warn(f"preloaded library {n.name} not found in the image")
+            else:
+                self.queue.append(("elf", lib, n.path, child_search(search, final, info)))
 
-    def elf_from_index(self, wanted: Iterable[str]) -> None:
-        """Parse the ELF files whose bytes the index pass kept: no export pass for them."""
-        for c in sorted(set(wanted)):
-            f = self.fs.open_content(c)
-            if f is not None:
-                with f:
-                    self.elf_infos[c] = self._parse(c, f)
-
-    def elf_pass(self) -> None:
-        """One streaming pass parsing every wanted ELF member; deps found on the way are
-        parsed in the same pass when they come later in the stream."""
-        sought = {c for c, _ in self.pending_elves() if c not in self.elf_infos}
-        with self.source.open() as stream:
-            for tf, ti in iter_members(stream):
-                c = normalize(ti.name)
-                if c not in self.elf_wanted or c in self.elf_infos or not ti.isfile():
-                    continue
-                self.elf_infos[c] = self._parse(c, tf.extractfile(ti))
-                for p in sorted(self.elf_wanted[c]):
-                    self.elf_deps(p, self.elf_infos[c])
-        for c in sought:
-            if c not in self.elf_infos:  # wanted for the whole pass: it is not in the tar
-                self.warn(f"{c}: ELF content not found in the image stream")
-                self.elf_infos[c] = None
-
-    def _parse(self, path: str, f: IO[bytes]) -> Optional[ElfInfo]:
-        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX) as spool:
-            shutil.copyfileobj(f, spool)
-            spool.seek(0)
-            try:
-                return elf_info(spool)
-            except ImageError as e:
-                self.warn(f"{path}: {e.message}")
-                return None
+    def read_unread(self, paths: Collection[str]) -> None:
+        """Complete the index's ELF store by reading these files again by path."""
+        wanted = {self.fs.content_path(p) for p in paths if self.fs.elf_unread(p)}
+        if not wanted:
+            return
+        self.reads += 1
+        for path, f in self.source.read(wanted):
+            with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX) as spool:
+                shutil.copyfileobj(f, spool)
+                spool.seek(0)
+                try:
+                    self.fs.add_elf(path, elf_info(spool))
+                except ImageError as e:
+                    self.fs.add_elf(path, e.message)
+            wanted.discard(path)
+        for path in wanted:
+            self.fs.add_elf(path, "ELF content not found in the image stream")
 
     def fixpoint(self) -> None:
-        """Alternate shebang and ELF processing until no new program appears."""
-        while True:
-            while self.scripts:
-                self.shebang(self.scripts.pop(0))
-            todo = self.pending_elves()
-            if not todo:
-                return
-            self.elf_from_index(c for c, _ in todo if c not in self.elf_infos)
-            if any(c not in self.elf_infos for c, _ in todo):
-                self.elf_pass()
-            for c, p in self.pending_elves():
-                self.elf_deps(p, self.elf_infos.get(c))
+        """Follow every queued program's needs until nothing new appears."""
+        self.read_unread(self.accessed_elves)
+        self.loaded = loaded_objects(self.fs, self.accessed_elves)
+        while self.queue or self.waiting:
+            while self.queue:
+                kind, path, opened, search = self.queue.popleft()
+                if kind == "script":
+                    self.shebang(path)
+                else:
+                    self.follow_elf(path, opened, search)
+            if self.waiting:
+                self.read_unread([w[1] for w in self.waiting])
+                self.queue.extend(self.waiting)
+                self.waiting.clear()
+        self.keep_dir_symlinks()
+
+    def keep_dir_symlinks(self) -> None:
+        """Top-level links to kept directories (/bin -> usr/bin, /lib64 -> usr/lib64): the
+        spellings that programs, scripts and Docker's `/bin/sh -c` use for kept files."""
+        for link in self.fs.children("/"):
+            e = self.fs.lookup(link)
+            if e is None or e.type != "symlink" or e.artefact or link in self.reasons:
+                continue
+            final = self.fs.resolve(link).final
+            target = self.fs.lookup(final) if final else None
+            if target is not None and target.type == "dir" and final in self.reasons:
+                self.add(link, "dir-symlink")
 
     def seed_accessed(self, accessed: Iterable[str]) -> bool:
         """Keep the accessed paths; True when any of them is a CA certificate path."""
@@ -265,6 +339,8 @@ class _Closure:
             final = self.keep_path(path, "accessed")
             if final is None:
                 self.keep_existing_ancestor(path)
+            elif self.fs.elf(final) is not None or self.fs.elf_unread(final):
+                self.accessed_elves.append(final)
             certs = certs or any(_under(p, c) for p in (path, final or "") for c in CERT_PATHS)
         return certs
 
@@ -279,18 +355,20 @@ class _Closure:
         self.add("/tmp", "runtime")  # created 1777 when the image has none
 
     def seed_requested(self) -> None:
-        argv = tuple(self.image.entrypoint) or tuple(self.image.cmd)
+        argv = self.keep.argv
+        if argv is None:
+            argv = tuple(self.image.entrypoint) or tuple(self.image.cmd)
         if argv and self.keep_program(argv[0], "entrypoint") is None:
             self.warn(f"entrypoint {argv[0]} not found in the image")
         for p in self.keep.include_paths:
-            if self.keep_tree(normalize(posixpath.join(self.image.workdir or "/", p)),
+            if self.keep_tree(normalize(posixpath.join(self.workdir, p)),
                               "include-path") is None:
                 raise UsageError(f"--include-path {p}: no such path in the image")
         for b in self.keep.include_bins:
             if self.keep_program(b, "include-bin") is None:
                 raise UsageError(f"--include-bin {b}: not found in the image")
         if self.keep.include_shell:
-            if self.keep_path("/bin/sh", "include-shell") is None:
+            if self.keep_program("/bin/sh", "include-shell") is None:
                 self.warn("--include-shell: the image has no /bin/sh")
             for tool in SHELL_TOOLS:
                 self.keep_program(tool, "include-shell")

@@ -1,9 +1,11 @@
 """An in-memory index of the image filesystem's metadata, built in one streaming pass.
 
 `scan` reads the image tar once and keeps, per member, only metadata plus the first
-256 bytes (enough to spot ELF magic and `#!` lines) and the full content of a few small
-config files. `ImageFS.resolve` walks paths the way the kernel does inside a chroot
-at the image root, so symlinks never point at the host.
+256 bytes (enough to spot ELF magic and `#!` lines), the full content of a few small
+config files, and the loader's view of every ELF file (interpreter, needed libraries,
+search paths: `elffile.ElfInfo`), so the closure can follow dependencies in any stream
+order without another pass. `ImageFS.resolve` walks paths the way the kernel does inside
+a chroot at the image root, so symlinks never point at the host.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from typing import IO, Optional
 
 from minifier.errors import ImageError
+from minifier.image.elffile import ELF_MAGIC, BehindStream, ElfInfo, elf_info, elf_info_streamed
 
 __all__ = [
     "Spool",
@@ -46,7 +49,8 @@ DEFAULT_CAPTURE = (
     "/etc/ld.so.conf.d/*",
     "/etc/ld.so.cache",
     "/etc/nsswitch.conf",
-    "/etc/ld-musl-*.path",
+    "/etc/ld.so.preload",
+    "*/etc/ld-musl-*.path",  # fnmatch's * crosses "/": musl reads <prefix>/etc/...
 )
 
 # Files docker bind-mounts at run time: the output carries them only as empty files.
@@ -157,12 +161,40 @@ class ImageFS:
         heads: Mapping[str, bytes],
         captured: Mapping[str, bytes],
         spool: Optional[Spool] = None,
+        elves: Optional[dict[str, ElfInfo | str]] = None,
     ) -> None:
         self.entries = entries
         self._heads = heads
         self._captured = captured
         self._spool = spool
+        # content path -> ElfInfo, or the reason it could not be parsed. Filled by the
+        # index pass; ELF files it could not read there are added by `add_elf`.
+        self._elves: dict[str, ElfInfo | str] = elves if elves is not None else {}
         self._children: Optional[dict[str, list[str]]] = None
+
+    def elf(self, path: str) -> Optional[ElfInfo]:
+        """The loader's view of an ELF regular file (or hard link), when known."""
+        found = self._elves.get(self.content_path(normalize(path)))
+        return found if isinstance(found, ElfInfo) else None
+
+    def elf_error(self, path: str) -> Optional[str]:
+        found = self._elves.get(self.content_path(normalize(path)))
+        return found if isinstance(found, str) else None
+
+    def elf_unread(self, path: str) -> bool:
+        """An ELF file (by its magic) whose loader view is not known yet: read it by path."""
+        real = self.content_path(normalize(path))
+        return real not in self._elves and self.head(real).startswith(ELF_MAGIC)
+
+    def add_elf(self, path: str, info: ElfInfo | str) -> None:
+        """Complete the store with an ELF file read after the index pass."""
+        self._elves[self.content_path(normalize(path))] = info
+
+    def restricted(self, keep: Mapping[str, Entry]) -> ImageFS:
+        """The same image reduced to these entries (plus "/"): the planned output's view."""
+        entries = dict(keep)
+        entries.setdefault("/", self.entries["/"])
+        return ImageFS(entries, self._heads, self._captured, None, self._elves)
 
     def open_content(self, path: str) -> Optional[IO[bytes]]:
         """The bytes of a regular file (or hard link) when the index pass kept them."""
@@ -275,16 +307,34 @@ def _entry(path: str, ti: tarfile.TarInfo) -> Entry:
     )
 
 
+def _read_elf(path: str, data: bytes, rest: IO[bytes], spool: Optional[Spool],
+              elves: dict[str, ElfInfo | str]) -> None:
+    """Parse an ELF member as it streams by (or from the spool that just took it)."""
+    try:
+        spooled = spool.get(path) if spool is not None else None
+        if spooled is not None:
+            with open(spooled, "rb") as f:
+                elves[path] = elf_info(f)
+        else:
+            elves[path] = elf_info_streamed(data, rest)
+    except BehindStream:
+        pass  # left unread: whoever needs it reads it by path (ImageSource.read)
+    except ImageError as e:
+        elves[path] = e.message
+
+
 def scan(stream: IO[bytes], capture: Iterable[str] = DEFAULT_CAPTURE,
-         spool: Optional[Spool] = None) -> ImageFS:
+         spool: Optional[Spool] = None, elf_index: bool = True) -> ImageFS:
     """Index the image tar stream in ONE pass; memory is O(members), not O(bytes).
 
     With a `spool`, the contents of the members it wants are copied to disk on the way.
+    With `elf_index`, every ELF member's loader view is parsed on the way too.
     """
     patterns = tuple(capture)
     entries: dict[str, Entry] = {}
     heads: dict[str, bytes] = {}
     captured: dict[str, bytes] = {}
+    elves: dict[str, ElfInfo | str] = {}
     for tf, ti in iter_members(stream):
         path = normalize(ti.name)
         entry = _entry(path, ti)
@@ -301,10 +351,12 @@ def scan(stream: IO[bytes], capture: Iterable[str] = DEFAULT_CAPTURE,
             captured[path] = data
         elif spool is not None and spool.wants(path):
             spool.put(path, data, f)
+        if elf_index and data.startswith(ELF_MAGIC):
+            _read_elf(path, data, f, spool, elves)
     if "/" not in entries:
         # docker export has no root member; give "/" a conventional entry for resolve().
         entries["/"] = Entry("/", "dir", 0o755, 0, 0, "root", "root", 0, 0)
-    return ImageFS(entries, heads, captured, spool)
+    return ImageFS(entries, heads, captured, spool, elves)
 
 
 def iter_members(stream: IO[bytes]) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
-from minifier.records import AccessRecord, BuildPlan, BuildResult, ImageInfo
+from minifier.records import AccessRecord, BuildPlan, BuildResult, ImageInfo, SelfCheck
 
 __all__ = ["SCHEMA", "Report", "make_report", "write_json", "render_text", "render_markdown",
            "dir_sizes", "request_to_json", "parse_size", "threshold_failures", "mismatch_text"]
@@ -33,6 +33,7 @@ class Report:
     probe: Mapping[str, object]
     access: Mapping[str, object]
     verify: Mapping[str, object]
+    selfcheck: Mapping[str, object]
     biggest_kept_dirs: Sequence[Mapping[str, object]]
     biggest_removed_dirs: Sequence[Mapping[str, object]]
     warnings: Sequence[str]
@@ -69,8 +70,10 @@ def make_report(image: ImageInfo, result: BuildResult, plan: BuildPlan,
                 access: AccessRecord, probe: Mapping[str, object],
                 verify: Mapping[str, object], removed_sizes: Counter,
                 artifacts_dir: str, warnings: Sequence[str] = (),
-                timings: Optional[Mapping[str, float]] = None) -> Report:
+                timings: Optional[Mapping[str, float]] = None,
+                selfcheck: Optional[SelfCheck] = None) -> Report:
     kept_files = [k for k in plan.kept]
+    selfcheck = selfcheck or SelfCheck()
     return Report(
         source={"image": image.ref, "id": image.id, "size": image.size},
         output={"image": result.tag, "id": result.image_id, "size": result.size},
@@ -84,9 +87,14 @@ def make_report(image: ImageInfo, result: BuildResult, plan: BuildPlan,
         access={"paths": len(access.accesses), "existing": len(access.existing()),
                 "file": "access.json", "syscall_counts": dict(access.syscall_counts)},
         verify=verify,
+        selfcheck={"status": selfcheck.status,
+                   "findings": [{"kind": f.kind, "path": f.path, "missing": f.missing,
+                                 "original": f.original, "excluded": f.excluded,
+                                 "text": f.text()} for f in selfcheck.findings]},
         biggest_kept_dirs=_top(dir_sizes((k.path, k.size) for k in kept_files)),
         biggest_removed_dirs=_top(removed_sizes),
-        warnings=[*plan.warnings, *access.warnings, *warnings],
+        warnings=[*plan.warnings, *access.warnings, *warnings,
+                  *(f"incomplete (--allow-incomplete): {f.text()}" for f in selfcheck.findings)],
         artifacts_dir=artifacts_dir,
         timings=dict(timings or {}),
     )
@@ -134,6 +142,10 @@ def render_text(report: Report) -> str:
         f"({human_size(report.files['kept_size'])} of {human_size(report.files['total_size'])})",
         "probe   " + (", ".join(f"{k}: {v}" for k, v in counts.items() if v) or "none"),
         f"verify  {report.verify.get('status')}",
+        f"check   {report.selfcheck.get('status')} (every kept interpreter, library and link "
+        "target resolves)" if report.selfcheck.get("status") == "passed"
+        else f"check   {report.selfcheck.get('status')}: {len(report.selfcheck['findings'])} "
+             "finding(s), built with --allow-incomplete",
     ]
     for title, rows in (("biggest kept dirs", report.biggest_kept_dirs),
                         ("biggest removed dirs", report.biggest_removed_dirs)):

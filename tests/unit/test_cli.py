@@ -63,3 +63,16 @@ def test_non_numeric_values_are_usage_errors(capsys, option):
     code, _, err = run(capsys, "build", "img:1", option, "lots")
     assert code == ExitStatus.USAGE
     assert option in err
+
+
+def test_keep_options_follow_the_run_overrides():
+    from minifier.cli import build, build_options
+
+    args = ["img:1", "--env", "LD_LIBRARY_PATH=/opt/lib", "--env", "PATH=/opt/bin",
+            "--workdir", "/srv", "--allow-incomplete", "--include-bin", "tool"]
+    opts = build_options("img:1", build.make_context("build", args).params)
+    assert opts.keep.env == ("LD_LIBRARY_PATH=/opt/lib", "PATH=/opt/bin") == opts.run.env
+    assert opts.keep.workdir == "/srv" and opts.keep.allow_incomplete
+    assert opts.keep.argv is None  # set by the pipeline once the image is inspected
+    opts = build_options("img:1", build.make_context("build", ["img:1"]).params)
+    assert not opts.keep.allow_incomplete and opts.keep.env == () and opts.keep.workdir is None

@@ -10,6 +10,7 @@ from minifier.image.imagefs import scan
 from minifier.image.source import TarFileSource
 from minifier.options import KeepOptions
 from minifier.records import ImageInfo
+from tests.unit.elves import gcc_elf, tiny_elf
 from tests.unit.test_elfdeps import LIBDIR, elf_members
 from tests.unit.test_imagefs import make_tar, member
 
@@ -192,3 +193,181 @@ def test_entrypoint_via_path_and_missing_warning(tmp_path):
     assert kept(p)["/usr/bin/true"].reasons == ("entrypoint",)
     p = run_plan(tmp_path, elf_members(), [], image=image_info(cmd=["nope"]))
     assert p.warnings == ("entrypoint nope not found in the image",)
+
+
+class _CountingSource:
+    """The image tar, recording every pass made over it for content (`read`)."""
+
+    def __init__(self, source):
+        self.source, self.reads = source, []
+
+    def open(self):
+        raise AssertionError("a full pass over the image was made")
+
+    def read(self, paths):
+        self.reads.append(sorted(paths))
+        return self.source.read(paths)
+
+
+def chain_members(tmp_path):
+    """/usr/bin/a needs libb.so.1 needs libc2.so.1, stored against the dependency order."""
+    gcc_elf(tmp_path, "libc2.so.1", shared=True, soname="libc2.so.1")
+    gcc_elf(tmp_path, "libb.so.1", shared=True, soname="libb.so.1", needs=["libc2.so.1"],
+            link_dirs=[tmp_path])
+    gcc_elf(tmp_path, "a", needs=["libb.so.1"], link_dirs=[tmp_path])
+    tree = elf_members()
+    return tree[:9] + [
+        member(f"{LIBDIR}/libc2.so.1", data=(tmp_path / "libc2.so.1").read_bytes()),
+        member(f"{LIBDIR}/libb.so.1", data=(tmp_path / "libb.so.1").read_bytes()),
+        member("usr/bin/a", data=(tmp_path / "a").read_bytes(), mode=0o755),
+    ] + tree[9:]
+
+
+CHAIN = {"/usr/bin/a", f"/{LIBDIR}/libb.so.1", f"/{LIBDIR}/libc2.so.1", f"/{LIBDIR}/libc.so.6",
+         f"/{LIBDIR}/ld-linux-x86-64.so.2"}
+
+
+@pytest.mark.parametrize("how", ["accessed", "include-bin"])
+def test_dependency_chain_against_stream_order(tmp_path, how):
+    """C, B, A in the stream, A needs B needs C: all kept, the index alone answering."""
+    source = TarFileSource(make_tar(tmp_path / "image.tar", chain_members(tmp_path)))
+    with source.open() as f:
+        fs = scan(f)
+    counting = _CountingSource(source)
+    keep = KeepOptions(include_bins=("a",)) if how == "include-bin" else KeepOptions()
+    p = plan(fs, ["/usr/bin/a"] if how == "accessed" else [], image_info(), keep, counting)
+    k = kept(p)
+    assert CHAIN <= set(k) and not p.warnings
+    assert k[f"/{LIBDIR}/libc2.so.1"].reasons == ("elf-dep",)
+    assert counting.reads == []
+
+
+def test_dependency_chain_read_by_path_without_the_index(tmp_path):
+    """Without the index's ELF store each round reads exactly the files it discovered."""
+    source = TarFileSource(make_tar(tmp_path / "image.tar", chain_members(tmp_path)))
+    with source.open() as f:
+        fs = scan(f, elf_index=False)
+    counting = _CountingSource(source)
+    p = plan(fs, [], image_info(), KeepOptions(include_bins=("/usr/bin/a",)), counting)
+    assert CHAIN <= set(kept(p)) and not p.warnings
+    assert counting.reads == [
+        ["/usr/bin/a"],
+        [f"/{LIBDIR}/ld-linux-x86-64.so.2", f"/{LIBDIR}/libb.so.1", f"/{LIBDIR}/libc.so.6"],
+        [f"/{LIBDIR}/libc2.so.1"],
+    ]
+
+
+USRMERGED = [
+    member("bin", "symlink", link="usr/bin"),
+    member("sbin", "symlink", link="usr/sbin"),
+    member("lib32", "symlink", link="usr/lib32"),
+    member("usr", "dir"), member("usr/bin", "dir"), member("usr/sbin", "dir"),
+    member("usr/lib32", "dir"),
+    member("usr/bin/dash", data=b"#!/usr/bin/dash-real\n", mode=0o755),
+    member("usr/bin/dash-real", data=b"\x7fELF-x", mode=0o755),
+    member("usr/bin/sh", "symlink", link="dash"),
+    member("usr/sbin/daemon", data=b"x", mode=0o755),
+]
+
+
+def test_program_on_path_keeps_the_spelling_docker_shell_form_needs(tmp_path):
+    """`sh` on PATH is /usr/bin/sh first; `docker run IMAGE /bin/sh -c` needs /bin too."""
+    p = run_plan(tmp_path, USRMERGED, [], KeepOptions(include_bins=("sh",)))
+    k = kept(p)
+    assert k["/bin"].reasons == ("symlink",)
+    assert k["/usr/bin/sh"].reasons == ("symlink",)
+    assert k["/usr/bin/dash"].reasons == ("include-bin",)
+    assert "/sbin" not in k and "/lib32" not in k
+
+
+def test_top_level_links_to_kept_directories(tmp_path):
+    k = kept(run_plan(tmp_path, USRMERGED, ["/usr/sbin/daemon"]))
+    assert k["/sbin"].reasons == ("dir-symlink",)
+    assert "/lib32" not in k and "/bin" not in k
+
+
+def test_argv_env_and_workdir_overrides_seed_the_closure(tmp_path):
+    members = elf_members([
+        member("opt", "dir"), member("opt/app", "dir"),
+        member("opt/app/run", data=b"#!/bin/true\n", mode=0o755),
+        member("opt/lib", "dir"),
+        member("opt/lib/libextra.so.1", data=tiny_elf(soname="libextra.so.1")),
+        member("usr/bin/needs-extra", data=tiny_elf(needed=("libextra.so.1",)), mode=0o755),
+    ])
+    keep = KeepOptions(argv=("/opt/app/run", "x"), env=("LD_LIBRARY_PATH=/opt/lib",),
+                       workdir="/opt", include_paths=("app",), include_bins=("needs-extra",))
+    p = run_plan(tmp_path, members, [], keep, image=image_info(cmd=["nope"]))
+    k = kept(p)
+    assert k["/opt/app/run"].reasons == ("entrypoint", "include-path")
+    assert k["/opt/lib/libextra.so.1"].reasons == ("elf-dep",)
+    assert "/usr/bin/true" in k and not p.warnings  # the script's interpreter
+    p = run_plan(tmp_path, members, [], KeepOptions(include_bins=("needs-extra",)))
+    assert p.warnings == ("/usr/bin/needs-extra: library libextra.so.1 not found in the image",)
+
+
+def test_hwcaps_copies_and_inherited_rpath_kept(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    gcc_elf(lib, "libdeep.so.1", shared=True, soname="libdeep.so.1")
+    gcc_elf(lib, "libmid.so.1", shared=True, soname="libmid.so.1", needs=["libdeep.so.1"],
+            link_dirs=[lib])
+    gcc_elf(tmp_path, "prog", needs=["libmid.so.1"], link_dirs=[lib],
+            flags=["-Wl,--disable-new-dtags,-rpath,$ORIGIN/../lib"])
+    hw = "app/lib/glibc-hwcaps/x86-64-v3"
+    members = elf_members([
+        member("app", "dir"), member("app/bin", "dir"), member("app/lib", "dir"),
+        member("app/lib/glibc-hwcaps", "dir"), member(hw, "dir"),
+        member("app/bin/prog", data=(tmp_path / "prog").read_bytes(), mode=0o755),
+        member("app/lib/libmid.so.1", data=(lib / "libmid.so.1").read_bytes()),
+        member(f"{hw}/libmid.so.1", data=(lib / "libmid.so.1").read_bytes()),
+        member("app/lib/libdeep.so.1", data=(lib / "libdeep.so.1").read_bytes()),
+        member("app/lib/unused.so", data=(lib / "libdeep.so.1").read_bytes()),
+    ])
+    p = run_plan(tmp_path, members, ["/app/bin/prog"])
+    k = kept(p)
+    # libdeep is found only through prog's RPATH, inherited by libmid (which has none).
+    assert {"/app/lib/libmid.so.1", f"/{hw}/libmid.so.1", "/app/lib/libdeep.so.1"} <= set(k)
+    assert "/app/lib/unused.so" not in k and not p.warnings
+
+
+def test_musl_loader_and_its_path_file(tmp_path):
+    members = [
+        member("lib", "dir"), member("etc", "dir"), member("opt", "dir"),
+        member("opt/m", "dir"), member("bin", "dir"),
+        member("lib/ld-musl-x86_64.so.1", data=tiny_elf(soname="libc.so"), mode=0o755),
+        member("etc/ld-musl-x86_64.path", data=b"/opt/m\n"),
+        member("opt/m/libq.so", data=tiny_elf(soname="libq.so")),
+        member("bin/app", data=tiny_elf(interp="/lib/ld-musl-x86_64.so.1",
+                                        needed=("libq.so", "libc.so")), mode=0o755),
+    ]
+    p = run_plan(tmp_path, members, ["/bin/app"], image=image_info(env=()))
+    k = kept(p)
+    assert k["/etc/ld-musl-x86_64.path"].reasons == ("loader-config",)
+    assert k["/opt/m/libq.so"].reasons == ("elf-dep",)
+    assert k["/lib/ld-musl-x86_64.so.1"].reasons == ("elf-dep",) and not p.warnings
+
+
+def test_preloaded_libraries_kept(tmp_path):
+    members = elf_members([
+        member("etc", "dir"), member("etc/ld.so.preload", data=b"/usr/lib/libfile.so\n"),
+        member("usr/lib/libfile.so", data=tiny_elf(needed=("libc.so.6",))),
+        member("usr/lib/libenv.so", data=tiny_elf()),
+    ])
+    p = run_plan(tmp_path, members, ["/usr/bin/true"],
+                 image=image_info(env=("LD_PRELOAD=libenv.so",)))
+    k = kept(p)
+    assert k["/etc/ld.so.preload"].reasons == ("loader-config",)
+    assert k["/usr/lib/libfile.so"].reasons == ("preload",)
+    assert k["/usr/lib/libenv.so"].reasons == ("preload",) and not p.warnings
+
+
+def test_a_need_met_by_an_object_the_app_loaded_by_path(tmp_path):
+    members = [
+        member("jdk", "dir"), member("jdk/lib", "dir"), member("jdk/lib/server", "dir"),
+        member("jdk/lib/server/libjvm.so", data=tiny_elf(soname="libjvm.so")),
+        member("jdk/lib/libjava.so", data=tiny_elf(needed=("libjvm.so",))),
+    ]
+    p = run_plan(tmp_path, members, ["/jdk/lib/libjava.so", "/jdk/lib/server/libjvm.so"])
+    assert not p.warnings
+    p = run_plan(tmp_path, members, ["/jdk/lib/libjava.so"])
+    assert p.warnings == ("/jdk/lib/libjava.so: library libjvm.so not found in the image",)

@@ -3,7 +3,15 @@
 from collections import Counter
 
 from minifier.output.report import SCHEMA, dir_sizes, make_report, render_text
-from minifier.records import AccessRecord, BuildPlan, BuildResult, ImageInfo, KeptFile
+from minifier.records import (
+    AccessRecord,
+    BuildPlan,
+    BuildResult,
+    Finding,
+    ImageInfo,
+    KeptFile,
+    SelfCheck,
+)
 
 IMAGE = ImageInfo(ref="app:1", id="sha256:" + "a" * 64, repo_tags=("app:1",), size=10_000_000,
                   architecture="amd64", os="linux", entrypoint=(), cmd=("app",), env=(),
@@ -11,7 +19,7 @@ IMAGE = ImageInfo(ref="app:1", id="sha256:" + "a" * 64, repo_tags=("app:1",), si
                   stop_signal="", healthcheck=None, config={})
 
 
-def _report():
+def _report(selfcheck=None):
     plan = BuildPlan(kept=(KeptFile("/usr/bin/app", 400_000, "file", ("accessed",)),
                            KeptFile("/usr/bin", 0, "dir", ("parent",))),
                      total_files=1000, total_size=9_000_000, excluded=("/etc/secret",))
@@ -20,14 +28,15 @@ def _report():
     return make_report(IMAGE, result, plan, AccessRecord(accesses={}),
                        {"requests": [], "counts": {"2xx": 3}, "discovered": [], "execs": []},
                        {"status": "passed", "mismatches": []},
-                       Counter({"/usr/share/doc": 2_000_000}), "/tmp/art")
+                       Counter({"/usr/share/doc": 2_000_000}), "/tmp/art",
+                       selfcheck=selfcheck)
 
 
 def test_report_keys_are_pinned():
     doc = _report().to_json()
     assert doc["schema"] == SCHEMA
     assert set(doc) == {"schema", "source", "output", "ratio", "files", "kept", "excluded",
-                        "probe", "access", "verify", "biggest_kept_dirs",
+                        "probe", "access", "verify", "selfcheck", "biggest_kept_dirs",
                         "biggest_removed_dirs", "warnings", "artifacts_dir", "timings"}
     assert set(doc["source"]) == {"image", "id", "size"}
     assert set(doc["output"]) == {"image", "id", "size"}
@@ -36,6 +45,24 @@ def test_report_keys_are_pinned():
                               "reasons": ["accessed"]}
     assert doc["ratio"] == 20.0
     assert doc["verify"]["status"] == "passed"
+    assert doc["selfcheck"] == {"status": "passed", "findings": []}
+
+
+def test_selfcheck_findings_in_the_report():
+    finding = Finding("library", "/usr/bin/curl", "libbrotlicommon.so.1",
+                      "/usr/lib/x86_64-linux-gnu/libbrotlicommon.so.1.0.9", excluded=True)
+    report = _report(SelfCheck((finding,)))
+    doc = report.to_json()
+    text = ("/usr/bin/curl: library libbrotlicommon.so.1 is "
+            "/usr/lib/x86_64-linux-gnu/libbrotlicommon.so.1.0.9 in the original image but "
+            "missing from the minified one (removed by --exclude-pattern)")
+    assert doc["selfcheck"] == {"status": "incomplete", "findings": [{
+        "kind": "library", "path": "/usr/bin/curl", "missing": "libbrotlicommon.so.1",
+        "original": "/usr/lib/x86_64-linux-gnu/libbrotlicommon.so.1.0.9", "excluded": True,
+        "text": text}]}
+    assert doc["warnings"] == [f"incomplete (--allow-incomplete): {text}"]
+    assert "check   incomplete: 1 finding(s), built with --allow-incomplete" in render_text(
+        report)
 
 
 def test_render_text_shows_sizes_ratio_and_dirs():
@@ -44,6 +71,7 @@ def test_render_text_shows_sizes_ratio_and_dirs():
     assert "2 kept of 1000" in text
     assert "/usr/share/doc" in text
     assert "2xx: 3" in text
+    assert "check   passed (every kept interpreter, library and link target resolves)" in text
 
 
 def test_dir_sizes_groups_by_prefix():
