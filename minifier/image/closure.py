@@ -133,6 +133,7 @@ class _Closure:
         self.accessed_elves: list[str] = []
         self.loaded: dict[str, str] = {}
         self.cache: LdCache = load_ld_cache(fs)
+        self.unresolved: dict[tuple[str, str], bool] = {}  # (object, name) -> not found yet
         self.reads = 0  # passes over the source for content the index did not have
         self.preloaded = False
 
@@ -255,9 +256,12 @@ class _Closure:
             self.loader(final, info, search)
         child = child_search(search, opened, info)
         for n in resolve_needed(self.fs, opened, info, self.cache, search):
+            # Warned at the end, unless another way of loading this object finds it.
+            self.unresolved.setdefault((final, n.name), n.path is None)
             if n.path is None:
-                self.warn(f"{final}: library {n.name} not found in the image")
-            for p in (n.path, *n.variants) if n.path else ():
+                continue
+            self.unresolved[(final, n.name)] = False
+            for p in (n.path, *n.variants):
                 lib = self.keep_path(p, "elf-dep", follow=False)
                 if lib is not None:
                     self.queue.append(("elf", lib, p, child))
@@ -318,6 +322,9 @@ class _Closure:
                 self.queue.extend(self.waiting)
                 self.waiting.clear()
         self.keep_dir_symlinks()
+        for (final, name), missing in self.unresolved.items():
+            if missing:
+                self.warn(f"{final}: library {name} not found in the image")
 
     def keep_dir_symlinks(self) -> None:
         """Top-level links to kept directories (/bin -> usr/bin, /lib64 -> usr/lib64): the

@@ -110,7 +110,8 @@ def test_allow_incomplete_builds_and_reports_the_truth(client, tmp_path):
     tag = "minify-test/tools-incomplete.min:e2e"
     report_file = tmp_path / "report.json"
     run = minify("build", TOOLS, "--tag", tag, "--no-http-probe", *INCOMPLETE,
-                 "--allow-incomplete", "--report-file", str(report_file))
+                 "--allow-incomplete", "--entrypoint", "head -n1 /etc/tools.txt",
+                 "--report-file", str(report_file))
     try:
         assert run.code == 0, run.stderr
         report = json.loads(report_file.read_text())
@@ -124,5 +125,8 @@ def test_allow_incomplete_builds_and_reports_the_truth(client, tmp_path):
                 in failed.value.stderr)
         # `sh` was found on PATH as /usr/bin/sh; /bin/sh resolves too.
         assert _run(client, tag, ["/bin/sh", "-c", "echo ok"]) == b"ok\n"
+        # The closure was seeded from the app as run (--entrypoint), not the image's Cmd.
+        kept = {k["path"]: k["reasons"] for k in report["kept"]}
+        assert "entrypoint" in kept["/usr/bin/head"] and "/usr/bin/cat" not in kept
     finally:
         client.images.remove(tag, force=True)

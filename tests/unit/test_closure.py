@@ -371,3 +371,17 @@ def test_a_need_met_by_an_object_the_app_loaded_by_path(tmp_path):
     assert not p.warnings
     p = run_plan(tmp_path, members, ["/jdk/lib/libjava.so"])
     assert p.warnings == ("/jdk/lib/libjava.so: library libjvm.so not found in the image",)
+
+
+def test_a_library_loaded_on_its_own_and_through_its_program(tmp_path):
+    """libmid's need is found only through prog's RPATH: taken on its own (the app opened
+    it) it is unresolved, through prog it is found; only a need no way finds is warned."""
+    members = [
+        member("app", "dir"), member("app/bin", "dir"), member("app/lib", "dir"),
+        member("app/bin/prog", data=tiny_elf(needed=("libmid.so",), rpath="$ORIGIN/../lib")),
+        member("app/lib/libmid.so", data=tiny_elf(needed=("libdeep.so", "libgone.so"))),
+        member("app/lib/libdeep.so", data=tiny_elf()),
+    ]
+    p = run_plan(tmp_path, members, ["/app/lib/libmid.so", "/app/bin/prog"])
+    assert "/app/lib/libdeep.so" in kept(p)
+    assert p.warnings == ("/app/lib/libmid.so: library libgone.so not found in the image",)
