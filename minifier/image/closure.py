@@ -27,7 +27,6 @@ from minifier.image.elfdeps import (
     LdCache,
     Search,
     child_search,
-    env_value,
     load_ld_cache,
     musl_path_file,
     preload_names,
@@ -36,11 +35,12 @@ from minifier.image.elfdeps import (
 )
 from minifier.image.elffile import ElfInfo, elf_info
 from minifier.image.imagefs import PLACEHOLDERS, ImageFS, normalize
+from minifier.image.programs import app_env, loaded_objects, path_spellings, shebang, which
 from minifier.image.source import ImageSource
 from minifier.options import KeepOptions
-from minifier.records import DEFAULT_PATH, BuildPlan, ImageInfo, KeptFile
+from minifier.records import BuildPlan, ImageInfo, KeptFile
 
-__all__ = ["plan", "glob_to_regex", "which", "app_env", "loaded_objects"]
+__all__ = ["plan", "glob_to_regex"]
 
 CERT_PATHS = (
     "/etc/ssl/certs",
@@ -82,40 +82,6 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
-def app_env(image: ImageInfo, keep: KeepOptions) -> tuple[str, ...]:
-    """The app's environment as far as lookups go: the image's Env, then --env."""
-    return tuple(image.env) + tuple(keep.env)
-
-
-def _path_dirs(env: Iterable[str]) -> list[str]:
-    return [d for d in (env_value(env, "PATH") or DEFAULT_PATH).split(":") if d.startswith("/")]
-
-
-def which(fs: ImageFS, name: str, env: Iterable[str] = (), workdir: str = "/") -> Optional[str]:
-    """The image path an exec of `name` would run (PATH search inside the image)."""
-    if "/" in name:
-        path = normalize(posixpath.join(workdir or "/", name))
-        return path if fs.resolve(path).final is not None else None
-    for d in _path_dirs(env):
-        cand = normalize(posixpath.join(d, name))
-        final = fs.resolve(cand).final
-        e = fs.lookup(final) if final else None
-        if e is not None and e.type in ("file", "hardlink") and e.mode & 0o111:
-            return cand
-    return None
-
-
-def loaded_objects(fs: ImageFS, paths: Iterable[str]) -> dict[str, str]:
-    """The ELF objects among `paths` (files the app opened) by the name the loader matches
-    a DT_NEEDED against: the DT_SONAME, else the path it was loaded by."""
-    out: dict[str, str] = {}
-    for p in paths:
-        info = fs.elf(p)
-        if info is not None:
-            out.setdefault(info.soname or p, p)
-    return out
-
-
 class _Closure:
     """Mutable state of one closure computation; `plan` is the public face."""
 
@@ -134,7 +100,6 @@ class _Closure:
         self.loaded: dict[str, str] = {}
         self.cache: LdCache = load_ld_cache(fs)
         self.unresolved: dict[tuple[str, str], bool] = {}  # (object, name) -> not found yet
-        self.reads = 0  # passes over the source for content the index did not have
         self.preloaded = False
 
     def warn(self, msg: str) -> None:
@@ -207,35 +172,23 @@ class _Closure:
 
     def keep_program(self, name: str, reason: str) -> Optional[str]:
         """Keep what an exec of `name` runs; for a PATH lookup also every other PATH
-        spelling of the same file (`/bin/sh` beside `/usr/bin/sh` under /bin -> usr/bin):
-        Docker's shell form and scripts name programs by those."""
+        spelling of the same file: Docker's shell form and scripts name programs by those."""
         found = which(self.fs, name, self.env, self.workdir)
         if found is None:
             return None
         final = self.keep_path(found, reason)
-        if "/" not in name and final is not None:
-            dirs = _path_dirs(self.env) + (["/bin"] if name == "sh" else [])
-            for d in dirs:
-                cand = normalize(posixpath.join(d, name))
-                if cand != found and self.fs.resolve(cand).final == final:
-                    self.keep_path(cand, reason)
+        for other in path_spellings(self.fs, name, self.env):
+            self.keep_path(other, reason)
         return final
 
     def shebang(self, path: str) -> None:
-        line = self.fs.head(path)[2:].split(b"\n", 1)[0].decode("utf-8", "surrogateescape")
-        parts = line.strip().split(None, 1)
-        if not parts:
+        line = shebang(self.fs, path, self.workdir)
+        if line is None:
             return
-        interp = normalize(posixpath.join(posixpath.dirname(path), parts[0]))
-        if self.keep_path(interp, "shebang") is None:
-            self.warn(f"{path}: interpreter {parts[0]} not found in the image")
-            return
-        if posixpath.basename(interp) == "env" and len(parts) > 1:
-            # Linux passes the rest of the line as one argument; `env -S` splits it.
-            prog = next((a for a in parts[1].split() if not a.startswith("-") and "=" not in a),
-                        None)
-            if prog and self.keep_program(prog, "shebang") is None:
-                self.warn(f"{path}: {prog} (via env) not found on the image PATH")
+        if self.keep_path(line.path, "shebang") is None:
+            self.warn(f"{path}: interpreter {line.interp} not found in the image")
+        elif line.via_env and self.keep_program(line.via_env, "shebang") is None:
+            self.warn(f"{path}: {line.via_env} (via env) not found on the image PATH")
 
     def follow_elf(self, final: str, opened: str, search: Optional[Search]) -> None:
         """Keep what the loader needs to run (or load) the ELF file opened as `opened`."""
@@ -293,7 +246,6 @@ class _Closure:
         wanted = {self.fs.content_path(p) for p in paths if self.fs.elf_unread(p)}
         if not wanted:
             return
-        self.reads += 1
         for path, f in self.source.read(wanted):
             with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX) as spool:
                 shutil.copyfileobj(f, spool)

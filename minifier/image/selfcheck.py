@@ -11,13 +11,12 @@ e.g. a library only ever dlopen'ed, or a link into /proc).
 
 from __future__ import annotations
 
-import posixpath
 from typing import Optional
 
-from minifier.image.closure import app_env, loaded_objects, which
 from minifier.image.elfdeps import Search, child_search, load_ld_cache, resolve_needed, root_search
 from minifier.image.elffile import ELF_MAGIC, ElfInfo
-from minifier.image.imagefs import Entry, ImageFS, normalize
+from minifier.image.imagefs import Entry, ImageFS
+from minifier.image.programs import app_env, loaded_objects, shebang, which
 from minifier.options import KeepOptions
 from minifier.records import BuildPlan, Finding, ImageInfo, SelfCheck
 
@@ -62,20 +61,17 @@ class _Checker:
             self.finding("symlink", path, self.fs.lookup(path).linkname, before)
 
     def script(self, path: str) -> None:
-        line = self.fs.head(path)[2:].split(b"\n", 1)[0].decode("utf-8", "surrogateescape")
-        parts = line.strip().split(None, 1)
-        if not parts:
+        line = shebang(self.fs, path, self.workdir)
+        if line is None:
             return
-        interp = normalize(posixpath.join(posixpath.dirname(path), parts[0]))
-        before, after = self.resolves(interp)
+        before, after = self.resolves(line.path)
         if before is not None and after is None:
-            self.finding("interpreter", path, parts[0], before)
-        elif before is not None and posixpath.basename(before) == "env" and len(parts) > 1:
-            prog = next((a for a in parts[1].split() if not a.startswith("-") and "=" not in a),
-                        None)
-            found = which(self.fs, prog, self.env, self.workdir) if prog else None
-            if found and which(self.out, prog, self.env, self.workdir) is None:
-                self.finding("interpreter", path, prog, found)
+            self.finding("interpreter", path, line.interp, before)
+        elif before is not None and line.via_env:
+            found = which(self.fs, line.via_env, self.env, self.workdir)
+            if found and which(self.out, line.via_env, self.env, self.workdir) is None:
+                self.finding("interpreter", path, line.via_env,
+                             self.fs.resolve(found).final or found)
 
     def program(self, path: str) -> None:
         info = self.fs.elf(path)
