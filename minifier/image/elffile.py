@@ -19,7 +19,11 @@ __all__ = ["ELF_MAGIC", "ElfInfo", "elf_info", "elf_info_streamed", "BehindStrea
 ELF_MAGIC = b"\x7fELF"
 PREFIX_MAX = 8 << 20  # bytes of a streamed member kept for reads behind the stream position
 _MAX_STRING = 4096
-_MAX_DYNAMIC = 1 << 20
+# Bounds for untrusted files; real ones stay far below (libc: 2 phdr KiB, 0.5 KiB of
+# dynamic entries, under 100 bytes of needed names).
+_MAX_PHDRS = 64 << 10
+_MAX_DYNAMIC = 64 << 10
+_MAX_STRINGS = 16 << 10
 _PT_LOAD, _PT_DYNAMIC, _PT_INTERP = 1, 2, 3
 _DT_NULL, _DT_NEEDED, _DT_STRTAB, _DT_STRSZ, _DT_SONAME, _DT_RPATH, _DT_RUNPATH = (
     0, 1, 5, 10, 14, 15, 29)
@@ -128,7 +132,7 @@ def _parse_checked(r) -> ElfInfo:
         phoff, = struct.unpack_from(e + "I", ident, 28)
         phentsize, phnum = struct.unpack_from(e + "HH", ident, 42)
         ph_fmt, dyn_fmt = e + "IIIIIIII", e + "iI"
-    if phnum == 0xFFFF or phentsize < struct.calcsize(ph_fmt):
+    if phnum == 0xFFFF or phentsize < struct.calcsize(ph_fmt) or phentsize * phnum > _MAX_PHDRS:
         raise ImageError("not a valid ELF file: unsupported program header table")
     table = r.pread(phoff, phentsize * phnum)
     loads, interp, dynamic = [], None, None
@@ -170,8 +174,16 @@ def _info(r, interp, tags, loads, machine: str, bits: int) -> ElfInfo:
                                                      _DT_RUNPATH)):
         raise ImageError("not a valid ELF file: DT_STRTAB outside every PT_LOAD segment")
 
+    total = 0
+
     def strings(tag: int) -> list[str]:
-        return [_cstr(r.pread(strtab + v, _MAX_STRING)) for v in values.get(tag, [])]
+        nonlocal total
+        out = [_cstr(r.pread(strtab + v, _MAX_STRING)) for v in values.get(tag, [])]
+        total += sum(len(s) for s in out)
+        if total > _MAX_STRINGS:
+            raise ImageError(f"ELF file with over {_MAX_STRINGS} bytes of library names and "
+                             "search paths: its needs are not followed")
+        return out
 
     def paths(tag: int) -> tuple[str, ...]:
         return tuple(p for s in strings(tag) for p in s.split(":") if p)

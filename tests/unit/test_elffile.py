@@ -90,3 +90,13 @@ def test_streamed_bytes_behind_the_kept_prefix(monkeypatch):
     monkeypatch.setattr(elffile, "PREFIX_MAX", 64)  # keep only the ELF header
     with pytest.raises(BehindStream):
         elf_info_streamed(data[:64], io.BytesIO(data[64:]))
+
+
+def test_hostile_sizes_are_refused_not_allocated():
+    many = tuple(f"lib{'x' * 200}{i}.so" for i in range(100))  # 20 KiB of names
+    with pytest.raises(ImageError, match="over 16384 bytes of library names"):
+        elf_info(io.BytesIO(tiny_elf(needed=many)))
+    data = bytearray(tiny_elf(needed=("a.so",)))
+    data[56:58] = (0xFFFE).to_bytes(2, "little")  # e_phnum: 65534 entries of 56 bytes
+    with pytest.raises(ImageError, match="unsupported program header table"):
+        elf_info(io.BytesIO(bytes(data)))
