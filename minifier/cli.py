@@ -146,7 +146,7 @@ def build(image: str, **kw) -> None:
     from minifier.ui import Progress
 
     opts = build_options(image, kw)
-    max_size = _size(kw["max_size"])
+    max_size = _size(kw["max_size"], "--max-size")
     check_privileges()  # before the engine: a non-root user is told what is missing
     client = connect()
     report = run_build(client, opts, Progress())
@@ -154,7 +154,7 @@ def build(image: str, **kw) -> None:
     _check(report, kw["min_ratio"], max_size)
 
 
-def _size(text: Optional[str]) -> Optional[int]:
+def _size(text: Optional[str], option: str) -> Optional[int]:
     from minifier.output.report import parse_size
 
     if text is None:
@@ -162,7 +162,7 @@ def _size(text: Optional[str]) -> Optional[int]:
     try:
         return parse_size(text)
     except ValueError as exc:
-        raise UsageError(f"--max-size: {exc}") from exc
+        raise UsageError(f"{option}: {exc}") from exc
 
 
 def _emit(report, as_json: bool, summary_md: Optional[str]) -> None:
@@ -200,6 +200,62 @@ def _check(report, min_ratio: Optional[float], max_size: Optional[int]) -> None:
     failures = threshold_failures(report, min_ratio, max_size)
     if failures:
         raise ThresholdError("; ".join(failures) + f" (image kept as {report.output['image']})")
+
+
+@cli.command(epilog="Exit codes:\n\n" + EXIT_CODES_HELP)
+@click.argument("image")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the report JSON (minify.xray/v1) on stdout; progress goes to stderr.")
+@click.option("--report-file", type=click.Path(), help="Also write the JSON report here.")
+@click.option("--summary-md", type=click.Path(), help="Write a Markdown summary (CI job page).")
+@click.option("--dockerfile", type=click.Path(),
+              help="The Dockerfile that built IMAGE: findings name its lines.")
+@click.option("--build-report", type=click.Path(),
+              help="report.json of a `minify build` of IMAGE: shown side by side.")
+@click.option("--max-waste", help="Fail (exit 8) if dive's wasted bytes exceed this, e.g. 10MB.")
+@click.option("--min-efficiency", type=click.FloatRange(0, 1),
+              help="Fail (exit 8) if dive's efficiency score is below this, e.g. 0.95.")
+@click.option("--max-finding-bytes", multiple=True, metavar="[ID=]SIZE",
+              help="Fail (exit 8) if a finding (or the one named ID) saves more than SIZE.")
+def xray(image: str, **kw) -> None:
+    """Where IMAGE's bytes are and which classic fix removes them (no container is run)."""
+    from minifier.engine import connect
+    from minifier.output.report import write_json
+    from minifier.ui import Progress
+    from minifier.xray.report import render_markdown, render_text, threshold_failures
+    from minifier.xray.run import load_options, run_xray
+
+    limits = _xray_thresholds(kw)
+    options = load_options(kw["dockerfile"], kw["build_report"])
+    client = connect()
+    report = run_xray(client, image, options, Progress())
+    doc = report.to_json()
+    click.echo(json.dumps(doc, indent=2) if kw["as_json"] else render_text(report))
+    if kw["report_file"]:
+        write_json(doc, kw["report_file"])
+    if kw["summary_md"]:
+        with open(kw["summary_md"], "w", encoding="utf-8") as f:
+            f.write(render_markdown(report))
+    failures = threshold_failures(report, limits)
+    if failures:
+        from minifier.errors import ThresholdError
+
+        raise ThresholdError("; ".join(failures))
+
+
+def _xray_thresholds(kw: dict):
+    from minifier.xray.findings import FINDING_IDS
+    from minifier.xray.report import Thresholds
+
+    per_finding = []
+    for text in kw["max_finding_bytes"]:
+        rule, sep, size = text.rpartition("=")
+        if sep and rule not in FINDING_IDS:
+            raise UsageError(f"--max-finding-bytes: unknown finding {rule!r} "
+                             f"(one of {', '.join(sorted(FINDING_IDS))})")
+        per_finding.append((rule, _size(size, "--max-finding-bytes")))
+    return Thresholds(max_waste=_size(kw["max_waste"], "--max-waste"),
+                      min_efficiency=kw["min_efficiency"], max_finding=tuple(per_finding))
 
 
 def _raise_interrupted(signum, _frame) -> None:

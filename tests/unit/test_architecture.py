@@ -69,3 +69,9 @@ def test_the_checker_sees_imports():
     # The rules above hold only if imports are found at all: one known arrow must show.
     mods = _imports(ROOT / "minifier" / "sensor" / "tracer.py")
     assert "minifier.records" in mods and "minifier.sensor.launch" in mods
+
+
+def test_xray_imports_neither_observe_sensor_nor_output():
+    # xray reads images; it never runs them, and its report is its own
+    assert _offending("minifier/xray", lambda m: not _under(
+        m, "minifier.observe", "minifier.sensor", "minifier.output", "minifier.pipeline")) == []

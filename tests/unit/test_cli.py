@@ -76,3 +76,35 @@ def test_keep_options_follow_the_run_overrides():
     assert opts.keep.argv is None  # set by the pipeline once the image is inspected
     opts = build_options("img:1", build.make_context("build", ["img:1"]).params)
     assert not opts.keep.allow_incomplete and opts.keep.env == () and opts.keep.workdir is None
+
+
+def test_xray_help_documents_every_exit_code(capsys):
+    code, out, _ = run(capsys, "xray", "--help")
+    assert code == 0
+    for status in ExitStatus:
+        assert f"{status.value}  {status.name.lower()}" in out
+    for option in ("--json", "--summary-md", "--dockerfile", "--build-report", "--max-waste",
+                   "--min-efficiency", "--max-finding-bytes"):
+        assert option in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-waste", "lots"], "--max-waste: 'lots' is not a size"),
+    (["--min-efficiency", "1.5"], "--min-efficiency"),
+    (["--max-finding-bytes", "bogus=1MB"], "--max-finding-bytes: unknown finding 'bogus'"),
+    (["--max-finding-bytes", "apt-lists=huge"], "--max-finding-bytes: 'huge' is not a size"),
+    (["--dockerfile", "/nonexistent/Dockerfile"], "cannot read /nonexistent/Dockerfile"),
+])
+def test_xray_bad_options_are_usage_errors_before_the_engine(capsys, monkeypatch, args, message):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")  # never reached
+    code, out, err = run(capsys, "xray", "img:1", *args)
+    assert code == ExitStatus.USAGE, err
+    assert message in err and out == ""
+
+
+def test_xray_build_report_must_be_a_build_report(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
+    bad = tmp_path / "report.json"
+    bad.write_text("{not json")
+    code, _, err = run(capsys, "xray", "img:1", "--build-report", str(bad))
+    assert code == ExitStatus.USAGE and "not JSON" in err

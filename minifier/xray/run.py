@@ -1,0 +1,85 @@
+"""`minify xray`: inspect, read the layers in one stream, analyze. No container is
+started and nothing is written to the engine."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from minifier.engine import inspect_image
+from minifier.errors import UsageError
+from minifier.xray.analysis import XrayInput, analyze
+from minifier.xray.base import BaseCandidate
+from minifier.xray.compare import check_build_report
+from minifier.xray.layers import CapturePolicy, scan_layer
+from minifier.xray.report import XrayReport
+from minifier.xray.source import DockerSaveSource, LayerSource
+
+__all__ = ["XrayOptions", "load_options", "run_xray", "local_candidates"]
+
+
+@dataclass(frozen=True)
+class XrayOptions:
+    dockerfile: Optional[tuple[str, str]] = None  # (path, text)
+    build_report: Optional[tuple[str, Mapping]] = None  # (path, document)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") \
+            from exc
+
+
+def load_options(dockerfile: Optional[str], build_report: Optional[str]) -> XrayOptions:
+    """Read the input files early: a bad one is a usage error before the engine."""
+    report = None
+    if build_report:
+        try:
+            report = (build_report, json.loads(_read(build_report)))
+        except ValueError as exc:
+            raise UsageError(f"--build-report {build_report}: not JSON ({exc})") from exc
+    return XrayOptions(dockerfile=(dockerfile, _read(dockerfile)) if dockerfile else None,
+                       build_report=report)
+
+
+def local_candidates(client: Any, image_id: str, diff_ids: tuple[str, ...]) -> tuple:
+    """Local images whose layers are a proper prefix of this image's: base candidates."""
+    out = []
+    for summary in client.api.images():
+        if summary["Id"] == image_id:
+            continue
+        attrs = client.api.inspect_image(summary["Id"])
+        layers = tuple((attrs.get("RootFS") or {}).get("Layers") or ())
+        if not 0 < len(layers) < len(diff_ids) or tuple(diff_ids[:len(layers)]) != layers:
+            continue
+        tags = sorted(t for t in summary.get("RepoTags") or () if t != "<none>:<none>")
+        history = len(client.api.history(summary["Id"]))
+        out.append(BaseCandidate(tags[0] if tags else summary["Id"], layers, history))
+    return tuple(out)
+
+
+def run_xray(client: Any, ref: str, options: XrayOptions, progress: Any,
+             source: Optional[LayerSource] = None) -> XrayReport:
+    progress.stage("inspect", f"inspecting {ref}")
+    info = inspect_image(client, ref)
+    build_report = None
+    if options.build_report:
+        path, doc = options.build_report
+        build_report = (path, check_build_report(doc, info.id, path))
+    policy = CapturePolicy.for_config(info.config)
+    progress.stage("read", f"reading the layers of {ref} (docker save, streamed)")
+    saved = (source or DockerSaveSource(client, info.id)).read(
+        lambda members, size: scan_layer(members, size, policy))
+    progress.stage("analyze", f"analyzing {len(saved.layers)} layer(s)")
+    candidates = local_candidates(client, info.id, saved.diff_ids)
+    report = analyze(XrayInput(ref=ref, image_id=info.id, image_size=info.size, saved=saved,
+                               candidates=candidates, dockerfile=options.dockerfile,
+                               build_report=build_report))
+    progress.done()
+    return dataclasses.replace(report, timings=dict(progress.timings))

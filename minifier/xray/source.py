@@ -1,0 +1,119 @@
+"""Layer sources: where an image's layers and config come from, one streaming pass.
+
+`LayerSource.read(scan)` calls `scan(members, tar_bytes)` once per distinct layer blob,
+while it streams, and returns the image config and the layers in order. `docker save`
+works on any engine (also a remote one); a reader of the storage driver's own
+directories can implement the same protocol. Nothing is held but what `scan` keeps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import posixpath
+import zlib
+from collections.abc import Iterator
+from typing import Any, Callable, Protocol
+
+from minifier.errors import EngineError, ImageError
+from minifier.xray.layers import LayerScan, SavedImage
+from minifier.xray.tarstream import Cursor, Member, TarError, iter_tar
+
+__all__ = ["LayerSource", "Scan", "DockerSaveSource", "read_saved"]
+
+Scan = Callable[[Iterator[Member], int], LayerScan]
+_CHUNK = 1 << 20
+_MAX_JSON = 64 << 20
+
+
+class LayerSource(Protocol):
+    def read(self, scan: Scan) -> SavedImage: ...
+
+
+def _gunzip(chunks: Iterator[memoryview]) -> Iterator[bytes]:
+    inflate = zlib.decompressobj(wbits=31)
+    for chunk in chunks:
+        out = inflate.decompress(chunk, _CHUNK)
+        while out:
+            yield out
+            out = inflate.decompress(inflate.unconsumed_tail, _CHUNK)
+    yield inflate.flush()
+
+
+def _layer_members(member: Member, head: bytes) -> Iterator[Member] | None:
+    """The members of a nested layer tar (plain or gzipped), or None if it is neither."""
+    rest = member.chunks()
+    if head[:2] == b"\x1f\x8b":
+        return iter_tar(Cursor(_gunzip(itertools.chain([memoryview(head)], rest))))
+    if len(head) >= 263 and head[257:262] == b"ustar":
+        return iter_tar(Cursor(itertools.chain([head], rest)))
+    return None
+
+
+def read_saved(chunks: Iterator[bytes], scan: Scan) -> SavedImage:
+    """Parse a `docker save` stream (the legacy layout and the OCI one both carry a
+    manifest.json naming the config and the layers in order)."""
+    blobs: dict[str, LayerScan] = {}
+    links: dict[str, str] = {}
+    documents: dict[str, Any] = {}
+    for member in iter_tar(Cursor(chunks)):
+        h = member.header
+        name = posixpath.normpath(h.name)
+        if h.type == "2":
+            links[name] = posixpath.normpath(posixpath.join(posixpath.dirname(name), h.linkname))
+            continue
+        if h.type not in "07" or not h.size:
+            continue
+        head = member.read(512)
+        if head[:1] in (b"{", b"[") and h.size <= _MAX_JSON:
+            try:
+                documents[name] = json.loads(head + member.read(h.size))
+            except ValueError:
+                pass
+            continue
+        layer = _layer_members(member, head)
+        if layer is not None:
+            blobs[name] = scan(layer, h.size)
+    return _assemble(blobs, links, documents)
+
+
+def _assemble(blobs: dict[str, LayerScan], links: dict[str, str],
+              documents: dict[str, Any]) -> SavedImage:
+    manifest = documents.get("manifest.json")
+    if not isinstance(manifest, list) or not manifest:
+        raise ImageError("the saved image has no manifest.json (not a docker save stream)")
+    entry = manifest[0]
+    config = documents.get(posixpath.normpath(entry.get("Config", "")))
+    if not isinstance(config, dict):
+        raise ImageError("the saved image's config is missing from the stream")
+    layers = []
+    for path in entry.get("Layers") or []:
+        path = posixpath.normpath(path)
+        path = links.get(path, path)
+        if path not in blobs:
+            raise ImageError(f"layer {path} of the saved image is missing or unreadable")
+        layers.append(blobs[path])
+    diff_ids = tuple((config.get("rootfs") or {}).get("diff_ids") or ())
+    return SavedImage(config=config, layers=tuple(layers), diff_ids=diff_ids)
+
+
+class DockerSaveSource:
+    """`docker save` of one image, streamed from the engine (no file is written)."""
+
+    def __init__(self, client: Any, image_id: str) -> None:
+        self.client = client
+        self.image_id = image_id
+
+    def read(self, scan: Scan) -> SavedImage:
+        import docker.errors
+
+        try:
+            chunks = self.client.api.get_image(self.image_id, chunk_size=_CHUNK)
+            return read_saved(chunks, scan)
+        except docker.errors.ImageNotFound as exc:
+            raise ImageError(f"image {self.image_id} not found") from exc
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"docker save of {self.image_id} failed: {exc}") from exc
+        except TarError as exc:
+            raise ImageError(f"docker save of {self.image_id} is not a readable tar: {exc}") \
+                from exc

@@ -1,0 +1,1 @@
+module.exports = "a package whose only purpose is to leave npm's cache behind";

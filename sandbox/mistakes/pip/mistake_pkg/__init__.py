@@ -1,0 +1,1 @@
+"""A package whose only purpose is to leave pip's cache behind."""
