@@ -40,7 +40,8 @@ class ExitStatus(IntEnum):
 
 
 EXIT_MEANINGS = {
-    ExitStatus.OK: "the image was built (and verified, unless --no-verify)",
+    ExitStatus.OK: "the image was built (and verified, unless --no-verify); xray: the report "
+                   "was made and met its thresholds",
     ExitStatus.ERROR: "internal error: a bug; --debug shows the traceback",
     ExitStatus.USAGE: "bad option, option value or input file (nothing was started)",
     ExitStatus.IMAGE: "image missing, invalid reference, unusable image, or refused tag",
@@ -48,7 +49,8 @@ EXIT_MEANINGS = {
     ExitStatus.APP: "the app did not start, exited early or never answered",
     ExitStatus.PROBE: "probing failed: a 5xx answer, or no request succeeded",
     ExitStatus.VERIFY: "the minified image does not behave like the original (image kept)",
-    ExitStatus.THRESHOLD: "--min-ratio or --max-size not met (image kept)",
+    ExitStatus.THRESHOLD: "--min-ratio or --max-size not met (image kept); xray: --max-waste, "
+                          "--min-efficiency or --max-finding-bytes not met",
     ExitStatus.CAPABILITY: "ptrace or fanotify is not permitted here",
     ExitStatus.INCOMPLETE: "a kept file needs an interpreter, library or link target the "
                            "minified image would lack (nothing built; see --allow-incomplete)",

@@ -3,8 +3,13 @@ Dockerfile, and aligning its last stage with the image's steps."""
 
 from __future__ import annotations
 
-from minifier.xray.dockerfile import (align, history_steps, instruction_text, parse_dockerfile,
-                                      reconstruct)
+from minifier.xray.dockerfile import (
+    align,
+    history_steps,
+    instruction_text,
+    parse_dockerfile,
+    reconstruct,
+)
 
 LEGACY = [
     {"created_by": "", "comment": "Imported from -"},
@@ -72,7 +77,8 @@ def test_parse_dockerfile_lines_and_stages():
         ("FROM", 2, 2, 0), ("RUN", 3, 3, 0), ("FROM", 5, 5, 1), ("LABEL", 6, 6, 1),
         ("ARG", 7, 7, 1), ("RUN", 9, 12, 1), ("COPY", 13, 13, 1), ("RUN", 14, 16, 1),
         ("EXPOSE", 17, 17, 1), ("CMD", 18, 18, 1)]
-    assert ins[5].args == "apt-get update  && apt-get install -y nginx  && rm -rf /var/lib/apt/lists/*"
+    assert ins[5].args == ("apt-get update  && apt-get install -y nginx  "
+                           "&& rm -rf /var/lib/apt/lists/*")
 
 
 def test_align_maps_history_steps_to_the_last_stage():

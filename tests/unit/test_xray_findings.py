@@ -7,14 +7,26 @@ import sqlite3
 import struct
 import sys
 
-from minifier.xray.base import (STATIC, BaseCandidate, Program, elf_interp, entry_program,
-                                find_base, lighter_bases)
-from minifier.xray.findings import layer_count_finding, union_bytes, waste_findings
+from minifier.xray.base import (
+    STATIC,
+    BaseCandidate,
+    Program,
+    elf_interp,
+    entry_program,
+    find_base,
+    lighter_bases,
+)
 from minifier.xray.findings import evaluate_rules as rules_on
+from minifier.xray.findings import layer_count_finding, union_bytes, waste_findings
 from minifier.xray.layers import DIR, FILE, SYMLINK, WHITEOUT, Entry, LayerScan
 from minifier.xray.overlay import stack
-from minifier.xray.packages import (PackageDB, parse_apk_installed, parse_dpkg_status,
-                                    parse_rpm_header, read_packages)
+from minifier.xray.packages import (
+    PackageDB,
+    parse_apk_installed,
+    parse_dpkg_status,
+    parse_rpm_header,
+    read_packages,
+)
 
 STATUS = """Package: gcc-12
 Status: install ok installed

@@ -6,8 +6,17 @@ from __future__ import annotations
 import io
 import tarfile
 
-from minifier.xray.layers import (DIR, FILE, OPAQUE, SYMLINK, WHITEOUT, CapturePolicy, Entry,
-                                  LayerScan, scan_layer)
+from minifier.xray.layers import (
+    DIR,
+    FILE,
+    OPAQUE,
+    SYMLINK,
+    WHITEOUT,
+    CapturePolicy,
+    Entry,
+    LayerScan,
+    scan_layer,
+)
 from minifier.xray.overlay import stack
 from minifier.xray.tarstream import Cursor, iter_tar
 from minifier.xray.waste import dive_waste

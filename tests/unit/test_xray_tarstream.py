@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import tarfile
 
 import pytest
@@ -110,8 +111,7 @@ def _saved(layers: dict, manifest_layers: list, links: dict = None) -> bytes:
     members += [(name, tarfile.SYMTYPE, b"", {"linkname": target})
                 for name, target in (links or {}).items()]
     members.append(("cfg.json", tarfile.REGTYPE, config, {}))
-    manifest = ('[{"Config": "cfg.json", "Layers": [%s]}]'
-                % ", ".join(f'"{n}"' for n in manifest_layers)).encode()
+    manifest = json.dumps([{"Config": "cfg.json", "Layers": manifest_layers}]).encode()
     members.append(("manifest.json", tarfile.REGTYPE, manifest, {}))
     return _tar(members)
 
