@@ -13,6 +13,7 @@ from typing import Optional
 import click
 
 import probes
+from minifier.dockerargs import container_options
 from minifier.errors import EXIT_MEANINGS, ExitStatus, Interrupted, MinifyError, UsageError
 from minifier.options import BuildOptions, KeepOptions, OutputOptions, ProbeSetup, RunOptions
 
@@ -76,7 +77,8 @@ def build_options(image: str, kw: dict) -> BuildOptions:
     extra_ports = tuple(str(p) for p in (probe.http.ports if probe.http else ()))
     run = RunOptions(
         entrypoint=_split(kw["entrypoint"]), cmd=_split(kw["cmd"]), env=tuple(kw["env"]),
-        workdir=kw["workdir"], expose=tuple(kw["expose"]) + extra_ports,
+        workdir=kw["workdir"], user=kw["user"], container=container_options(kw),
+        expose=tuple(kw["expose"]) + extra_ports,
         fanotify=kw["fanotify"], all_syscalls=bool(kw["seccomp_profile"]))
     keep = KeepOptions(
         include_paths=tuple(kw["include_path"]) + _lines(kw["include_path_file"]),
@@ -115,6 +117,16 @@ def build_options(image: str, kw: dict) -> BuildOptions:
 @click.option("--env", multiple=True, help="NAME=value added to the app's environment.")
 @click.option("--workdir", help="Override the app's working directory.")
 @click.option("--expose", multiple=True, help="Extra container port to publish and probe.")
+@click.option("--user", help="Run the app as NAME|UID[:GROUP|GID] instead of the image's USER.")
+@click.option("--memory", help="Memory limit of the app's container, e.g. 256m (as docker run).")
+@click.option("--pids-limit", type=int, help="Process limit of the app's container.")
+@click.option("--cpus", help="CPUs the app's container may use, e.g. 1.5.")
+@click.option("--security-opt", multiple=True,
+              help="As docker run: seccomp=FILE|unconfined, apparmor=..., no-new-privileges.")
+@click.option("--cap-add", multiple=True, help="Add a capability to the app's container.")
+@click.option("--cap-drop", multiple=True, help="Drop a capability from the app's container.")
+@click.option("--read-only", is_flag=True, help="Mount the app's root filesystem read-only.")
+@click.option("--tmpfs", multiple=True, help="PATH[:OPTIONS]: a tmpfs in the app's container.")
 @click.option("--include-path", multiple=True, help="Keep this file or directory tree.")
 @click.option("--include-path-file", type=click.Path(), help="File of paths to keep.")
 @click.option("--include-bin", multiple=True, help="Keep this binary and its ELF deps.")

@@ -7,7 +7,23 @@ from typing import Optional
 
 from probes import ContinueAfter, HttpProbeOptions
 
-__all__ = ["RunOptions", "KeepOptions", "ProbeSetup", "OutputOptions", "BuildOptions"]
+__all__ = ["ContainerOptions", "RunOptions", "KeepOptions", "ProbeSetup", "OutputOptions",
+           "BuildOptions"]
+
+
+@dataclass(frozen=True)
+class ContainerOptions:
+    """`docker run`'s confinement options, with its names and values as the engine takes
+    them: the traced container and verification's containers are created with these."""
+
+    memory: Optional[int] = None  # --memory, bytes
+    pids_limit: Optional[int] = None  # --pids-limit
+    nano_cpus: Optional[int] = None  # --cpus, in billionths of a CPU
+    security_opt: tuple[str, ...] = ()  # --security-opt, seccomp=FILE already read (as the CLI)
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    read_only: bool = False
+    tmpfs: tuple[tuple[str, str], ...] = ()  # --tmpfs PATH[:OPTIONS] as (path, options)
 
 
 @dataclass(frozen=True)
@@ -16,6 +32,8 @@ class RunOptions:
     cmd: Optional[tuple[str, ...]] = None
     env: tuple[str, ...] = ()
     workdir: Optional[str] = None
+    user: Optional[str] = None  # --user, instead of the image's USER
+    container: ContainerOptions = field(default_factory=ContainerOptions)
     expose: tuple[str, ...] = ()  # extra ports, "8080" or "8080/tcp"
     fanotify: bool = True
     all_syscalls: bool = False

@@ -1,23 +1,24 @@
-"""What the traced app is: its argv, environment, credentials and capabilities, derived
-with Docker's semantics from the image config and the user's overrides (pure functions)."""
+"""What the traced app is: its argv, environment, user and working directory, and the
+keyword arguments of `docker run` for it, derived with Docker's semantics from the image
+config and the user's options (pure functions).
+
+Capabilities, seccomp profile, cgroups and LSM label are not derived here: the engine
+applies the user's options to the traced container's PID 1, and the launcher copies
+them from there (sensor/confine.py), so they are the engine's own, never a replica.
+"""
 
 from __future__ import annotations
 
 import signal
+from typing import Optional
 
 from minifier.errors import ImageError
 from minifier.image.users import Credentials
 from minifier.options import RunOptions
 from minifier.records import DEFAULT_PATH, ImageInfo, LaunchSpec
 
-__all__ = ["DOCKER_DEFAULT_CAPS", "check_command", "launch_spec", "stop_signal"]
-
-# The capabilities `docker run` gives a container by default: the traced app gets
-# exactly these as its bounding set, never the tracer's full root set.
-DOCKER_DEFAULT_CAPS = (
-    "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
-    "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
-)
+__all__ = ["app_user", "check_command", "docker_run_kwargs", "launch_spec", "stop_signal",
+           "supplementary_groups"]
 
 
 def _merge_env(base: tuple[str, ...], extra: tuple[str, ...]) -> tuple[str, ...]:
@@ -49,9 +50,51 @@ def launch_spec(image: ImageInfo, opts: RunOptions, creds: Credentials) -> Launc
                      if d.partition("=")[0] not in names)
     return LaunchSpec(
         argv=argv, env=(*defaults, *env), workdir=opts.workdir or image.workdir or "/",
-        uid=creds.uid, gid=creds.gid, groups=creds.groups,
-        keep_caps=DOCKER_DEFAULT_CAPS, all_syscalls=opts.all_syscalls,
+        uid=creds.uid, gid=creds.gid, groups=supplementary_groups(creds),
+        all_syscalls=opts.all_syscalls,
     )
+
+
+def supplementary_groups(creds: Credentials) -> tuple[int, ...]:
+    """The groups the engine gives the app: its primary group, then the /etc/group
+    memberships, once each (`docker run` shows `groups=0` for root in an image without
+    /etc/group, and `groups=2000` for --user 1000:2000)."""
+    return tuple(dict.fromkeys((creds.gid, *creds.groups)))
+
+
+def app_user(image: ImageInfo, opts: RunOptions) -> str:
+    """The USER the app runs as: --user, else the image's."""
+    return opts.user if opts.user is not None else image.user
+
+
+def docker_run_kwargs(opts: RunOptions, *, app: bool = True,
+                      seccomp: Optional[str] = None) -> dict:
+    """docker-py's keyword arguments for `docker run` with the user's options: the
+    container's confinement (--memory, --pids-limit, --cpus, --security-opt, --cap-add,
+    --cap-drop, --read-only, --tmpfs) and, with `app`, how the app runs (--entrypoint,
+    --cmd, --env, --workdir, --user). The one derivation used by the traced container
+    and by verification. `seccomp` (a profile's JSON) replaces the user's seccomp option.
+    """
+    c = opts.container
+    security = [o for o in c.security_opt if not (seccomp and _is_seccomp(o))]
+    pairs = {
+        "mem_limit": c.memory, "pids_limit": c.pids_limit, "nano_cpus": c.nano_cpus,
+        "security_opt": [*security, *([f"seccomp={seccomp}"] if seccomp else [])] or None,
+        "cap_add": list(c.cap_add) or None, "cap_drop": list(c.cap_drop) or None,
+        "read_only": c.read_only or None, "tmpfs": dict(c.tmpfs) or None,
+    }
+    if app:
+        pairs.update({
+            "entrypoint": list(opts.entrypoint) if opts.entrypoint is not None else None,
+            "command": list(opts.cmd) if opts.cmd is not None else None,
+            "environment": list(opts.env) or None, "working_dir": opts.workdir or None,
+            "user": opts.user,
+        })
+    return {k: v for k, v in pairs.items() if v is not None}
+
+
+def _is_seccomp(opt: str) -> bool:
+    return opt.startswith(("seccomp=", "seccomp:"))
 
 
 def stop_signal(name: str) -> int:

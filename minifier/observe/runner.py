@@ -19,6 +19,7 @@ import secrets
 import subprocess
 import sys
 import tarfile
+import time
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
@@ -26,19 +27,25 @@ import docker
 from docker.errors import APIError, DockerException
 
 from minifier.engine import container_labels, published_ports, remove_container, signals_deferred
-from minifier.errors import CapabilityError, EngineError, MinifyError
+from minifier.errors import CapabilityError, EngineError, MinifyError, UsageError
 from minifier.image.imagefs import ImageFS, scan
 from minifier.image.users import resolve_user
-from minifier.observe.appspec import launch_spec, stop_signal
+from minifier.observe.appspec import app_user, docker_run_kwargs, launch_spec, stop_signal
 from minifier.observe.pause import pause_binary
 from minifier.observe.watcher import Watcher
 from minifier.options import RunOptions
 from minifier.records import ExecOutcome, ImageInfo, LaunchSpec, TraceResult, WatchResult
 from minifier.sensor.tracejson import result_from_json, spec_to_json
+from minifier.sensor.tracer import CONFINEMENT_FAILED
 
 __all__ = ["ObservedRun", "TracedContainer", "start_watcher"]
 
 PAUSE_PATH = "/.minify-pause"
+# With --read-only the engine refuses to copy into the root filesystem, but not into a
+# volume: the stand-in then lives in an anonymous volume (removed with the container).
+PAUSE_VOLUME = "/.minify"
+
+
 @dataclass(frozen=True)
 class ObservedRun:
     traces: tuple[TraceResult, ...]
@@ -74,9 +81,9 @@ def _tail(path: str, lines: int = 20) -> str:
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
-def _pause_archive() -> bytes:
+def _pause_archive(name: str) -> bytes:
     data = pause_binary()
-    info = tarfile.TarInfo(PAUSE_PATH.lstrip("/"))
+    info = tarfile.TarInfo(name)
     info.size, info.mode = len(data), 0o555
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -122,7 +129,7 @@ class TracedContainer:
         try:
             self._create_and_start()
             if self._spec is None:
-                creds = resolve_user(self._user_files(), self._image.user)
+                creds = resolve_user(self._user_files(), app_user(self._image, self._opts))
                 self._spec = launch_spec(self._image, self._opts, creds)
             if self._opts.fanotify:
                 self._watcher = start_watcher(self._root_dir(), self.warnings)
@@ -191,25 +198,50 @@ class TracedContainer:
 
     # -- internals -------------------------------------------------------------------
 
-    def _create_and_start(self) -> None:
+    def _create_kwargs(self) -> tuple[dict, str]:
+        """The engine's arguments for the traced container, and the stand-in's path.
+
+        The container gets the user's confinement options, exactly as `docker run`
+        would: the engine applies them to PID 1 and the launcher copies them from there
+        to every process it starts in the container. One change: a --pids-limit is
+        raised by one for the stand-in PID 1, so the app may start exactly as many
+        processes as under `docker run`, where it is PID 1 itself.
+        """
         ports = {_port_spec(p): ("127.0.0.1", None)
                  for p in (*self._image.exposed_ports, *self._opts.expose)}
+        kwargs = docker_run_kwargs(self._opts, app=False)
+        if kwargs.get("pids_limit", 0) > 0:
+            kwargs["pids_limit"] += 1
+        pause = PAUSE_PATH
+        if self._opts.container.read_only:
+            pause = f"{PAUSE_VOLUME}/pause"
+            kwargs["volumes"] = [PAUSE_VOLUME]
+        kwargs.update(name=self.name, entrypoint=[pause], command=[], user="0:0",
+                      labels=container_labels(self._id), ports=ports,
+                      healthcheck={"test": ["NONE"]}, detach=True)
+        return kwargs, pause
+
+    def _create_and_start(self) -> None:
+        kwargs, pause = self._create_kwargs()
         try:
             with signals_deferred():  # see engine.owned_container
-                self._container = self._client.containers.create(
-                    self._image.id, name=self.name, entrypoint=[PAUSE_PATH], command=[],
-                    user="0:0", labels=container_labels(self._id), ports=ports,
-                    healthcheck={"test": ["NONE"]}, cap_drop=["ALL"], detach=True,
-                )
+                self._container = self._client.containers.create(self._image.id, **kwargs)
             # Copied into the container's own writable layer, not bind-mounted: that also
             # works when minify itself runs in a container and shares no path with the
             # engine. The exported image (the rebuild's source) never contains it.
-            self._container.put_archive("/", _pause_archive())
+            directory, name = posixpath.split(pause)
+            self._container.put_archive(directory, _pause_archive(name))
             self._container.start()
             self._container.reload()
-        except (APIError, DockerException) as exc:
+        except APIError as exc:
+            why = getattr(exc, "explanation", None) or exc
+            if exc.status_code == 400:  # the engine refused an option the user gave
+                raise UsageError(f"the engine refused the container's options: {why}") from exc
             raise EngineError(f"starting a container from {self._image.ref} failed: "
-                              f"{getattr(exc, 'explanation', None) or exc}") from exc
+                              f"{why}") from exc
+        except DockerException as exc:
+            raise EngineError(f"starting a container from {self._image.ref} failed: "
+                              f"{exc}") from exc
         state = self._container.attrs["State"]
         if not state.get("Running"):
             raise EngineError(f"the container for {self._image.ref} did not start: "
@@ -266,12 +298,28 @@ class TracedContainer:
         log = open(os.path.join(self._dir, f"tracer-{name}.log"), "wb")
         try:
             # Own session: a terminal's Ctrl-C reaches minify only, which then cleans up.
-            return subprocess.Popen(
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "minifier.sensor.tracer", spec_path,
                  os.path.join(self._dir, f"{name}.trace.json")],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         finally:
             log.close()
+        self._await_launch(proc, name, spec.argv[0])
+        return proc
+
+    def _await_launch(self, proc: subprocess.Popen, name: str, program: str) -> None:
+        """Until the tracer has launched its program (it writes the pid file) or given
+        up; bounded. A confinement it could not reproduce ends the run here: nothing of
+        the image runs freer than under `docker run`."""
+        pid_file = os.path.join(self._dir, f"{name}.trace.json.pid")
+        deadline = time.monotonic() + self._opts.stop_timeout
+        while not os.path.exists(pid_file) and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if proc.poll() == CONFINEMENT_FAILED:
+            result = self._read_result(name)
+            reason = result.warnings[0] if result and result.warnings else "no reason given"
+            raise CapabilityError(f"cannot confine {program} like docker run would: {reason}")
 
     def _read_result(self, name: str) -> Optional[TraceResult]:
         try:

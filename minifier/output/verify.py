@@ -18,6 +18,7 @@ from docker.errors import APIError, DockerException
 
 import probes
 from minifier.engine import container_labels, owned_container, published_ports, running_check
+from minifier.observe.appspec import docker_run_kwargs
 from minifier.options import BuildOptions
 from minifier.records import BuildResult, ImageInfo, Observation
 from minifier.ui import Progress
@@ -157,19 +158,9 @@ def _start(client, image_id: str, opts: BuildOptions, ports, seccomp: Optional[s
 
 
 def _overrides(opts: BuildOptions, seccomp: Optional[str] = None) -> dict:
-    run = opts.run
-    kwargs: dict = {}
-    if seccomp:
-        kwargs["security_opt"] = [f"seccomp={seccomp}"]
-    if run.entrypoint is not None:
-        kwargs["entrypoint"] = list(run.entrypoint)
-    if run.cmd is not None:
-        kwargs["command"] = list(run.cmd)
-    if run.env:
-        kwargs["environment"] = list(run.env)
-    if run.workdir:
-        kwargs["working_dir"] = run.workdir
-    return kwargs
+    """`docker run` as the user asked for the traced run (appspec.docker_run_kwargs);
+    a generated seccomp profile replaces theirs."""
+    return docker_run_kwargs(opts.run, seccomp=seccomp)
 
 
 def _run_exec(client, image_id: str, argv, opts: BuildOptions,

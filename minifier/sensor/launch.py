@@ -1,16 +1,20 @@
 """Fork the program to trace and do everything between fork and exec.
 
-The child enters the target container's namespaces and root (like `nsenter -r`), asks
-to be traced, stops so the tracer can set its options, installs the seccomp filter,
-drops privileges and execs. Everything it needs (fds, byte strings, ctypes functions)
-is prepared before fork, so the child opens no file of the host and imports nothing.
-Linux x86_64 only.
+Launched into a container (`LaunchSpec.target_pid`), the child is confined exactly like
+the container's own PID 1 (confine.py): it joins the container's cgroups first, sets
+its oom score and the LSM label for its exec, enters the container's namespaces and
+root (like `nsenter -r`), asks to be traced and stops so the tracer can set its
+options, then takes the container's rlimits, umask and signal dispositions, installs
+the tracer's seccomp filter under the container's own (the engine's profile: a syscall
+it denies stays denied, with its errno), sets no_new_privs only where the container
+has it, takes the container's capability sets, drops privileges and execs. Everything
+it needs (fds, byte strings, ctypes functions) is prepared before fork, so the child
+imports nothing and opens only its own /proc attributes. Linux x86_64 only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import signal
@@ -21,25 +25,19 @@ from typing import Callable, Optional
 from ptrace.binding import ptrace_traceme
 
 from minifier.records import DEFAULT_PATH, LaunchSpec
-from minifier.sensor import seccomp
+from minifier.sensor import privileges, seccomp
+from minifier.sensor.confine import Confinement
+from minifier.sensor.privileges import Privileges
+from minifier.sensor.privileges import check as privs_check
 
-__all__ = ["CAPABILITIES", "spawn", "resolve_candidates"]
+__all__ = ["spawn", "resolve_candidates"]
 
-# Capability names in number order (linux/capability.h).
-CAPABILITIES = (
-    "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP "
-    "LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER "
-    "SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE "
-    "SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP "
-    "MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF "
-    "CHECKPOINT_RESTORE"
-).split()
-
-_PR_CAPBSET_DROP = 24
 _CLONE_NEWPID = 0x20000000
-# Joined by the child in this order; mnt last, because after it the host's /proc is
-# gone (the fds were opened before, so only the order of setns calls matters).
+# Joined by the child in this order: user first (the others belong to it when the
+# engine remaps users), mnt last, because after it the host's /proc is gone (the fds
+# were opened before, so only the order of setns calls matters).
 _NAMESPACES = (
+    ("user", 0x10000000),
     ("ipc", 0x08000000),
     ("uts", 0x04000000),
     ("net", 0x40000000),
@@ -58,11 +56,8 @@ class _Launch:
     workdir: bytes
     uid: int
     gid: int
-    groups: list[int]
-    drop_caps: list[int]
-    setns: Callable[..., int]
-    prctl: Callable[..., int]
-    program: Optional[seccomp.SeccompProgram]
+    groups: Optional[list[int]]  # None: left as they are (a user namespace denies setgroups)
+    privs: Privileges
     fds: list[int] = field(default_factory=list)  # every fd below, closed after fork
     stdin_fd: int = -1
     out_fd: Optional[int] = None
@@ -79,6 +74,7 @@ class _Launch:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.fds.clear()
+        self.privs.close()
 
 
 def resolve_candidates(argv0: str, env: tuple[str, ...]) -> list[str]:
@@ -101,33 +97,10 @@ def _env_dict(env: tuple[str, ...]) -> dict[bytes, bytes]:
     return out
 
 
-def _caps_to_drop(keep: Optional[tuple[str, ...]]) -> list[int]:
-    if keep is None:
-        return []
-    wanted = set()
-    for name in keep:
-        short = name.upper().removeprefix("CAP_")
-        if short not in CAPABILITIES:
-            raise ValueError(f"unknown capability {name!r}")
-        wanted.add(CAPABILITIES.index(short))
-    with open("/proc/sys/kernel/cap_last_cap") as f:
-        last = int(f.read())
-    return [cap for cap in range(last + 1) if cap not in wanted]
-
-
-def _libc_funcs() -> tuple[Callable[..., int], Callable[..., int]]:
-    libc = ctypes.CDLL(None, use_errno=True)
-    setns, prctl = libc.setns, libc.prctl
-    setns.argtypes, setns.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
-    prctl.restype = ctypes.c_int
-    return setns, prctl
-
-
-def _prepare(spec: LaunchSpec) -> _Launch:
+def _prepare(spec: LaunchSpec, conf: Optional[Confinement]) -> _Launch:
     if not spec.argv:
         raise ValueError("empty argv")
-    setns, prctl = _libc_funcs()
+    trace_filter = None if spec.all_syscalls else seccomp.path_filter()
     launch = _Launch(
         argv=[os.fsencode(a) for a in spec.argv],
         candidates=[os.fsencode(c) for c in resolve_candidates(spec.argv[0], spec.env)],
@@ -135,11 +108,8 @@ def _prepare(spec: LaunchSpec) -> _Launch:
         workdir=os.fsencode(spec.workdir or "/"),
         uid=spec.uid,
         gid=spec.gid,
-        groups=list(spec.groups),
-        drop_caps=_caps_to_drop(spec.keep_caps),
-        setns=setns,
-        prctl=prctl,
-        program=None if spec.all_syscalls else seccomp.prepare(seccomp.path_filter()),
+        groups=list(spec.groups) if conf is None or conf.setgroups else None,
+        privs=privileges.prepare(conf, spec.keep_caps, trace_filter),
     )
     try:
         launch.stdin_fd = launch.open(spec.stdin_path, os.O_RDONLY)
@@ -183,34 +153,30 @@ def _pid_namespace(target: Optional[int], setns: Callable[..., int]) -> Iterator
     try:
         fd = os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            _check(setns(fd, _CLONE_NEWPID), "setns(pid)")
+            privs_check(setns(fd, _CLONE_NEWPID), "setns(pid)")
         finally:
             os.close(fd)
         try:
             yield
         finally:
-            _check(setns(own, _CLONE_NEWPID), "setns(pid) back")
+            privs_check(setns(own, _CLONE_NEWPID), "setns(pid) back")
     finally:
         os.close(own)
 
 
-def _check(rc: int, what: str) -> None:
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def spawn(spec: LaunchSpec) -> int:
-    """Fork the program of `spec`; returns its host pid.
+def spawn(spec: LaunchSpec, conf: Optional[Confinement] = None) -> int:
+    """Fork the program of `spec`, confined by `conf` (read from the container's PID 1
+    with confine.read; None for a launch on the host); returns its host pid.
 
     The child calls PTRACE_TRACEME and stops itself with SIGSTOP before installing the
-    seccomp filter, so the caller must waitpid for that stop, set ptrace options (with
+    seccomp filters, so the caller must waitpid for that stop, set ptrace options (with
     PTRACE_O_TRACESECCOMP) and resume it. A child that fails to start writes one line
-    to its output and exits with 127.
+    to its output and exits with 127. Raises ConfinementError, before anything is
+    forked, when the container's cgroups cannot be written.
     """
-    launch = _prepare(spec)
+    launch = _prepare(spec, conf)
     try:
-        with _pid_namespace(spec.target_pid, launch.setns):
+        with _pid_namespace(spec.target_pid, launch.privs.libc.setns):
             pid = os.fork()
             if pid == 0:
                 _child(launch)  # never returns
@@ -220,23 +186,29 @@ def spawn(spec: LaunchSpec) -> int:
 
 
 def _child(launch: _Launch) -> None:
-    step = "enter namespaces"
+    privs = launch.privs
+    step = "join the container's cgroups"
     try:
+        privs.join_cgroups()  # first: all the child does counts against the container
+        step = "set the oom score and LSM label"
+        privs.write_attrs()
+        step = "enter namespaces"
         for fd, nstype in launch.ns_fds:
-            _check(launch.setns(fd, nstype), "setns")
+            privs_check(privs.libc.setns(fd, nstype), "setns")
         if launch.root_fd is not None:
             os.fchdir(launch.root_fd)
             os.chroot(".")
         step = "ptrace"
         ptrace_traceme()
         os.kill(os.getpid(), signal.SIGSTOP)
+        step = "confine"
+        # Limits, filters and the capability sets need privileges: before setuid.
+        privs.limit()
+        privs.filter()
+        privs.capabilities()
         step = "drop privileges"
-        # Filter and bounding set need privileges, so both come before setuid.
-        if launch.program is not None:
-            seccomp.install(launch.program)
-        for cap in launch.drop_caps:
-            _check(launch.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0), "capbset drop")
-        os.setgroups(launch.groups)
+        if launch.groups is not None:
+            os.setgroups(launch.groups)
         os.setgid(launch.gid)
         os.setuid(launch.uid)
         step = "chdir"

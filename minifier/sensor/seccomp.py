@@ -9,7 +9,7 @@ i386 syscalls made by an x86_64 process) are allowed untraced.
 from __future__ import annotations
 
 import ctypes
-import errno
+import os
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,7 +33,6 @@ SECCOMP_RET_ALLOW = 0x7FFF0000
 SECCOMP_RET_TRACE = 0x7FF00000
 
 _PR_SET_SECCOMP = 22
-_PR_SET_NO_NEW_PRIVS = 38
 _SECCOMP_MODE_FILTER = 2
 
 # Classic BPF opcodes (linux/filter.h).
@@ -136,16 +135,10 @@ def prepare(bpf: bytes) -> SeccompProgram:
 def install(prog: SeccompProgram) -> None:
     """Install the filter on the calling thread (inherited by children and across exec).
 
-    Tries without no_new_privs first: with CAP_SYS_ADMIN it is not needed, and setting
-    it would stop setuid binaries in the app (su, ping) from working as they normally do.
+    Needs CAP_SYS_ADMIN or no_new_privs: the launcher has the first and sets the second
+    only where the container has it, since no_new_privs would stop setuid binaries in
+    the app (su, ping) from working as they do under `docker run`.
     """
-    ref = ctypes.addressof(prog.fprog)
-    if prog.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ref, 0, 0) == 0:
-        return
-    err = ctypes.get_errno()
-    if err == errno.EACCES:
-        if prog.prctl(_PR_SET_NO_NEW_PRIVS, 1, None, 0, 0) == 0 and \
-                prog.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ref, 0, 0) == 0:
-            return
+    if prog.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(prog.fprog), 0, 0):
         err = ctypes.get_errno()
-    raise OSError(err, "seccomp filter install failed")
+        raise OSError(err, f"seccomp filter install failed: {os.strerror(err)}")

@@ -32,12 +32,14 @@ from ptrace.binding.func import ptrace
 from ptrace.error import PtraceError
 
 from minifier.records import FileEvent, LaunchSpec, TraceResult
-from minifier.sensor import launch
+from minifier.sensor import confine, launch
 from minifier.sensor.seccomp import AUDIT_ARCH_X86_64
 from minifier.sensor.syscalls import AT_FDCWD, PATH_SYSCALLS_BY_NR, PathSyscall, syscall_name
 from minifier.sensor.tracejson import result_to_json, spec_from_json, write_atomic
 
-__all__ = ["Tracer", "trace", "main"]
+__all__ = ["CONFINEMENT_FAILED", "Tracer", "trace", "main"]
+
+CONFINEMENT_FAILED = 3  # main()'s exit status when the container's confinement failed
 
 _WALL = 0x40000000
 _PTRACE_GETEVENTMSG = 0x4201
@@ -152,7 +154,11 @@ class Tracer:
         return self._result()
 
     def _start(self) -> bool:
-        self.root = launch.spawn(self.spec)
+        conf = None
+        if self.spec.target_pid is not None:
+            conf = confine.read(self.spec.target_pid)
+            self.warnings.extend(conf.warnings)
+        self.root = launch.spawn(self.spec, conf)
         _, status = os.waitpid(self.root, _WALL)
         if not os.WIFSTOPPED(status):
             self.exit_status = os.waitstatus_to_exitcode(status)
@@ -421,7 +427,8 @@ def trace(spec: LaunchSpec, on_start: Optional[Callable[[int], None]] = None) ->
 
 def main(argv: Optional[list[str]] = None) -> int:
     """`python -m minifier.sensor.tracer SPEC_JSON RESULT_JSON`; 0 once traced, 1 if the
-    program could not be launched (the result then holds the reason as a warning)."""
+    program could not be launched, 3 if it could not be confined like the container's
+    own processes (the result then holds the reason as its one warning)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         print("usage: python -m minifier.sensor.tracer SPEC_JSON RESULT_JSON", file=sys.stderr)
@@ -437,6 +444,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     status = 0
     try:
         result = tracer.run(lambda pid: write_atomic(f"{result_path}.pid", f"{pid}\n"))
+    except confine.ConfinementError as exc:
+        result = TraceResult((), {}, None, warnings=(str(exc),))
+        status = CONFINEMENT_FAILED
     except (OSError, ValueError) as exc:  # could not launch (bad path, uid, capability)
         result = TraceResult((), {}, None, warnings=(f"cannot launch {spec.argv!r}: {exc}",))
         status = 1

@@ -1,4 +1,5 @@
-"""The traced app's launch follows Docker's semantics for Entrypoint, Cmd, Env, WorkDir."""
+"""The traced app's launch follows Docker's semantics for Entrypoint, Cmd, Env, WorkDir,
+User and groups; `docker run`'s keyword arguments come from one derivation."""
 
 import signal
 
@@ -7,19 +8,22 @@ import pytest
 from minifier.errors import ImageError
 from minifier.image.users import Credentials
 from minifier.observe.appspec import (
-    DOCKER_DEFAULT_CAPS,
     RunOptions,
+    app_user,
     check_command,
+    docker_run_kwargs,
     launch_spec,
     stop_signal,
+    supplementary_groups,
 )
+from minifier.options import ContainerOptions
 from minifier.records import ImageInfo
 
 
-def _image(entrypoint=(), cmd=(), env=(), workdir=""):
+def _image(entrypoint=(), cmd=(), env=(), workdir="", user=""):
     return ImageInfo(ref="x:1", id="sha256:" + "0" * 64, repo_tags=(), size=0,
                      architecture="amd64", os="linux", entrypoint=entrypoint, cmd=cmd, env=env,
-                     workdir=workdir, user="", exposed_ports=(), volumes=(), labels={},
+                     workdir=workdir, user=user, exposed_ports=(), volumes=(), labels={},
                      stop_signal="", healthcheck=None, config={})
 
 
@@ -32,8 +36,48 @@ def test_entrypoint_plus_cmd_env_and_workdir():
     assert spec.argv == ("/bin/app", "--port", "80")
     assert spec.env == ("HOME=/home/app", "A=2", "PATH=/opt/bin", "B=3")  # overrides win
     assert spec.workdir == "/srv"
-    assert (spec.uid, spec.gid, spec.groups) == (1000, 1001, (27, 50))
-    assert spec.keep_caps == DOCKER_DEFAULT_CAPS
+    # The engine gives the primary group as a supplementary group too.
+    assert (spec.uid, spec.gid, spec.groups) == (1000, 1001, (1001, 27, 50))
+    # Capabilities are the engine's, copied from the container's PID 1 at launch.
+    assert spec.keep_caps is None
+
+
+def test_supplementary_groups_like_the_engine():
+    # docker run: `groups=0` for root without /etc/group, `groups=2000` for --user 1000:2000,
+    # and a member of its own primary group has it once.
+    assert supplementary_groups(Credentials(0, 0, (), "")) == (0,)
+    assert supplementary_groups(Credentials(1000, 2000, (), "")) == (2000,)
+    assert supplementary_groups(Credentials(1000, 1000, (1000, 2000), "u")) == (1000, 2000)
+
+
+def test_user_option_wins_over_the_image_user():
+    image = _image(cmd=("app",), user="app")
+    assert app_user(image, RunOptions()) == "app"
+    assert app_user(image, RunOptions(user="1000:2000")) == "1000:2000"
+    assert app_user(image, RunOptions(user="")) == ""  # docker run --user "" is root
+
+
+def test_docker_run_kwargs_one_derivation():
+    opts = RunOptions(
+        entrypoint=("/bin/sh",), cmd=("-c", "x"), env=("A=1",), workdir="/w", user="1000",
+        container=ContainerOptions(
+            memory=64 << 20, pids_limit=20, nano_cpus=500_000_000,
+            security_opt=("no-new-privileges", 'seccomp={"defaultAction":"SCMP_ACT_ALLOW"}'),
+            cap_add=("SYS_ADMIN",), cap_drop=("NET_RAW",), read_only=True,
+            tmpfs=(("/scratch", "size=1m"), ("/run", ""))))
+    container = {
+        "mem_limit": 64 << 20, "pids_limit": 20, "nano_cpus": 500_000_000,
+        "security_opt": ["no-new-privileges", 'seccomp={"defaultAction":"SCMP_ACT_ALLOW"}'],
+        "cap_add": ["SYS_ADMIN"], "cap_drop": ["NET_RAW"], "read_only": True,
+        "tmpfs": {"/scratch": "size=1m", "/run": ""}}
+    assert docker_run_kwargs(opts, app=False) == container
+    assert docker_run_kwargs(opts) == {
+        **container, "entrypoint": ["/bin/sh"], "command": ["-c", "x"],
+        "environment": ["A=1"], "working_dir": "/w", "user": "1000"}
+    # A generated profile (--seccomp-profile) replaces the user's seccomp option only.
+    assert docker_run_kwargs(opts, seccomp="{}")["security_opt"] == [
+        "no-new-privileges", "seccomp={}"]
+    assert docker_run_kwargs(RunOptions()) == {}
 
 
 def test_default_path_and_root_workdir():

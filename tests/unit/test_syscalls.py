@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from minifier.sensor import launch, seccomp
+from minifier.sensor import launch, privileges, seccomp
 from minifier.sensor.syscalls import (
     PATH_SYSCALLS,
     PATH_SYSCALLS_BY_NR,
@@ -126,6 +126,6 @@ def test_path_candidates_follow_the_spec_path():
 
 
 def test_capability_names():
-    assert launch.CAPABILITIES[0] == "CHOWN"
-    assert launch.CAPABILITIES[21] == "SYS_ADMIN"
-    assert launch.CAPABILITIES[40] == "CHECKPOINT_RESTORE"
+    assert privileges.CAPABILITIES[0] == "CHOWN"
+    assert privileges.CAPABILITIES[21] == "SYS_ADMIN"
+    assert privileges.CAPABILITIES[40] == "CHECKPOINT_RESTORE"

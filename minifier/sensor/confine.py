@@ -1,0 +1,378 @@
+"""How the container's own processes are confined, read from its PID 1.
+
+The engine set up the container's PID 1 (minify's stand-in) with every confinement
+`docker run` gives: its seccomp filter (the default profile or the user's), its cgroups,
+capability bounding and inheritable sets, AppArmor/SELinux label, no_new_privs, rlimits,
+umask, oom score and ignored signals. A program minify launches into the container
+reads all of that here, before it forks, and launch.py gives it exactly the same, so
+the traced app is never freer than under `docker run`. Nothing is re-derived from the
+options: what the engine applied is what is copied.
+
+The parsers are pure functions over the kernel's text files (unit-tested on cgroup v1
+and v2 layouts); `read` does the I/O.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import itertools
+import os
+import posixpath
+import resource
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Optional
+
+from ptrace.binding.func import ptrace
+from ptrace.error import PtraceError
+
+__all__ = ["Confinement", "ConfinementError", "Mount", "read", "read_filters",
+           "parse_status", "parse_mountinfo", "parse_cgroup", "cgroup_procs", "parse_limits",
+           "exec_label"]
+
+_WALL = 0x40000000
+_PTRACE_DETACH = 17
+_PTRACE_SEIZE = 0x4206
+_PTRACE_INTERRUPT = 0x4207
+_PTRACE_SECCOMP_GET_FILTER = 0x420C
+_SOCK_FILTER_SIZE = 8
+_CAP_SYS_RESOURCE = 24
+_CLONE_NEWCGROUP = 0x02000000
+
+# /proc/PID/limits names -> setrlimit resources (those this Python knows).
+_LIMITS = {
+    "Max cpu time": "RLIMIT_CPU", "Max file size": "RLIMIT_FSIZE",
+    "Max data size": "RLIMIT_DATA", "Max stack size": "RLIMIT_STACK",
+    "Max core file size": "RLIMIT_CORE", "Max resident set": "RLIMIT_RSS",
+    "Max processes": "RLIMIT_NPROC", "Max open files": "RLIMIT_NOFILE",
+    "Max locked memory": "RLIMIT_MEMLOCK", "Max address space": "RLIMIT_AS",
+    "Max file locks": "RLIMIT_LOCKS", "Max pending signals": "RLIMIT_SIGPENDING",
+    "Max msgqueue size": "RLIMIT_MSGQUEUE", "Max nice priority": "RLIMIT_NICE",
+    "Max realtime priority": "RLIMIT_RTPRIO", "Max realtime timeout": "RLIMIT_RTTIME",
+}
+
+
+class ConfinementError(Exception):
+    """The container's confinement cannot be read or reproduced: the app is not started."""
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """What a program launched into the container gets, copied from the container's PID 1."""
+
+    filters: tuple[bytes, ...] = ()  # seccomp classic BPF programs, oldest first
+    cgroup_procs: tuple[str, ...] = ()  # cgroup.procs of the container's cgroups to join
+    bounding: Optional[int] = None  # capability bounding set (bits); None: unchanged
+    inheritable: int = 0  # inheritable capabilities (bits)
+    no_new_privs: bool = False
+    exec_label: Optional[tuple[str, bytes]] = None  # (attr file, bytes) for the next exec
+    rlimits: tuple[tuple[int, int, int], ...] = ()  # (resource, soft, hard)
+    ignored_signals: frozenset[int] = frozenset()
+    defaulted_signals: frozenset[int] = frozenset()  # ignored here, not in the container
+    umask: Optional[int] = None
+    oom_score_adj: Optional[int] = None
+    setgroups: bool = True  # False in a user namespace that denies it (runc then skips it)
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One line of /proc/PID/mountinfo, the fields the cgroup lookup needs."""
+
+    root: str  # the path inside the filesystem that is mounted here
+    point: str
+    fstype: str
+    options: frozenset[str]  # per-mount options and the filesystem's own, merged
+
+
+def _read(path: str) -> Optional[str]:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def parse_status(text: str) -> dict[str, str]:
+    """/proc/PID/status as name -> value."""
+    out = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            out[name] = value.strip()
+    return out
+
+
+def _signal_set(mask: str) -> frozenset[int]:
+    bits = int(mask or "0", 16)
+    return frozenset(n + 1 for n in range(64) if bits >> n & 1)
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo.
+    return field.encode().decode("unicode_escape") if "\\" in field else field
+
+
+def parse_mountinfo(text: str) -> list[Mount]:
+    mounts = []
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if not sep or len(fields) < 6 or len(tail) < 3:
+            continue
+        options = frozenset(fields[5].split(",")) | frozenset(tail[2].split(","))
+        mounts.append(Mount(_unescape(fields[3]), _unescape(fields[4]), tail[0], options))
+    return mounts
+
+
+def parse_cgroup(text: str) -> dict[str, str]:
+    """/proc/PID/cgroup as hierarchy -> path; the hierarchy is its controllers
+    ("cpu,cpuacct", "name=systemd") for cgroup v1 and "" for the v2 unified one."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            out[parts[1]] = parts[2]
+    return out
+
+
+def _serves(mount: Mount, hierarchy: str) -> bool:
+    if not hierarchy:
+        return mount.fstype == "cgroup2"
+    return mount.fstype == "cgroup" and set(hierarchy.split(",")) <= mount.options
+
+
+def _under(path: str, root: str) -> Optional[str]:
+    """`path` relative to `root` when it lies under it, else None."""
+    if root == "/":
+        return path.lstrip("/")
+    if path == root or path.startswith(root.rstrip("/") + "/"):
+        return path[len(root):].lstrip("/")
+    return None
+
+
+def _procs_file(hierarchy: str, path: str,
+                views: Sequence[tuple[str, Sequence[Mount]]]) -> Optional[str]:
+    for prefix, mounts in views:
+        for m in mounts:
+            rel = _under(path, m.root)
+            if _serves(m, hierarchy) and rel is not None and "ro" not in m.options:
+                where = posixpath.normpath(f"{prefix}/{m.point.lstrip('/')}/{rel}")
+                return f"{where}/cgroup.procs"
+    return None
+
+
+def cgroup_procs(target: str, own: str,
+                 views: Sequence[tuple[str, Sequence[Mount]]]) -> tuple[str, ...]:
+    """The cgroup.procs files that move a process from the cgroups of `own` (text of
+    /proc/self/cgroup) into those of `target` (of the container's PID 1), one per
+    hierarchy where they differ, cgroup v1 and v2 alike.
+
+    `views` are (path prefix, mounts) to look for a writable mount of each hierarchy
+    whose root holds the path: minify's own mounts first, then the host's seen through
+    /proc/1/root (where minify itself runs in a container, its own cgroup mounts are
+    read-only and show only its own cgroup).
+    """
+    mine = parse_cgroup(own)
+    files = []
+    for hierarchy, path in parse_cgroup(target).items():
+        if mine.get(hierarchy) == path:
+            continue
+        found = _procs_file(hierarchy, path, views)
+        if found is None:
+            name = hierarchy or "unified (v2)"
+            raise ConfinementError(f"no writable mount of the {name} cgroup hierarchy "
+                                   f"reaches the container's cgroup {path}")
+        files.append(found)
+    return tuple(files)
+
+
+def parse_limits(text: str) -> dict[str, tuple[int, int]]:
+    """/proc/PID/limits as resource name ("RLIMIT_NOFILE") -> (soft, hard)."""
+    def value(word: str) -> int:
+        return resource.RLIM_INFINITY if word == "unlimited" else int(word)
+
+    out = {}
+    for line in text.splitlines()[1:]:
+        name = next((n for n in _LIMITS if line.startswith(n + " ")), None)
+        words = line[len(name):].split() if name else []
+        if name and len(words) >= 2:
+            out[_LIMITS[name]] = (value(words[0]), value(words[1]))
+    return out
+
+
+def exec_label(apparmor: Optional[str], own_apparmor: Optional[str],
+               selinux: Optional[str], own_selinux: Optional[str],
+               apparmor_dir: bool) -> Optional[tuple[str, bytes]]:
+    """What to write, and where, so that the next exec enters the container's LSM label.
+
+    AppArmor labels read "docker-default (enforce)": the exec attribute takes
+    "exec docker-default" (what aa_change_onexec writes). SELinux takes the context as
+    it reads. Nothing when the container is unconfined or already has our label.
+    `apparmor_dir`: the kernel has /proc/self/attr/apparmor/ (5.1+), else the shared
+    /proc/self/attr/exec belongs to the one major LSM.
+    """
+    if apparmor is not None:
+        profile = apparmor.strip().removesuffix(" (enforce)").removesuffix(" (complain)")
+        if profile in ("", "unconfined") or apparmor == own_apparmor:
+            return None
+        where = "/proc/self/attr/apparmor/exec" if apparmor_dir else "/proc/self/attr/exec"
+        return where, f"exec {profile}".encode()
+    if selinux is not None:
+        context = selinux.strip("\0\n ")
+        if not context or selinux == own_selinux:
+            return None
+        return "/proc/self/attr/exec", context.encode()
+    return None
+
+
+def _lsm_labels(pid: int) -> tuple[Optional[str], Optional[str], Optional[str], Optional[str],
+                                   bool]:
+    """(AppArmor label of pid, ours, SELinux label of pid, ours, apparmor attr dir)."""
+    if os.path.exists(f"/proc/{pid}/attr/apparmor/current"):
+        theirs, mine = (_read(f"/proc/{p}/attr/apparmor/current") for p in (pid, "self"))
+        return theirs, mine, None, None, True
+    if _read("/sys/module/apparmor/parameters/enabled") == "Y\n":
+        theirs, mine = (_read(f"/proc/{p}/attr/current") for p in (pid, "self"))
+        return theirs, mine, None, None, False
+    if os.path.exists("/sys/fs/selinux/enforce"):
+        theirs, mine = (_read(f"/proc/{p}/attr/current") for p in (pid, "self"))
+        return None, None, theirs, mine, False
+    return None, None, None, None, False
+
+
+def read_filters(pid: int, wait: float = 10.0) -> tuple[bytes, ...]:
+    """The seccomp filters of `pid`, oldest first: the order to install them in.
+
+    The kernel hands a filter only to a tracer that holds CAP_SYS_ADMIN and runs under
+    no filter itself: the process is seized, interrupted, read and detached (it resumes
+    the syscall it slept in). Another launch of this run may hold it for a moment.
+    """
+    if parse_status(_read(f"/proc/{pid}/status") or "").get("Seccomp") != "2":
+        return ()
+    if parse_status(_read("/proc/self/status") or "").get("Seccomp") != "0":
+        raise ConfinementError(
+            "the container's seccomp filter cannot be read because minify itself runs "
+            "under seccomp (the kernel shows a filter only to an unconfined tracer): give "
+            "minify's own container --security-opt seccomp=unconfined")
+    _seize(pid, wait)
+    try:
+        os.waitpid(pid, _WALL)
+        filters = []
+        for index in itertools.count():
+            try:
+                count = ptrace(_PTRACE_SECCOMP_GET_FILTER, pid, index, 0)
+            except PtraceError as exc:
+                if exc.errno == errno.ENOENT:
+                    break
+                raise ConfinementError(f"reading the container's seccomp filter: {exc}") from exc
+            buf = ctypes.create_string_buffer(count * _SOCK_FILTER_SIZE)
+            ptrace(_PTRACE_SECCOMP_GET_FILTER, pid, index, ctypes.addressof(buf))
+            filters.append(buf.raw)
+        return tuple(filters)
+    finally:
+        ptrace(_PTRACE_DETACH, pid, 0, 0)
+
+
+def _seize(pid: int, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            ptrace(_PTRACE_SEIZE, pid, 0, 0)
+            ptrace(_PTRACE_INTERRUPT, pid, 0, 0)
+            return
+        except PtraceError as exc:
+            tracer = parse_status(_read(f"/proc/{pid}/status") or "").get("TracerPid", "0")
+            if exc.errno != errno.EPERM or tracer == "0" or time.monotonic() > deadline:
+                raise ConfinementError(
+                    f"cannot attach to the container's PID 1 to read its seccomp filter: "
+                    f"{os.strerror(exc.errno or errno.EPERM)}") from exc
+        time.sleep(0.01)  # another tracer of this run is reading it: poll, bounded
+
+
+def _rlimits(theirs: dict[str, tuple[int, int]], may_raise: bool,
+             warnings: list[str]) -> tuple[tuple[int, int, int], ...]:
+    """The container's limits; a hard limit above ours is kept at ours (and said) where
+    raising it needs CAP_SYS_RESOURCE that minify lacks: tighter, never looser."""
+    out = []
+    for name, (soft, hard) in sorted(theirs.items()):
+        res = getattr(resource, name, None)
+        if res is None:
+            continue
+        _, own_hard = resource.getrlimit(res)
+        if not may_raise and _above(hard, own_hard):
+            warnings.append(f"{name} is {hard} in the container but at most {own_hard} "
+                            "here (raising it needs CAP_SYS_RESOURCE): the app gets the lower")
+            hard = own_hard
+            soft = soft if not _above(soft, hard) else hard
+        out.append((res, soft, hard))
+    return tuple(out)
+
+
+def _above(a: int, b: int) -> bool:
+    inf = resource.RLIM_INFINITY
+    return a != b and (a == inf or (b != inf and a > b))
+
+
+def _host_views() -> list[tuple[str, list[Mount]]]:
+    views = [("", parse_mountinfo(_read("/proc/self/mountinfo") or ""))]
+    host = _read("/proc/1/mountinfo")
+    if host is not None:
+        views.append(("/proc/1/root", parse_mountinfo(host)))
+    return views
+
+
+def _join_host_cgroupns() -> None:
+    """Where minify runs in a container with a cgroup namespace of its own (the default
+    on cgroup v2), /proc/PID/cgroup paths are relative to it and the kernel refuses a
+    move whose common ancestor lies outside it: join the host's (host PID 1's) first.
+    Where it cannot be seen, the cgroup lookup says what is missing."""
+    try:
+        host = os.open("/proc/1/ns/cgroup", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        if os.fstat(host).st_ino != os.stat("/proc/self/ns/cgroup").st_ino:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.setns(host, _CLONE_NEWCGROUP) != 0:
+                err = ctypes.get_errno()
+                raise ConfinementError(f"cannot enter the host's cgroup namespace: "
+                                       f"{os.strerror(err)}")
+    finally:
+        os.close(host)
+
+
+def read(pid: int) -> Confinement:
+    """Everything that confines `pid` (the container's PID 1), ready for launch.py.
+
+    Moves the calling process (the tracer, a process of its own) into the host's cgroup
+    namespace where it differs, see _join_host_cgroupns.
+    """
+    _join_host_cgroupns()
+    status = parse_status(_read(f"/proc/{pid}/status") or "")
+    if not status:
+        raise ConfinementError(f"the container's PID 1 (host pid {pid}) is gone")
+    own = parse_status(_read("/proc/self/status") or "")
+    warnings: list[str] = []
+    cgroups = cgroup_procs(_read(f"/proc/{pid}/cgroup") or "", _read("/proc/self/cgroup") or "",
+                           _host_views())
+    may_raise = bool(int(own.get("CapEff", "0"), 16) >> _CAP_SYS_RESOURCE & 1)
+    oom = _read(f"/proc/{pid}/oom_score_adj")
+    return Confinement(
+        filters=read_filters(pid),
+        cgroup_procs=cgroups,
+        bounding=int(status["CapBnd"], 16),
+        inheritable=int(status.get("CapInh", "0"), 16),
+        no_new_privs=status.get("NoNewPrivs") == "1",
+        exec_label=exec_label(*_lsm_labels(pid)),
+        rlimits=_rlimits(parse_limits(_read(f"/proc/{pid}/limits") or ""), may_raise, warnings),
+        ignored_signals=_signal_set(status.get("SigIgn", "0")),
+        defaulted_signals=_signal_set(own.get("SigIgn", "0")) - _signal_set(
+            status.get("SigIgn", "0")),
+        umask=int(status["Umask"], 8) if "Umask" in status else None,
+        oom_score_adj=int(oom) if oom and oom.strip().lstrip("-").isdigit() else None,
+        setgroups=(_read(f"/proc/{pid}/setgroups") or "allow").strip() != "deny",
+        warnings=tuple(warnings),
+    )
