@@ -39,7 +39,9 @@ _PTRACE_INTERRUPT = 0x4207
 _PTRACE_SECCOMP_GET_FILTER = 0x420C
 _SOCK_FILTER_SIZE = 8
 _CAP_SYS_RESOURCE = 24
-_CLONE_NEWCGROUP = 0x02000000
+_CLONE_NEWNS = 0x00020000
+_MS_NOSUID, _MS_NODEV, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
+_CGROUP_ROOT = "/sys/fs/cgroup"
 
 # /proc/PID/limits names -> setrlimit resources (those this Python knows).
 _LIMITS = {
@@ -153,40 +155,37 @@ def _under(path: str, root: str) -> Optional[str]:
     return None
 
 
-def _procs_file(hierarchy: str, path: str,
-                views: Sequence[tuple[str, Sequence[Mount]]]) -> Optional[str]:
-    for prefix, mounts in views:
-        for m in mounts:
-            rel = _under(path, m.root)
-            if _serves(m, hierarchy) and rel is not None and "ro" not in m.options:
-                where = posixpath.normpath(f"{prefix}/{m.point.lstrip('/')}/{rel}")
-                return f"{where}/cgroup.procs"
+def _procs_file(hierarchy: str, path: str, mounts: Sequence[Mount]) -> Optional[str]:
+    for m in mounts:
+        rel = _under(path, m.root)
+        if _serves(m, hierarchy) and rel is not None and "ro" not in m.options:
+            return f"{posixpath.normpath(m.point + '/' + rel)}/cgroup.procs"
     return None
 
 
 def cgroup_procs(target: str, own: str,
-                 views: Sequence[tuple[str, Sequence[Mount]]]) -> tuple[str, ...]:
+                 mounts: Sequence[Mount]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The cgroup.procs files that move a process from the cgroups of `own` (text of
     /proc/self/cgroup) into those of `target` (of the container's PID 1), one per
-    hierarchy where they differ, cgroup v1 and v2 alike.
-
-    `views` are (path prefix, mounts) to look for a writable mount of each hierarchy
-    whose root holds the path: minify's own mounts first, then the host's seen through
-    /proc/1/root (where minify itself runs in a container, its own cgroup mounts are
-    read-only and show only its own cgroup).
+    hierarchy where they differ, cgroup v1 and v2 alike; and the hierarchies that no
+    writable mount whose root holds the path reaches (minify in a container sees its
+    own cgroup only, read-only: those it mounts itself, see _mount_hierarchies).
     """
     mine = parse_cgroup(own)
-    files = []
+    files, missing = [], []
     for hierarchy, path in parse_cgroup(target).items():
         if mine.get(hierarchy) == path:
             continue
-        found = _procs_file(hierarchy, path, views)
+        if path.startswith("/.."):
+            raise ConfinementError(
+                f"the container's cgroup ({path}) lies outside minify's cgroup namespace: "
+                "give minify's own container --cgroupns=host")
+        found = _procs_file(hierarchy, path, mounts)
         if found is None:
-            name = hierarchy or "unified (v2)"
-            raise ConfinementError(f"no writable mount of the {name} cgroup hierarchy "
-                                   f"reaches the container's cgroup {path}")
-        files.append(found)
-    return tuple(files)
+            missing.append(hierarchy)
+        else:
+            files.append(found)
+    return tuple(files), tuple(missing)
 
 
 def parse_limits(text: str) -> dict[str, tuple[int, int]]:
@@ -316,48 +315,64 @@ def _above(a: int, b: int) -> bool:
     return a != b and (a == inf or (b != inf and a > b))
 
 
-def _host_views() -> list[tuple[str, list[Mount]]]:
-    views = [("", parse_mountinfo(_read("/proc/self/mountinfo") or ""))]
-    host = _read("/proc/1/mountinfo")
-    if host is not None:
-        views.append(("/proc/1/root", parse_mountinfo(host)))
-    return views
+def _mount_hierarchies(hierarchies: Sequence[str]) -> list[Mount]:
+    """Mount each cgroup hierarchy afresh (rw, at its root) in a mount namespace of the
+    calling process's own, on a tmpfs over /sys/fs/cgroup: where minify runs in a
+    container, its own cgroup mounts are read-only and show only its own cgroup. The
+    calling process is the tracer: its namespace ends with it, nothing is left."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                           ctypes.c_ulong, ctypes.c_char_p]
+
+    def call(rc: int, what: str) -> None:
+        if rc != 0:
+            err = ctypes.get_errno()
+            raise ConfinementError(
+                f"no writable cgroup mount reaches the container's cgroups and mounting "
+                f"them failed ({what}: {os.strerror(err)}); minify in a container needs "
+                "--security-opt seccomp=unconfined (and apparmor=unconfined where the "
+                "host has AppArmor)")
+
+    call(libc.unshare(_CLONE_NEWNS), "unshare")
+    call(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "make / private")
+    call(libc.mount(b"minify", _CGROUP_ROOT.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV,
+                    b"mode=755"), f"tmpfs on {_CGROUP_ROOT}")
+    for hierarchy in hierarchies:
+        where = f"{_CGROUP_ROOT}/{hierarchy or 'unified'}"
+        os.mkdir(where)
+        fstype, data = (b"cgroup", hierarchy.encode()) if hierarchy else (b"cgroup2", None)
+        if hierarchy.startswith("name="):
+            data = f"none,{hierarchy}".encode()
+        call(libc.mount(b"cgroup", where.encode(), fstype, _MS_NOSUID | _MS_NODEV, data),
+             f"mount {hierarchy or 'cgroup2'}")
+    return parse_mountinfo(_read("/proc/self/mountinfo") or "")
 
 
-def _join_host_cgroupns() -> None:
-    """Where minify runs in a container with a cgroup namespace of its own (the default
-    on cgroup v2), /proc/PID/cgroup paths are relative to it and the kernel refuses a
-    move whose common ancestor lies outside it: join the host's (host PID 1's) first.
-    Where it cannot be seen, the cgroup lookup says what is missing."""
-    try:
-        host = os.open("/proc/1/ns/cgroup", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        if os.fstat(host).st_ino != os.stat("/proc/self/ns/cgroup").st_ino:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.setns(host, _CLONE_NEWCGROUP) != 0:
-                err = ctypes.get_errno()
-                raise ConfinementError(f"cannot enter the host's cgroup namespace: "
-                                       f"{os.strerror(err)}")
-    finally:
-        os.close(host)
+def _cgroups(pid: int) -> tuple[str, ...]:
+    target, own = _read(f"/proc/{pid}/cgroup") or "", _read("/proc/self/cgroup") or ""
+    files, missing = cgroup_procs(target, own, parse_mountinfo(_read("/proc/self/mountinfo")
+                                                                or ""))
+    if missing:
+        files, missing = cgroup_procs(target, own, _mount_hierarchies(missing))
+    if missing:
+        name = missing[0] or "unified (v2)"
+        raise ConfinementError(f"no writable mount of the {name} cgroup hierarchy reaches "
+                               "the container's cgroup")
+    return files
 
 
 def read(pid: int) -> Confinement:
     """Everything that confines `pid` (the container's PID 1), ready for launch.py.
 
-    Moves the calling process (the tracer, a process of its own) into the host's cgroup
-    namespace where it differs, see _join_host_cgroupns.
+    Where no writable mount reaches the container's cgroups, the calling process (the
+    tracer, a process of its own) mounts them in a mount namespace of its own.
     """
-    _join_host_cgroupns()
     status = parse_status(_read(f"/proc/{pid}/status") or "")
     if not status:
         raise ConfinementError(f"the container's PID 1 (host pid {pid}) is gone")
     own = parse_status(_read("/proc/self/status") or "")
     warnings: list[str] = []
-    cgroups = cgroup_procs(_read(f"/proc/{pid}/cgroup") or "", _read("/proc/self/cgroup") or "",
-                           _host_views())
+    cgroups = _cgroups(pid)
     may_raise = bool(int(own.get("CapEff", "0"), 16) >> _CAP_SYS_RESOURCE & 1)
     oom = _read(f"/proc/{pid}/oom_score_adj")
     return Confinement(

@@ -52,6 +52,14 @@ CASES = [
     (["build", SANDBOX["crash"], "--http-probe-start-wait", "20"], ExitStatus.APP,
      "the app exited before it was ready"),
     (["build", SANDBOX["busybox"], "--max-size", "lots"], ExitStatus.USAGE, "--max-size"),
+    # docker run's options: what the engine refuses is said in its words, exit 2.
+    (["build", SANDBOX["busybox"], "--memory", "1m"], ExitStatus.USAGE,
+     "the engine refused the container's options: Minimum memory limit allowed is 6MB"),
+    (["build", SANDBOX["busybox"], "--cap-add", "FOO"], ExitStatus.USAGE,
+     "the engine refused the container's options: invalid CapAdd: unknown capability: "
+     '"CAP_FOO"'),
+    (["build", SANDBOX["busybox"], "--security-opt", "apparmor"], ExitStatus.USAGE,
+     "--security-opt: invalid value 'apparmor'"),
 ]
 
 
