@@ -372,6 +372,11 @@ def read(pid: int) -> Confinement:
         raise ConfinementError(f"the container's PID 1 (host pid {pid}) is gone")
     own = parse_status(_read("/proc/self/status") or "")
     warnings: list[str] = []
+    if own.get("Seccomp", "0") != "0":
+        # The container has none (read_filters refuses the other case): what minify runs
+        # under is inherited on top, so the app is stricter than under docker run.
+        warnings.append("minify itself runs under a seccomp filter, which the traced app "
+                        "inherits: syscalls it denies fail for the app too")
     cgroups = _cgroups(pid)
     may_raise = bool(int(own.get("CapEff", "0"), 16) >> _CAP_SYS_RESOURCE & 1)
     oom = _read(f"/proc/{pid}/oom_score_adj")

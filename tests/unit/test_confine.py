@@ -125,6 +125,20 @@ def test_limits_parse():
         "RLIMIT_NOFILE": (20000, 20000), "RLIMIT_NICE": (0, 0)}
 
 
+def test_rlimits_never_looser_than_minify_can_give():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    warnings: list[str] = []
+    wanted = {"RLIMIT_NOFILE": (hard + 1, hard + 1), "RLIMIT_CORE": (0, 0)}
+    assert confine._rlimits(wanted, True, warnings) == (
+        (resource.RLIMIT_CORE, 0, 0), (resource.RLIMIT_NOFILE, hard + 1, hard + 1))
+    assert warnings == []
+    # Without CAP_SYS_RESOURCE a hard limit cannot be raised: ours, the stricter, and said.
+    assert confine._rlimits(wanted, False, warnings) == (
+        (resource.RLIMIT_CORE, 0, 0), (resource.RLIMIT_NOFILE, hard, hard))
+    assert warnings == [f"RLIMIT_NOFILE is {hard + 1} in the container but at most {hard} "
+                        "here (raising it needs CAP_SYS_RESOURCE): the app gets the lower"]
+
+
 @pytest.mark.parametrize("labels,expected", [
     (("docker-default (enforce)\n", "unconfined\n", None, None, True),
      ("/proc/self/attr/apparmor/exec", b"exec docker-default")),
