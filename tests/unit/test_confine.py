@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from minifier.records import LaunchSpec
-from minifier.sensor import confine
-from minifier.sensor.confine import ConfinementError
+from minifier.sensor import cgroups, confine
 from minifier.sensor.tracer import trace
 
 PROGRAMS = Path(__file__).parent / "programs"
@@ -47,7 +46,7 @@ V2_CONTAINER = f"0::/system.slice/docker-{DOCKER_ID}.scope\n"
 
 
 def _procs(target: str, own: str, mountinfo: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    return confine.cgroup_procs(target, own, confine.parse_mountinfo(mountinfo))
+    return cgroups.cgroup_procs(target, own, cgroups.parse_mountinfo(mountinfo))
 
 
 def test_cgroup_v1_every_hierarchy_that_differs():
@@ -89,7 +88,7 @@ def test_cgroup_minify_in_a_container():
 def test_cgroup_v2_outside_our_cgroup_namespace_needs_cgroupns_host():
     # With a cgroup namespace of its own (Docker's default on cgroup v2), minify reads
     # the app container's path relative to its own cgroup: no move can cross that.
-    with pytest.raises(ConfinementError, match="--cgroupns=host"):
+    with pytest.raises(cgroups.CgroupError, match="--cgroupns=host"):
         _procs(f"0::/../docker-{DOCKER_ID}.scope\n", "0::/\n", V2_MOUNTINFO)
 
 
@@ -108,7 +107,7 @@ def test_cgroup_unmounted_or_read_only_hierarchy_is_missing():
 
 
 def test_mountinfo_unescapes_and_merges_options():
-    (m,) = confine.parse_mountinfo(
+    (m,) = cgroups.parse_mountinfo(
         r"60 1 0:40 /a\040b /mnt/x\040y ro,nosuid shared:1 master:2 - cgroup none rw,pids" + "\n")
     assert (m.root, m.point, m.fstype) == ("/a b", "/mnt/x y", "cgroup")
     assert {"ro", "nosuid", "rw", "pids"} <= m.options
@@ -168,8 +167,8 @@ def confined_exe(tmp_path_factory: pytest.TempPathFactory) -> str:
 def _own_cgroup(hierarchy: str) -> tuple[str, str]:
     """(mount point, our path) of a hierarchy we can make a cgroup in: pids on cgroup v1,
     the unified one on v2."""
-    own = confine.parse_cgroup(Path("/proc/self/cgroup").read_text())
-    for m in confine.parse_mountinfo(Path("/proc/self/mountinfo").read_text()):
+    own = cgroups.parse_cgroup(Path("/proc/self/cgroup").read_text())
+    for m in cgroups.parse_mountinfo(Path("/proc/self/mountinfo").read_text()):
         if "ro" not in m.options and (m.fstype == "cgroup2" if not hierarchy
                                       else m.fstype == "cgroup" and hierarchy in m.options):
             return m.point, own[hierarchy]
@@ -179,7 +178,7 @@ def _own_cgroup(hierarchy: str) -> tuple[str, str]:
 @pytest.fixture
 def target(confined_exe):
     """The confined program, moved into a cgroup of its own (pids hierarchy on v1)."""
-    v1 = "pids" in confine.parse_cgroup(Path("/proc/self/cgroup").read_text())
+    v1 = "pids" in cgroups.parse_cgroup(Path("/proc/self/cgroup").read_text())
     hierarchy = "pids" if v1 else ""
     point, path = _own_cgroup(hierarchy)
     name = f"minify-test-{secrets.token_hex(4)}"
@@ -231,7 +230,7 @@ def test_launch_takes_the_targets_confinement(target, tmp_path):
         # The target's filter and the tracer's own, on top.
         "Seccomp_filters": str(int(theirs["Seccomp_filters"]) + 1),
     }
-    assert confine.parse_cgroup(out).get(hierarchy) == cgroup, out
+    assert cgroups.parse_cgroup(out).get(hierarchy) == cgroup, out
     lines = out.splitlines()
     assert lines[lines.index("500") + 1:lines.index("500") + 3] == ["512", "1024"]
     # Denied by the target's filter, with its errno, under the tracer's filter.
