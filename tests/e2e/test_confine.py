@@ -34,18 +34,19 @@ OPTIONS = ["--pids-limit", "20", "--memory", "64m", "--cpus", "0.5", "--cap-drop
 REPORT_THEN_FORKS = ["--entrypoint", "/bin/sh"], ["-c", "/report && /forkloop 40"]
 
 
-def _plain(args: list[str], command: list[str] = ()) -> str:
+def _plain(args: list[str], command: list[str] = (), code: int = 0) -> str:
     """`docker run --rm ARGS IMAGE COMMAND` with the docker CLI itself: its own reading of
     the options (a seccomp profile file, --tmpfs) is part of what is compared."""
     done = subprocess.run(["docker", "run", "--rm", *args, IMAGE, *command],
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == code, done.stderr
     return done.stdout
 
 
-def _traced(client, tmp: Path, args: list[str], cmd: list[str] = ()) -> tuple[str, dict]:
+def _traced(client, tmp: Path, args: list[str], cmd: list[str] = (),
+            code: int = 0) -> tuple[str, dict]:
     """A full `minify build` with these options (its image removed again); the traced
-    app's output and the report."""
+    app's output (its exit status `code`) and the report."""
     extra = ["--cmd", " ".join(f"'{c}'" for c in cmd)] if cmd else []
     tag = TAG.format(tmp.name.lower())
     try:
@@ -55,6 +56,7 @@ def _traced(client, tmp: Path, args: list[str], cmd: list[str] = ()) -> tuple[st
         if any(tag in i.tags for i in client.images.list("minify-test/confine.min")):
             client.images.remove(tag, force=True)
     assert run.code == 0, run.stderr
+    assert json.loads((tmp / "app.trace.json").read_text())["exit_status"] == code
     return (tmp / "app.log").read_text(), json.loads((tmp / "report.json").read_text())
 
 
@@ -82,9 +84,11 @@ def default_run(client, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def options_run(client, tmp_path_factory):
+    # The fork loop exits with the number of processes it started: 18 (below).
     entry, cmd = REPORT_THEN_FORKS
-    traced, report = _traced(client, tmp_path_factory.mktemp("options"), [*OPTIONS, *entry], cmd)
-    return _plain([*OPTIONS, *entry], cmd), traced, report
+    traced, report = _traced(client, tmp_path_factory.mktemp("options"), [*OPTIONS, *entry], cmd,
+                             code=18)
+    return _plain([*OPTIONS, *entry], cmd, code=18), traced, report
 
 
 def test_traced_app_is_confined_like_docker_run(default_run):
@@ -125,7 +129,7 @@ def test_pids_limit_stops_a_fork_loop_inside_the_container(options_run):
     plain, traced, _ = options_run
     # --pids-limit 20: the shell and the loop, then 18 sleeps; the next fork fails with
     # EAGAIN inside the container, traced or not (minify's stand-in PID 1 does not
-    # take one of the app's 20).
+    # take one of the app's 20); both exited with 18 (the fixture checks).
     for output in (plain, traced):
         assert output.splitlines()[-2:] == ["started: 18 of 40",
                                             "fork failed: Resource temporarily unavailable"]
