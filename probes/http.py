@@ -1,4 +1,5 @@
-"""Exercise the app over HTTP: default probe, user commands, crawl; judge and replay the results."""
+"""Exercise the app over HTTP: default probe, user commands, well-known paths, API
+documents, crawl; judge and replay the results."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from requests import Session
 
+from probes import discovery
 from probes.errors import ProbeSpecError
-from probes.links import extract_links, same_origin
+from probes.links import extract_links, path_of, same_origin
 from probes.ready import probe_ports
 from probes.records import (
     STATUS_CLASSES,
+    ApiSpecUse,
     HttpProbeOptions,
     ProbeCommand,
     ProbeSummary,
@@ -29,11 +32,16 @@ from probes.transport import Answer, falls_back_to_https, make_session, send
 __all__ = ["run", "replay", "evaluate", "counts"]
 
 OnRequest = Optional[Callable[[RequestResult], None]]
+Headers = tuple[tuple[str, str], ...]
 _LISTED = 5  # how many offending requests a failure message names
+_HOW = {"crawl": "found by crawling", "well-known": "a well-known path",
+        "apispec": "from the API document"}
 
 
 def run(target: Target, options: HttpProbeOptions, on_request: OnRequest = None) -> ProbeSummary:
-    """Probe every port: GET/HEAD /, then the commands, then the crawl; all within bounds."""
+    """Probe every port: GET/HEAD /, the commands, the well-known paths (robots.txt,
+    favicon.ico, a sitemap, API documents), the API operations, then the crawl; all
+    within bounds."""
     ports = probe_ports(target, options.ports)
     bodies = _command_bodies(target, options.commands)
     with make_session() as session:
@@ -45,19 +53,29 @@ def run(target: Target, options: HttpProbeOptions, on_request: OnRequest = None)
         for index, command in enumerate(options.commands):
             for port in (command.port,) if command.port else ports:
                 prober.command(port, command, bodies[index])
+        # Only on ports that answered at all: a port that refuses everything gets no
+        # dozen more refused requests.
+        sitemap_seeds = {p: discovery.well_known(prober, p)
+                         if prober.discovering and p in prober.protocols else [] for p in ports}
+        for port in ports:
+            discovery.api_documents(prober, port)
         extra = sorted({c.port for c in options.commands if c.port} - set(ports))
         for port in (*ports, *extra):
-            seeds = ["/"] if options.crawl and port in ports else []
-            seeds += [c.resource for c in options.commands
+            seeds = [("/", "crawl")] if options.crawl and port in ports else []
+            seeds += [(c.resource, "crawl") for c in options.commands
                       if c.crawl and (c.port == port or (c.port is None and port in ports))]
+            if options.crawl:
+                seeds += sitemap_seeds.get(port, [])
             prober.crawl(port, seeds)
     results = tuple(prober.results)
+    failure = "; ".join(p for p in (evaluate(results, options.fail_on), *prober.problems) if p)
     return ProbeSummary(
         requests=results,
         discovered=tuple(prober.discovered),
         counts=counts(results),
-        failure=evaluate(results, options.fail_on),
+        failure=failure or None,
         notes=prober.notes(),
+        apispecs=tuple(prober.apispecs),
     )
 
 
@@ -78,7 +96,7 @@ def replay(
             answer = send(session, old.method, url, headers=dict(old.headers), body=old.body,
                           timeout=timeout)
             result = _result(old.method, url, old.path, old.port, old.protocol, answer,
-                             old.origin, old.headers, old.body)
+                             old.discovered_by, old.headers, old.body)
             results.append(result)
             if on_request is not None:
                 on_request(result)
@@ -86,7 +104,7 @@ def replay(
 
 
 def counts(requests: Sequence[RequestResult]) -> dict[str, int]:
-    """Requests per status class: 2xx, 3xx, 4xx, 5xx, error (all keys present)."""
+    """Requests per status class: 2xx, 3xx, 4xx, 5xx, unsupported, error (all keys)."""
     tally = dict.fromkeys(STATUS_CLASSES, 0)
     for result in requests:
         tally[result.status_class] += 1
@@ -94,10 +112,11 @@ def counts(requests: Sequence[RequestResult]) -> dict[str, int]:
 
 
 def evaluate(requests: Sequence[RequestResult], fail_on: str) -> Optional[str]:
-    """Why the probing failed, or None. 4xx answers are reported elsewhere, never fatal.
+    """Why the probing failed, or None. 4xx answers are reported elsewhere, never fatal,
+    and so are 405/501 answers to requests minify invented ("unsupported").
 
-    Fails when no request got a 2xx/3xx, when a default or command request got no
-    answer at all, and (fail_on "5xx") when any request got a 5xx.
+    Fails when no request got a 2xx/3xx, when a default or user request got no answer
+    at all, and (fail_on "5xx") when any request got a 5xx.
     """
     if not requests:
         return "no request was made"
@@ -107,7 +126,8 @@ def evaluate(requests: Sequence[RequestResult], fail_on: str) -> Optional[str]:
         tally = counts(requests)
         summary = ", ".join(f"{n} {k}" for k, n in tally.items() if n)
         problems.append(f"no request succeeded ({summary})")
-    unanswered = [r for r in requests if r.status is None and r.origin != "crawl"]
+    unanswered = [r for r in requests
+                  if r.status is None and r.discovered_by in ("default", "user")]
     if unanswered:
         problems.append("no answer: " + _listing(unanswered, many_ports))
     if fail_on == "5xx":
@@ -120,9 +140,9 @@ def evaluate(requests: Sequence[RequestResult], fail_on: str) -> Optional[str]:
 def _listing(results: Sequence[RequestResult], many_ports: bool) -> str:
     names = []
     for r in results:
-        name = r.describe()
-        if many_ports:
-            name = f"{name} (port {r.port})"
+        notes = [f"port {r.port}"] if many_ports else []
+        notes += [_HOW[r.discovered_by]] if r.discovered_by in _HOW else []
+        name = r.describe() + (f" ({', '.join(notes)})" if notes else "")
         if name not in names:
             names.append(name)
     more = f" and {len(names) - _LISTED} more" if len(names) > _LISTED else ""
@@ -148,19 +168,13 @@ def _command_bodies(target: Target, commands: Sequence[ProbeCommand]) -> list[Op
 
 
 def _result(method: str, url: str, path: str, port: int, protocol: str, answer: Answer,
-            origin: str, headers: tuple[tuple[str, str], ...],
-            body: Optional[bytes]) -> RequestResult:
+            discovered_by: str, headers: Headers, body: Optional[bytes]) -> RequestResult:
     return RequestResult(
         method=method, url=url, path=path, port=port, protocol=protocol,
         status=answer.status, content_type=answer.content_type, length=answer.length,
-        sha256=answer.sha256, elapsed=answer.elapsed, error=answer.error, origin=origin,
-        headers=headers, body=body,
+        sha256=answer.sha256, elapsed=answer.elapsed, error=answer.error,
+        discovered_by=discovered_by, headers=headers, body=body,
     )
-
-
-def _path_of(url: str) -> str:
-    parts = urlsplit(url)
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 class _Prober:
@@ -175,26 +189,40 @@ class _Prober:
         self.discovered: dict[str, None] = {}  # an ordered set
         self.protocols: dict[int, str] = {}
         self.page_links: dict[tuple[int, str], list[str]] = {}  # GET responses' links (paths)
+        self.root_answers: dict[int, Answer] = {}  # each port's GET / answer
+        self.sent: set[tuple[int, str, str, Optional[bytes]]] = set()
         self.crawl_seen: dict[int, set[str]] = {}
         self.crawl_pages: dict[int, int] = {}
-        self.skipped = 0  # default/command requests not sent because a bound was hit
+        self.skipped = 0  # default/user requests not sent because a bound was hit
         self.unfetched: dict[int, tuple[int, str]] = {}  # port -> (URLs left, why)
         self.bound_hit: Optional[str] = None
+        self.apispecs: list[ApiSpecUse] = []
+        self.problems: list[str] = []  # failures that are not about one answer
+        # Well-known paths and API documents are found like pages: part of the crawl.
+        self.discovering = options.crawl and options.well_known
 
     def command(self, port: int, command: ProbeCommand, body: Optional[bytes]) -> None:
         headers = command.headers
         if command.username is not None:
             pair = f"{command.username}:{command.password or ''}".encode()
             headers += (("Authorization", "Basic " + base64.b64encode(pair).decode("ascii")),)
-        self.request(port, command.method, command.resource, "command", headers=headers,
+        self.request(port, command.method, command.resource, "user", headers=headers,
                      body=body, protocol=command.protocol)
 
-    def request(self, port: int, method: str, path: str, origin: str, *,
-                headers: tuple[tuple[str, str], ...] = (), body: Optional[bytes] = None,
+    def request(self, port: int, method: str, path: str, discovered_by: str, *,
+                headers: Headers = (), body: Optional[bytes] = None,
                 protocol: Optional[str] = None) -> Optional[RequestResult]:
         """Send one request (finding the port's protocol on first use) and record it."""
+        sent = self.exchange(port, method, path, discovered_by, headers=headers, body=body,
+                             protocol=protocol)
+        return sent[0] if sent is not None else None
+
+    def exchange(self, port: int, method: str, path: str, discovered_by: str, *,
+                 headers: Headers = (), body: Optional[bytes] = None,
+                 protocol: Optional[str] = None) -> Optional[tuple[RequestResult, Answer]]:
+        """`request`, also giving the answer (with its body); None when a bound was hit."""
         if not self._within_bounds():
-            self.skipped += origin != "crawl"
+            self.skipped += discovered_by in ("default", "user")
             return None
         protocol = protocol or self.protocols.get(port)
         answer, used = self._send(port, protocol or "http", method, path, headers, body)
@@ -207,16 +235,19 @@ class _Prober:
         if protocol is None and answer.status is not None:
             self.protocols[port] = used
         url = self.target.origin(port, used) + path
-        result = _result(method, url, path, port, used, answer, origin, headers, body)
+        result = _result(method, url, path, port, used, answer, discovered_by, headers, body)
         self.results.append(result)
+        self.sent.add((port, method, path, body))
         if method == "GET":
             self.page_links[(port, path)] = self._links(url, answer)
+            if path == "/":
+                self.root_answers[port] = answer
         if self.on_request is not None:
             self.on_request(result)
-        return result
+        return result, answer
 
     def _send(self, port: int, protocol: str, method: str, path: str,
-              headers: tuple[tuple[str, str], ...], body: Optional[bytes]) -> tuple[Answer, str]:
+              headers: Headers, body: Optional[bytes]) -> tuple[Answer, str]:
         remaining = max(self.deadline - time.monotonic(), 0.05)
         url = self.target.origin(port, protocol) + path
         return send(self.session, method, url, headers=dict(headers), body=body,
@@ -231,7 +262,7 @@ class _Prober:
                 found.append(location)
         elif answer.status is not None and 200 <= answer.status < 300:
             found = extract_links(url, answer.content_type, answer.body)
-        return [_path_of(link) for link in found]
+        return [path_of(link) for link in found]
 
     def _within_bounds(self) -> bool:
         if self.bound_hit is None:
@@ -241,14 +272,18 @@ class _Prober:
                 self.bound_hit = f"stopped at the time budget ({self.options.time_budget:g} s)"
         return self.bound_hit is None
 
-    def crawl(self, port: int, seeds: Sequence[str]) -> None:
-        """Breadth-first GETs from the seeds, each path once per port, within the bounds."""
+    def crawl(self, port: int, seeds: Sequence[tuple[str, str]]) -> None:
+        """Breadth-first GETs from the seeds (path, how it was found), each path once per
+        port, within the bounds."""
         seen = self.crawl_seen.setdefault(port, set())
-        queue = deque((seed, 0) for seed in seeds if seed not in seen)
-        seen.update(seed for seed, _ in queue)
+        queue: deque[tuple[str, int, str]] = deque()
+        for seed, how in seeds:
+            if seed not in seen:
+                seen.add(seed)
+                queue.append((seed, 0, how))
         while queue:
-            path, depth = queue.popleft()
-            links = self._page(port, path)
+            path, depth, how = queue.popleft()
+            links = self._page(port, path, how)
             if links is None:
                 left = self.unfetched.get(port, (0, ""))[0] + len(queue) + 1
                 why = self.bound_hit or f"stopped at max_pages ({self.options.max_pages})"
@@ -259,15 +294,15 @@ class _Prober:
                 self.discovered.setdefault(url, None)
                 if depth < self.options.max_depth and link not in seen:
                     seen.add(link)
-                    queue.append((link, depth + 1))
+                    queue.append((link, depth + 1, "crawl"))
 
-    def _page(self, port: int, path: str) -> Optional[list[str]]:
+    def _page(self, port: int, path: str, how: str) -> Optional[list[str]]:
         """The links of a page, fetched now unless an earlier GET already did; None = stop."""
         if (port, path) in self.page_links:
             return self.page_links[(port, path)]
         if self.crawl_pages.get(port, 0) >= self.options.max_pages:
             return None
-        if self.request(port, "GET", path, "crawl") is None:
+        if self.request(port, "GET", path, how) is None:
             return None
         self.crawl_pages[port] = self.crawl_pages.get(port, 0) + 1
         return self.page_links[(port, path)]

@@ -1,22 +1,31 @@
-"""Wait, with a bound, until the app gives a first HTTP answer on each probe port."""
+"""Wait, with a bound, until the app gives a first HTTP answer on each probe port, or
+shows that a port never will (it listens, but speaks neither HTTP nor TLS)."""
 
 from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Sequence
 from typing import Callable, Optional
 
 import requests
 
 from probes.errors import AppExitedError, NotReadyError, ProbeSpecError
-from probes.records import ReadyInfo, Target
-from probes.transport import falls_back_to_https, make_session, send
+from probes.records import NOT_HTTP, ReadyInfo, Target
+from probes.transport import falls_back_to_https, make_session, send, tls_handshake
 
 __all__ = ["wait_ready", "probe_ports"]
 
 POLL_INTERVAL = 0.1  # between rounds of attempts; the wait itself is bounded by the deadline
 CONNECT_TIMEOUT = 1.0
+# A TLS server answers a ClientHello at once, even a traced one; silence that long after
+# a ClientHello, from a port that also refused plain HTTP, means no TLS there.
+TLS_HANDSHAKE_TIMEOUT = 3.0
+# Rounds in which a listening port must refuse both HTTP and TLS before it is called
+# "not HTTP": one could be an app closing connections while it finishes starting.
+NOT_HTTP_ROUNDS = 2
+Listening = Callable[[], Collection[int]]
 
 
 def probe_ports(target: Target, ports: Sequence[int]) -> tuple[int, ...]:
@@ -37,25 +46,36 @@ def wait_ready(
     ports: Sequence[int],
     timeout: float,
     app_alive: Callable[[], bool],
+    *,
+    listening: Optional[Listening] = None,
 ) -> tuple[ReadyInfo, ...]:
     """Return one ReadyInfo per port once each has answered HTTP (any status).
 
     A TCP connect alone proves nothing (Docker's proxy accepts on published ports even
     when the app does not listen yet), so an HTTP answer is required; http is tried
     first, then https without certificate checks.
+    `listening()`, when given, tells which container ports the app listens on (from
+    the kernel's socket table, not through the proxy): a port that listens but refuses
+    both HTTP and a TLS handshake in NOT_HTTP_ROUNDS rounds is returned at once with
+    protocol NOT_HTTP instead of being waited for.
     Raises AppExitedError when app_alive() turns False, NotReadyError at the deadline.
     """
     chosen = probe_ports(target, ports)
     start = time.monotonic()
     deadline = start + timeout
     ready: dict[int, ReadyInfo] = {}
+    refusals: Counter = Counter()
     with make_session() as session:
         while True:
             _check_alive(app_alive, start, chosen, ready)
             for port in chosen:
                 if port in ready:
                     continue
-                protocol = _try_port(session, target, port, deadline)
+                listened = listening is not None and port in listening()
+                protocol, refused = _try_port(session, target, port, deadline)
+                refusals[port] += bool(refused and listened)
+                if protocol is None and refusals[port] >= NOT_HTTP_ROUNDS:
+                    protocol = NOT_HTTP
                 if protocol is not None:
                     ready[port] = ReadyInfo(port, protocol, time.monotonic() - start)
             if len(ready) == len(chosen):
@@ -63,30 +83,36 @@ def wait_ready(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 _check_alive(app_alive, start, chosen, ready)
-                raise _not_ready(target, chosen, ready, timeout)
+                raise _not_ready(target, chosen, ready, timeout, listening)
             time.sleep(min(POLL_INTERVAL, remaining))
 
 
 def _try_port(
     session: requests.Session, target: Target, port: int, deadline: float
-) -> Optional[str]:
-    """The protocol the port answered HTTP in, or None if it has not answered yet."""
+) -> tuple[Optional[str], bool]:
+    """(the protocol the port answered HTTP in, or None; whether it refused both HTTP and
+    TLS: answered or closed in a way no HTTP server does, and gave no TLS handshake)."""
     remaining = deadline - time.monotonic()
     if remaining <= 0 or not _tcp_connects(target.host, target.ports[port], remaining):
-        return None
+        return None, False
+    refused = False
     for protocol in ("http", "https"):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return None
+            return None, False
+        if protocol == "https" and tls_handshake(
+                target.host, target.ports[port], min(TLS_HANDSHAKE_TIMEOUT, remaining)):
+            return None, refused  # no TLS here: garbage, a close, or silence to a hello
         # A slow first answer (a traced app warming up) may take until the deadline; an
         # app that exits drops the connection, so the wait ends early then too.
         answer = send(session, "GET", target.origin(port, protocol) + "/", headers={},
                       body=None, timeout=(min(CONNECT_TIMEOUT, remaining), remaining))
         if answer.status is not None and not (protocol == "http" and falls_back_to_https(answer)):
-            return protocol
+            return protocol, False
         if answer.status is None and not answer.protocol_error:
-            return None  # a timeout: the app is slow, not speaking another protocol
-    return None
+            return None, False  # a timeout: the app is slow, not speaking another protocol
+        refused = protocol == "http" and answer.status is None  # garbage, or a close
+    return None, False
 
 
 def _tcp_connects(host: str, port: int, remaining: float) -> bool:
@@ -109,11 +135,25 @@ def _check_alive(
         )
 
 
-def _not_ready(
-    target: Target, ports: Sequence[int], ready: dict, timeout: float
-) -> NotReadyError:
+def _not_ready(target: Target, ports: Sequence[int], ready: dict, timeout: float,
+               listening: Optional[Listening]) -> NotReadyError:
     missing = [p for p in ports if p not in ready]
     where = ", ".join(f"{p} ({target.host}:{target.ports[p]})" for p in missing)
-    return NotReadyError(
-        f"no HTTP answer on port(s) {where} within {timeout:g} s", ports=missing, waited=timeout
-    )
+    message = f"no HTTP answer on port(s) {where} within {timeout:g} s"
+    if listening is not None:
+        message += _listening_detail(missing, frozenset(listening()))
+    return NotReadyError(message, ports=missing, waited=timeout)
+
+
+def _listening_detail(missing: Sequence[int], listened: frozenset[int]) -> str:
+    """What the kernel says about the ports that never answered."""
+    silent = [str(p) for p in missing if p in listened]
+    absent = [p for p in missing if p not in listened]
+    parts = []
+    if silent:
+        parts.append(f"port(s) {', '.join(silent)} accept connections but gave no HTTP answer")
+    if absent:
+        others = ", ".join(str(p) for p in sorted(listened - set(missing)))
+        parts.append(f"nothing listens on port(s) {', '.join(map(str, absent))} in the "
+                     "container" + (f" (the app listens on {others})" if others else ""))
+    return ": " + "; ".join(parts)

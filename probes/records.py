@@ -22,13 +22,28 @@ __all__ = [
     "ReadyInfo",
     "ContinueAfter",
     "CONTINUE_AFTER_MODES",
+    "DISCOVERED_BY",
+    "APISPEC_METHODS",
+    "UNSUPPORTED_STATUSES",
+    "NOT_HTTP",
+    "ApiDocument",
+    "ApiSpecUse",
 ]
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 PROTOCOLS = ("http", "https")
-STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "error")
+STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "unsupported", "error")
 CONTINUE_AFTER_MODES = ("probe", "timeout", "signal", "enter", "exec")
 FAIL_ON = ("5xx", "none")
+# How a request came to be made: minify's own GET/HEAD /, the user's probe commands, a
+# link found while crawling, a path every browser and crawler asks for (robots.txt,
+# favicon.ico, a sitemap, API documents), or an operation of an API document.
+DISCOVERED_BY = ("default", "user", "crawl", "well-known", "apispec")
+APISPEC_METHODS = ("get", "all")  # "get": only GET and HEAD operations (never destructive)
+# Answers meaning "this server does not do that method here": for a request minify made
+# up itself they say nothing about the app's health.
+UNSUPPORTED_STATUSES = (405, 501)
+NOT_HTTP = "not-http"  # ReadyInfo.protocol of a port that accepts TCP but speaks no HTTP
 
 
 def _valid_port(port: object) -> bool:
@@ -73,6 +88,16 @@ class Target:
 
 
 @dataclass(frozen=True)
+class ApiDocument:
+    """An OpenAPI 3.x or Swagger 2.0 document, parsed, and where it came from."""
+
+    source: str  # a path in the app ("/openapi.json") or a file name
+    version: str  # "3.0.2", "3.1.0" or "2.0"
+    doc: Mapping[str, object]  # the parsed document (JSON or YAML)
+    base_path: str = ""  # what the document's servers/basePath put before every path
+
+
+@dataclass(frozen=True)
 class HttpProbeOptions:
     """How to probe: which ports, what to send, and the bounds on time and requests."""
 
@@ -87,10 +112,22 @@ class HttpProbeOptions:
     request_timeout: float = 10.0
     time_budget: float = 300.0  # overall bound on probing time
     max_requests: int = 5000
+    # with the crawl: robots.txt, favicon.ico, the sitemaps robots.txt names, and API
+    # documents linked from / or at well-known paths
+    well_known: bool = True
+    apispec_paths: tuple[str, ...] = ()  # API documents at these paths in the app
+    apispec_docs: tuple[ApiDocument, ...] = ()  # API documents given as files
+    apispec_methods: str = "get"  # "get": GET and HEAD operations only; "all": every one
 
     def __post_init__(self) -> None:
         if self.fail_on not in FAIL_ON:
             raise ProbeSpecError(f"fail_on: {self.fail_on!r} is not one of {', '.join(FAIL_ON)}")
+        if self.apispec_methods not in APISPEC_METHODS:
+            raise ProbeSpecError(f"apispec methods: {self.apispec_methods!r} is not one of "
+                                 f"{', '.join(APISPEC_METHODS)}")
+        for path in self.apispec_paths:
+            if not path.startswith("/"):
+                raise ProbeSpecError(f"apispec path {path!r} does not start with '/'")
         for name in ("start_wait", "request_timeout", "time_budget"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -116,15 +153,23 @@ class RequestResult:
     sha256: Optional[str]  # of the body received
     elapsed: float  # seconds, including reading the body
     error: Optional[str]  # why no answer came
-    origin: str  # "default" | "crawl" | "command"
+    discovered_by: str  # one of DISCOVERED_BY
     headers: tuple[tuple[str, str], ...] = ()  # headers we added (not the library defaults)
     body: Optional[bytes] = None  # body sent
 
     @property
+    def invented(self) -> bool:
+        """Minify chose this request itself (the user did not ask for it)."""
+        return self.discovered_by != "user"
+
+    @property
     def status_class(self) -> str:
-        """"2xx".."5xx" from the status, or "error" when there was no answer."""
+        """"2xx".."5xx" from the status, "unsupported" for a 405/501 to a request minify
+        invented, or "error" when there was no answer."""
         if self.status is None or not 100 <= self.status <= 599:
             return "error"
+        if self.invented and self.status in UNSUPPORTED_STATUSES:
+            return "unsupported"
         if self.status < 200:
             return "2xx"  # informational finals do not reach us; treat as answered
         return f"{self.status // 100}xx"
@@ -140,14 +185,28 @@ class RequestResult:
 
 
 @dataclass(frozen=True)
+class ApiSpecUse:
+    """One API document the run used on one port, and what it made of it."""
+
+    source: str  # path in the app, or file name
+    port: int
+    version: str
+    discovered_by: str  # "well-known", "crawl" (linked from /), "user" (flag or file)
+    operations: int  # operations in the document
+    requests: int  # requests sent for them
+    skipped: tuple[str, ...] = ()  # "POST /orders: ..." operations not sent, and why
+
+
+@dataclass(frozen=True)
 class ProbeSummary:
     """Everything one probing run did and whether it counts as passed."""
 
     requests: tuple[RequestResult, ...]
     discovered: tuple[str, ...]  # same-origin URLs found by crawling
-    counts: Mapping[str, int]  # by status class: 2xx 3xx 4xx 5xx error
+    counts: Mapping[str, int]  # by status class: 2xx 3xx 4xx 5xx unsupported error
     failure: Optional[str]  # why the run failed, or None
     notes: tuple[str, ...] = field(default=())  # bounds hit, URLs left unfetched
+    apispecs: tuple[ApiSpecUse, ...] = field(default=())
 
     @property
     def ok(self) -> bool:
@@ -156,11 +215,16 @@ class ProbeSummary:
 
 @dataclass(frozen=True)
 class ReadyInfo:
-    """A port that gave its first HTTP answer: how it spoke and after how long."""
+    """A port that gave its first HTTP answer (or showed it never will): how it spoke
+    and after how long."""
 
     port: int  # container port
-    protocol: str
+    protocol: str  # "http", "https", or NOT_HTTP: accepts connections, speaks no HTTP
     elapsed: float  # seconds since waiting started
+
+    @property
+    def speaks_http(self) -> bool:
+        return self.protocol != NOT_HTTP
 
 
 @dataclass(frozen=True)

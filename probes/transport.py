@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
+import socket
+import ssl
 import time
 import warnings
 from collections.abc import Mapping
@@ -12,7 +15,8 @@ from typing import Optional, Union
 import requests
 from urllib3.exceptions import InsecureRequestWarning
 
-__all__ = ["Answer", "make_session", "send", "describe_error", "falls_back_to_https"]
+__all__ = ["Answer", "make_session", "send", "describe_error", "falls_back_to_https",
+           "tls_handshake"]
 
 USER_AGENT = "minify-probe/0.1"
 KEEP_BODY_LIMIT = 8 * 1024 * 1024  # bodies kept for link extraction; larger ones only hashed
@@ -84,6 +88,22 @@ def send(
     )
 
 
+def tls_handshake(host: str, port: int, timeout: float) -> Optional[str]:
+    """None when a TLS handshake with host:port completes within `timeout` (certificate
+    not checked: only whether the port speaks TLS), else why not."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            with context.wrap_socket(sock):
+                return None
+    except socket.timeout:
+        return f"no TLS handshake within {round(timeout, 1):g} s"
+    except (ssl.SSLError, OSError) as exc:
+        return f"no TLS handshake ({getattr(exc, 'reason', None) or exc.strerror or exc})"
+
+
 def falls_back_to_https(answer: Answer) -> bool:
     """True when a plain-HTTP attempt suggests the port speaks HTTPS."""
     if answer.protocol_error:
@@ -103,8 +123,11 @@ def describe_error(exc: BaseException, timeout: Timeout) -> str:
         seconds = timeout[0] if isinstance(timeout, tuple) else timeout
         return f"no connection within {round(seconds, 1):g} s"
     if isinstance(exc, requests.Timeout):
+        # urllib3 bounds the TLS handshake by the connect timeout and then reports a read
+        # timeout: the bound that expired is the one in its message.
+        said = re.search(r"timeout=([0-9.]+)", text)
         seconds = timeout[1] if isinstance(timeout, tuple) else timeout
-        return f"no answer within {round(seconds, 1):g} s"
+        return f"no answer within {round(float(said.group(1)) if said else seconds, 1):g} s"
     for needle, reason in (
         ("Connection refused", "connection refused"),
         ("Connection reset", "connection reset"),

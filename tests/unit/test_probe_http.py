@@ -18,81 +18,105 @@ from pathlib import Path
 
 import pytest
 
+from probes import ready
+from probes.apispec import WELL_KNOWN_PATHS, parse_document
 from probes.errors import AppExitedError, NotReadyError, ProbeSpecError
 from probes.http import counts, evaluate, replay, run
 from probes.ready import wait_ready
-from probes.records import HttpProbeOptions, ProbeCommand, ReadyInfo, RequestResult, Target
+from probes.records import (
+    NOT_HTTP,
+    ApiSpecUse,
+    HttpProbeOptions,
+    ProbeCommand,
+    ReadyInfo,
+    RequestResult,
+    Target,
+)
 
+# Like most hand-written servers: stdlib http.server with do_GET only (HEAD gets 501),
+# several answers without a Content-Type, chunked bodies, and Connection: close.
 PAGES = {
-    "/": ("text/html", '<a href="/page.html">p</a><link rel="stylesheet" href="/static/site.css">'
-                       '<img src="/img/logo.png"><a href="/gone">404</a>'
-                       '<a href="mailto:x@example.com">m</a><a href="http://example.com/">e</a>'),
+    "/": (None, '<a href="/page.html">p</a><link rel="stylesheet" href="/static/site.css">'
+                '<img src="/img/logo.png"><a href="/gone">404</a>'
+                '<a href="mailto:x@example.com">m</a><a href="http://example.com/">e</a>'),
     "/page.html": ("text/html", '<a href="/">home</a><a href="sub/deep.html#top">deep</a>'
                                 '<a href="/old">old</a>'),
     "/sub/deep.html": ("text/html; charset=utf-8", '<a href="deeper.html">deeper</a>'),
-    "/sub/deeper.html": ("text/html", "<p>the end</p>"),
-    "/moved.html": ("text/html", "<p>moved here</p>"),
-    "/static/site.css": ("text/css", "body { background: url('../img/bg.png'); }"),
+    "/sub/deeper.html": (None, "<p>the end</p>"),
+    "/moved.html": ("application/octet-stream", "<p>moved here</p>"),
+    "/static/site.css": (None, "body { background: url('../img/bg.png'); }"),
     "/img/logo.png": ("image/png", "\x89PNG logo"),
-    "/img/bg.png": ("image/png", "\x89PNG background"),
+    "/img/bg.png": (None, "\x89PNG background"),
 }
 DEPTH_1 = {"/", "/page.html", "/static/site.css", "/img/logo.png", "/gone"}
 DEPTH_2 = DEPTH_1 | {"/sub/deep.html", "/old", "/img/bg.png"}
 DEPTH_3 = DEPTH_2 | {"/sub/deeper.html", "/moved.html"}
 AUTH = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+# What a default run asks every site for besides its pages: 404s on this site.
+WELL_KNOWN = ["/robots.txt", "/favicon.ico", *WELL_KNOWN_PATHS]
 
 
 class SiteHandler(BaseHTTPRequestHandler):
-    """A small generated site; every request is logged on the server."""
+    """A small generated site; every request is logged on the server. No do_HEAD."""
 
     protocol_version = "HTTP/1.1"
+    extra_pages: dict[str, tuple[str | None, str]] = {}
 
     def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def _reply(self, status: int, ctype: str, body: bytes, extra: dict | None = None) -> None:
+    def _reply(self, status: int, ctype: str | None, body: bytes,
+               extra: dict | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
+        if ctype is not None:
+            self.send_header("Content-Type", ctype)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Connection", "close")
         for name, value in (extra or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        half = len(body) // 2
+        for chunk in (body[:half], body[half:]):
+            if chunk:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        self.wfile.write(b"0\r\n\r\n")
+        self.close_connection = True
 
     def _log(self, body: bytes = b"") -> None:
         self.server.log.append((self.command, self.path, dict(self.headers), body))
 
     def do_GET(self) -> None:
         self._log()
-        if self.path in PAGES:
-            ctype, text = PAGES[self.path]
+        pages = {**PAGES, **self.extra_pages}
+        if self.path in pages:
+            ctype, text = pages[self.path]
             self._reply(200, ctype, text.encode("latin-1"))
         elif self.path == "/old":
-            self._reply(302, "text/html", b"", {"Location": "/moved.html"})
+            self._reply(302, None, b"", {"Location": "/moved.html"})
         elif self.path == "/slow":
             time.sleep(0.6)  # a slow app: longer than the test's time budget
-            self._reply(200, "text/plain", b"finally")
+            self._reply(200, None, b"finally")
         elif self.path == "/boom":
-            self._reply(500, "text/plain", b"internal error")
+            self.send_error(500)
         elif self.path == "/private":
             ok = self.headers.get("Authorization") == AUTH
-            self._reply(200 if ok else 401, "text/plain", b"secret" if ok else b"who?")
+            self._reply(200 if ok else 401, None, b"secret" if ok else b"who?")
         else:
-            self._reply(404, "text/plain", b"not found")
-
-    do_HEAD = do_GET
+            self.send_error(404)
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self._log(body)
+        if self.path == "/orders" and self.headers.get("Content-Type") == "application/json":
+            self._reply(201, "application/json", body)
+            return
         if self.path != "/echo" or self.headers.get("X-Probe") != "yes":
-            self._reply(400, "text/plain", b"missing X-Probe")
+            self._reply(400, None, b"missing X-Probe")
             return
         try:
             doc = json.loads(body)
         except ValueError:
-            self._reply(400, "text/plain", b"not json")
+            self._reply(400, None, b"not json")
             return
         self._reply(200, "application/json", json.dumps({"echo": doc}).encode())
 
@@ -169,51 +193,58 @@ def _target(server: ThreadingHTTPServer) -> Target:
 
 
 def _crawl_paths(summary) -> list[str]:
-    return [r.path for r in summary.requests if r.origin == "crawl"]
+    return [r.path for r in summary.requests if r.discovered_by == "crawl"]
 
 
 def test_crawl_reaches_exactly_the_paths_to_depth_2_each_once(site) -> None:
-    options = HttpProbeOptions(default_probe=False, max_depth=2)
+    options = HttpProbeOptions(default_probe=False, max_depth=2, well_known=False)
     summary = run(_target(site), options)
     paths = _crawl_paths(summary)
     assert sorted(paths) == sorted(DEPTH_2)
     assert Counter(path for _, path, _, _ in site.log) == Counter(DEPTH_2)
     assert {r.method for r in summary.requests} == {"GET"}
     assert paths[0] == "/"  # breadth first from the root
-    assert summary.counts == {"2xx": 6, "3xx": 1, "4xx": 1, "5xx": 0, "error": 0}
+    assert summary.counts == {"2xx": 6, "3xx": 1, "4xx": 1, "5xx": 0, "unsupported": 0,
+                              "error": 0}
     assert summary.ok and summary.failure is None and summary.notes == ()
 
 
 def test_crawl_stops_at_a_lowered_max_depth(site) -> None:
-    summary = run(_target(site), HttpProbeOptions(default_probe=False, max_depth=1))
+    summary = run(_target(site), HttpProbeOptions(default_probe=False, max_depth=1,
+                                                  well_known=False))
     assert sorted(_crawl_paths(summary)) == sorted(DEPTH_1)
     port = site.server_address[1]
     assert f"http://127.0.0.1:{port}/sub/deep.html" in summary.discovered  # found, not fetched
 
 
-def test_default_probe_then_full_crawl_fetches_each_url_once(site) -> None:
+def test_default_run_asks_what_a_browser_and_a_crawler_ask_then_crawls(site) -> None:
     summary = run(_target(site), HttpProbeOptions())
-    assert [(r.origin, r.method, r.path) for r in summary.requests[:2]] == [
-        ("default", "GET", "/"), ("default", "HEAD", "/")]
+    assert [(r.discovered_by, r.method, r.path, r.status) for r in summary.requests[:12]] == [
+        ("default", "GET", "/", 200), ("default", "HEAD", "/", 501),
+        *[("well-known", "GET", path, 404) for path in WELL_KNOWN]]
     assert sorted(_crawl_paths(summary)) == sorted(DEPTH_3 - {"/"})  # "/" reused, not refetched
     gets = Counter(path for method, path, _, _ in site.log if method == "GET")
-    assert gets == Counter(DEPTH_3)
+    assert gets == Counter([*DEPTH_3, *WELL_KNOWN])
     redirect = next(r for r in summary.requests if r.path == "/old")
     assert redirect.status == 302 and redirect.length == 0  # recorded, not followed
-    assert summary.ok
+    # The server's own HEAD 501 is "unsupported", neither a server error nor a failure.
+    assert summary.counts == {"2xx": 8, "3xx": 1, "4xx": 11, "5xx": 0, "unsupported": 1,
+                              "error": 0}
+    assert summary.ok and summary.failure is None and summary.apispecs == ()
 
 
 def test_results_record_the_answer(site) -> None:
     summary = run(_target(site), HttpProbeOptions(default_probe=False, crawl=False,
-                                                  commands=(ProbeCommand(resource="/img/bg.png"),)))
+                                                  commands=(ProbeCommand(resource="/img/logo.png"),),
+                                                  well_known=False))
     (result,) = summary.requests
     port = site.server_address[1]
-    assert result.url == f"http://127.0.0.1:{port}/img/bg.png"
-    assert (result.port, result.protocol, result.status, result.origin) == (80, "http", 200,
-                                                                           "command")
+    assert result.url == f"http://127.0.0.1:{port}/img/logo.png"
+    assert (result.port, result.protocol, result.status, result.discovered_by) == (
+        80, "http", 200, "user")
     assert result.content_type == "image/png"
-    assert result.length == len("\x89PNG background".encode("latin-1"))
-    assert result.sha256 == hashlib.sha256("\x89PNG background".encode("latin-1")).hexdigest()
+    assert result.length == len("\x89PNG logo".encode("latin-1"))  # read through the chunks
+    assert result.sha256 == hashlib.sha256("\x89PNG logo".encode("latin-1")).hexdigest()
     assert result.error is None and result.elapsed > 0
 
 
@@ -253,8 +284,8 @@ def test_command_with_crawl_crawls_from_its_resource(site) -> None:
     command = ProbeCommand(resource="/sub/deep.html", crawl=True)
     summary = run(_target(site), HttpProbeOptions(default_probe=False, crawl=False,
                                                   commands=(command,)))
-    assert [(r.origin, r.path) for r in summary.requests] == [
-        ("command", "/sub/deep.html"), ("crawl", "/sub/deeper.html")]
+    assert [(r.discovered_by, r.path) for r in summary.requests] == [
+        ("user", "/sub/deep.html"), ("crawl", "/sub/deeper.html")]
 
 
 def test_5xx_fails_the_run_unless_fail_on_none(site) -> None:
@@ -262,14 +293,16 @@ def test_5xx_fails_the_run_unless_fail_on_none(site) -> None:
     summary = run(_target(site), HttpProbeOptions(crawl=False, commands=commands))
     assert summary.failure == "server errors: GET /boom -> 500"
     assert not summary.ok
-    assert summary.counts == {"2xx": 2, "3xx": 0, "4xx": 0, "5xx": 1, "error": 0}
+    assert summary.counts == {"2xx": 1, "3xx": 0, "4xx": 0, "5xx": 1, "unsupported": 1,
+                              "error": 0}
     lenient = run(_target(site), HttpProbeOptions(crawl=False, commands=commands, fail_on="none"))
     assert lenient.ok
 
 
 def test_all_connection_errors_fail(closed_port: int) -> None:
     summary = run(Target({80: closed_port}), HttpProbeOptions(request_timeout=2.0))
-    assert summary.counts == {"2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0, "error": 2}
+    assert summary.counts == {"2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0, "unsupported": 0,
+                              "error": 2}
     assert summary.failure == (
         "no request succeeded (2 error); no answer: "
         "GET / -> http: connection refused; https: connection refused, "
@@ -279,14 +312,15 @@ def test_all_connection_errors_fail(closed_port: int) -> None:
 
 def test_404_is_counted_but_not_a_failure() -> None:
     results = [_result("GET", "/", 200), _result("GET", "/nope", 404)]
-    assert counts(results) == {"2xx": 1, "3xx": 0, "4xx": 1, "5xx": 0, "error": 0}
+    assert counts(results) == {"2xx": 1, "3xx": 0, "4xx": 1, "5xx": 0, "unsupported": 0,
+                               "error": 0}
     assert evaluate(results, "5xx") is None
 
 
 def test_evaluate_messages() -> None:
     assert evaluate([], "5xx") == "no request was made"
     assert evaluate([_result("GET", "/a", 404)], "none") == "no request succeeded (1 4xx)"
-    crawl_error = _result("GET", "/slow", None, origin="crawl", error="no answer within 10 s")
+    crawl_error = _result("GET", "/slow", None, by="crawl", error="no answer within 10 s")
     assert evaluate([_result("GET", "/", 200), crawl_error], "5xx") is None
     many = [_result("GET", "/", 200)] + [_result("GET", f"/e{i}", 500 + i) for i in range(7)]
     assert evaluate(many, "5xx") == (
@@ -302,8 +336,8 @@ def test_replay_gives_the_same_answers(site) -> None:
     first = run(_target(site), HttpProbeOptions(commands=(command,)))
     site.log.clear()
     again = replay(_target(site), first.requests)
-    assert [(r.method, r.path, r.origin) for r in again] == [
-        (r.method, r.path, r.origin) for r in first.requests]
+    assert [(r.method, r.path, r.discovered_by) for r in again] == [
+        (r.method, r.path, r.discovered_by) for r in first.requests]
     assert [r.sha256 for r in again] == [r.sha256 for r in first.requests]
     assert [r.status for r in again] == [r.status for r in first.requests]
     assert ("POST", "/echo") in [(m, p) for m, p, _, _ in site.log]
@@ -316,7 +350,7 @@ def test_bounds_stop_the_run_with_a_note(site) -> None:
     summary = run(_target(site), HttpProbeOptions(max_requests=3), on_request=calls.append)
     assert len(summary.requests) == 3 and calls == list(summary.requests)
     assert summary.notes == (
-        "port 80: crawl stopped at max_requests (3); 5 URL(s) not fetched",
+        "port 80: crawl stopped at max_requests (3); 4 URL(s) not fetched",
     )
     pages = run(_target(site), HttpProbeOptions(default_probe=False, max_pages=2))
     assert [r.path for r in pages.requests] == ["/", "/page.html"]
@@ -329,7 +363,7 @@ def test_proxy_environment_is_ignored(site, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     summary = run(_target(site), HttpProbeOptions(crawl=False))
-    assert summary.ok and [r.status for r in summary.requests] == [200, 200]
+    assert summary.ok and [r.status for r in summary.requests] == [200, 501]
 
 
 def test_unpublished_ports_are_spec_errors(site) -> None:
@@ -373,11 +407,11 @@ def test_wait_ready_not_ready_within_the_bound(closing_port: int) -> None:
     assert info.value.ports == (80,)
 
 
-def _result(method: str, path: str, status: int | None, *, origin: str = "command",
+def _result(method: str, path: str, status: int | None, *, by: str = "user",
             error: str | None = None, port: int = 80) -> RequestResult:
     return RequestResult(method=method, url=f"http://127.0.0.1:1{path}", path=path, port=port,
                          protocol="http", status=status, content_type=None, length=None,
-                         sha256=None, elapsed=0.0, error=error, origin=origin)
+                         sha256=None, elapsed=0.0, error=error, discovered_by=by)
 
 
 def test_wait_ready_waits_for_an_app_that_starts_late(closed_port: int) -> None:
@@ -416,3 +450,269 @@ def test_time_budget_bounds_the_run(site) -> None:
         "port 80: crawl stopped at the time budget (0.3 s); 1 URL(s) not fetched",
     )
     assert not summary.ok
+
+
+# -- issue 14: what minify invents is judged as such ----------------------------------
+
+def test_head_501_is_unsupported_only_when_minify_invented_the_request(site) -> None:
+    summary = run(_target(site), HttpProbeOptions(crawl=False))
+    head = summary.requests[1]
+    assert (head.method, head.status, head.discovered_by, head.status_class) == (
+        "HEAD", 501, "default", "unsupported")
+    assert summary.ok
+    asked = run(_target(site), HttpProbeOptions(
+        crawl=False, default_probe=False,
+        commands=(ProbeCommand(resource="/"), ProbeCommand(method="HEAD", resource="/"))))
+    assert asked.failure == "server errors: HEAD / -> 501"
+    assert asked.counts["5xx"] == 1 and asked.counts["unsupported"] == 0
+    assert run(_target(site), HttpProbeOptions(
+        crawl=False, default_probe=False, fail_on="none",
+        commands=(ProbeCommand(resource="/"), ProbeCommand(method="HEAD", resource="/")))).ok
+
+
+def test_405_to_an_invented_request_is_unsupported_to_a_user_one_a_4xx() -> None:
+    crawled = _result("GET", "/form", 405, by="crawl")
+    asked = _result("GET", "/form", 405)
+    assert (crawled.status_class, asked.status_class) == ("unsupported", "4xx")
+    assert evaluate([_result("GET", "/", 200), crawled, asked], "5xx") is None
+    assert evaluate([crawled], "5xx") == "no request succeeded (1 unsupported)"
+
+
+def test_failure_listing_says_how_each_request_was_found() -> None:
+    results = [_result("GET", "/", 200, by="default"), _result("GET", "/a", 500, by="crawl"),
+               _result("GET", "/items/1", 502, by="apispec"),
+               _result("GET", "/favicon.ico", 503, by="well-known"),
+               _result("POST", "/x", 500)]
+    assert evaluate(results, "5xx") == (
+        "server errors: GET /a -> 500 (found by crawling), GET /items/1 -> 502 (from the API "
+        "document), GET /favicon.ico -> 503 (a well-known path), POST /x -> 500")
+
+
+class SitemapHandler(SiteHandler):
+    extra_pages = {
+        "/robots.txt": ("text/plain", "User-agent: *\nDisallow:\n"
+                                      "Sitemap: https://www.example.com/sitemap-index.xml\n"),
+        "/sitemap-index.xml": ("application/xml",
+                               "<sitemapindex><sitemap><loc>https://www.example.com/pages.xml"
+                               "</loc></sitemap></sitemapindex>"),
+        "/pages.xml": (None, "<urlset><url><loc>https://www.example.com/hidden.html</loc></url>"
+                             "<url><loc>https://www.example.com/page.html</loc></url></urlset>"),
+        "/hidden.html": (None, '<html><a href="/only-from-hidden.html">x</a>'),
+        "/only-from-hidden.html": ("text/html", "leaf"),
+    }
+
+
+def test_robots_txt_sitemaps_and_favicon(tmp_path: Path) -> None:
+    for server in _serve(ThreadingHTTPServer(("127.0.0.1", 0), SitemapHandler)):
+        summary = run(_target(server), HttpProbeOptions(max_depth=1))
+        found = [(r.discovered_by, r.path, r.status) for r in summary.requests
+                 if r.discovered_by == "well-known"]
+        assert found == [
+            ("well-known", "/robots.txt", 200),
+            ("well-known", "/favicon.ico", 404),  # an honest answer, not a failure
+            ("well-known", "/sitemap-index.xml", 200),
+            ("well-known", "/pages.xml", 200),
+            *[("well-known", p, 404) for p in WELL_KNOWN_PATHS],  # no API document here
+            ("well-known", "/hidden.html", 200),  # crawl seeds from the sitemap,
+            ("well-known", "/page.html", 200),  # its host ignored: this app is that site
+        ]
+        # /page.html is linked from / as well: fetched once.
+        assert [r.path for r in summary.requests].count("/page.html") == 1
+        assert ("crawl", "/only-from-hidden.html") in [
+            (r.discovered_by, r.path) for r in summary.requests]
+        assert summary.ok
+
+
+OPENAPI = {
+    "openapi": "3.0.2",
+    "paths": {
+        "/items/{item_id}": {"get": {"parameters": [
+            {"name": "item_id", "in": "path", "required": True, "schema": {"type": "string"},
+             "example": "apple"}]}},
+        "/reports": {"get": {"parameters": [
+            {"name": "format", "in": "query", "required": False,
+             "schema": {"$ref": "#/components/schemas/Format"}}]}},
+        "/orders": {"post": {"requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"type": "object", "required": ["item"],
+                       "properties": {"item": {"type": "string", "example": "apple"}}}}}}}},
+    },
+    "components": {"schemas": {"Format": {"type": "string", "enum": ["csv", "json"]}}},
+}
+
+
+class ApiHandler(SiteHandler):
+    """A JSON API: / says nothing of its endpoints; only its document names them."""
+
+    extra_pages = {
+        "/": ("application/json", '{"service": "shop"}'),
+        "/openapi.json": ("application/json", json.dumps(OPENAPI)),
+        "/items/apple": ("application/json", '{"name": "apple"}'),
+        "/reports?format=csv": ("text/csv", "a,b\n"),
+    }
+
+
+@pytest.fixture
+def api_site() -> Iterator[ThreadingHTTPServer]:
+    yield from _serve(ThreadingHTTPServer(("127.0.0.1", 0), ApiHandler))
+
+
+def _by(summary, how: str) -> list[tuple[str, str, int | None]]:
+    return [(r.method, r.path, r.status) for r in summary.requests if r.discovered_by == how]
+
+
+def test_api_document_at_a_well_known_path_gets_one_request_per_safe_operation(api_site) -> None:
+    summary = run(_target(api_site), HttpProbeOptions())
+    assert _by(summary, "well-known") == [("GET", "/robots.txt", 404),
+                                          ("GET", "/favicon.ico", 404),
+                                          ("GET", "/openapi.json", 200)]
+    assert _by(summary, "apispec") == [("GET", "/items/apple", 200),
+                                       ("GET", "/reports?format=csv", 200)]
+    assert "POST" not in [m for m, _, _, _ in api_site.log]  # never destructive by default
+    assert summary.apispecs == (ApiSpecUse(
+        source="/openapi.json", port=80, version="3.0.2", discovered_by="well-known",
+        operations=3, requests=2,
+        skipped=("POST /orders: not sent (only GET and HEAD by default; "
+                 "--http-probe-apispec-methods all sends it)",)),)
+    assert summary.ok
+    again = replay(_target(api_site), summary.requests)
+    assert [r.sha256 for r in again] == [r.sha256 for r in summary.requests]
+
+
+def test_apispec_methods_all_sends_json_bodies(api_site) -> None:
+    summary = run(_target(api_site), HttpProbeOptions(apispec_methods="all", crawl=False,
+                                                      apispec_paths=("/openapi.json",)))
+    post = next(r for r in summary.requests if r.method == "POST")
+    assert (post.path, post.status, post.body, post.discovered_by) == (
+        "/orders", 201, b'{"item":"apple"}', "apispec")
+    assert post.headers == (("Content-Type", "application/json"),)
+    assert _by(summary, "user") == [("GET", "/openapi.json", 200)]
+    assert summary.apispecs[0].discovered_by == "user" and summary.apispecs[0].skipped == ()
+
+
+def test_api_document_linked_from_the_root_answer(api_site, monkeypatch) -> None:
+    yaml_doc = "openapi: 3.0.0\npaths:\n  /items/{id}:\n    get:\n      parameters:\n" \
+               "        - {name: id, in: path, required: true, example: apple}\n"
+    monkeypatch.setattr(ApiHandler, "extra_pages", {
+        **ApiHandler.extra_pages,
+        "/": (None, '{"docs": "/internal/spec.yaml"}'),
+        "/internal/spec.yaml": ("text/plain", yaml_doc)})
+    summary = run(_target(api_site), HttpProbeOptions(max_depth=0))
+    assert _by(summary, "crawl") == [("GET", "/internal/spec.yaml", 200)]
+    assert _by(summary, "apispec") == [("GET", "/items/apple", 200)]
+    assert summary.apispecs[0].discovered_by == "crawl"
+
+
+def test_user_apispec_file_and_a_missing_user_apispec_path(api_site, tmp_path: Path) -> None:
+    doc = parse_document(json.dumps(OPENAPI).encode(), "api.json")
+    summary = run(_target(api_site), HttpProbeOptions(
+        crawl=False, apispec_docs=(doc,), apispec_paths=("/v9/spec.json",)))
+    assert _by(summary, "user") == [("GET", "/v9/spec.json", 404)]
+    assert _by(summary, "apispec") == [("GET", "/items/apple", 200),
+                                       ("GET", "/reports?format=csv", 200)]
+    assert summary.failure == ("--http-probe-apispec /v9/spec.json (port 80): "
+                               "GET /v9/spec.json -> 404, no API document there")
+
+
+def test_answers_that_are_not_a_document_are_passed_over(site) -> None:
+    class Everything(SiteHandler):  # a single-page app: every path gives the index page
+        def do_GET(self) -> None:
+            self._log()
+            self._reply(200, "text/html", b"<html><body>app</body></html>")
+
+    for server in _serve(ThreadingHTTPServer(("127.0.0.1", 0), Everything)):
+        summary = run(_target(server), HttpProbeOptions(max_depth=0))
+        assert [p for _, p, _ in _by(summary, "well-known")] == WELL_KNOWN
+        assert summary.apispecs == () and summary.ok
+
+
+# -- issue 14: a port that listens but speaks no HTTP ---------------------------------
+
+@pytest.fixture
+def redis_like() -> Iterator[int]:
+    """Answers each line with a RESP error, like Redis does to an HTTP request."""
+    yield from _line_server(b"-ERR unknown command\r\n")
+
+
+@pytest.fixture
+def text_only() -> Iterator[int]:
+    """Answers text commands with an error and says nothing to a TLS ClientHello, like
+    Redis does when the hello holds no newline."""
+    yield from _line_server(b"-ERR unknown command\r\n", only_text=True)
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """Accepts and never says anything (waits for a protocol it never gets)."""
+    yield from _line_server(None)
+
+
+def _line_server(reply: bytes | None, only_text: bool = False) -> Iterator[int]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.05)
+    stop, conns = threading.Event(), []
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            conns.append(conn)
+            if reply is not None:
+                conn.settimeout(2)
+                try:
+                    data = conn.recv(4096)
+                    if only_text and not data[:1].isalpha():
+                        conn.recv(4096)  # silent until the client gives up
+                    conn.sendall(reply)
+                except OSError:
+                    pass
+                conn.close()
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in conns:
+            conn.close()
+        listener.close()
+
+
+@pytest.mark.parametrize("fixture", ["redis_like", "closing_port", "text_only"])
+def test_a_listening_port_that_refuses_http_and_tls_is_said_at_once(
+        request, fixture, monkeypatch) -> None:
+    monkeypatch.setattr(ready, "TLS_HANDSHAKE_TIMEOUT", 0.5)
+    port = request.getfixturevalue(fixture)
+    start = time.monotonic()
+    (info,) = wait_ready(Target({6379: port}), (), 60.0, lambda: True,
+                         listening=lambda: {6379})
+    assert (info.port, info.protocol, info.speaks_http) == (6379, NOT_HTTP, False)
+    assert time.monotonic() - start < 10.0  # not the 60 s start wait
+
+
+def test_http_and_https_ports_are_not_taken_for_non_http(site, tls_site) -> None:
+    target = Target({8080: site.server_address[1], 8443: tls_site.server_address[1]})
+    infos = wait_ready(target, (), 10.0, lambda: True, listening=lambda: {8080, 8443})
+    assert [(i.port, i.protocol) for i in infos] == [(8080, "http"), (8443, "https")]
+
+
+def test_without_the_kernel_view_a_refusing_port_is_waited_for(redis_like) -> None:
+    with pytest.raises(NotReadyError) as info:
+        wait_ready(Target({6379: redis_like}), (), 1.5, lambda: True)
+    assert str(info.value) == (
+        f"no HTTP answer on port(s) 6379 (127.0.0.1:{redis_like}) within 1.5 s")
+
+
+def test_timeout_message_says_what_listens(silent_port, closing_port) -> None:
+    target = Target({5432: silent_port, 8080: closing_port})
+    with pytest.raises(NotReadyError) as info:
+        wait_ready(target, (), 1.5, lambda: True, listening=lambda: {5432, 3000})
+    assert str(info.value) == (
+        f"no HTTP answer on port(s) 5432 (127.0.0.1:{silent_port}), 8080 (127.0.0.1:"
+        f"{closing_port}) within 1.5 s: port(s) 5432 accept connections but gave no HTTP "
+        "answer; nothing listens on port(s) 8080 in the container (the app listens on 3000)")
