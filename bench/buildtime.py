@@ -67,7 +67,8 @@ def _requests(report: dict) -> tuple[RequestResult, ...]:
         RequestResult(method=r["method"], url="", path=r["path"], port=r["port"],
                       protocol=r["protocol"], status=r["status"],
                       content_type=r["content_type"], length=r["length"], sha256=r["sha256"],
-                      elapsed=r["elapsed"], error=r["error"], origin=r["origin"])
+                      elapsed=r["elapsed"], error=r["error"],
+                      discovered_by=r["discovered_by"])
         for r in report["probe"]["requests"])
 
 

@@ -4,9 +4,11 @@ and is the one place where errors and signals become messages and exit codes."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import sys
+import tempfile
 import traceback
 from typing import Optional
 
@@ -59,20 +61,69 @@ def _probe_setup(kw: dict) -> ProbeSetup:
         if not kw["http_probe"] and not execs:
             default_mode = "timeout:60"
         continue_after = probes.parse_continue_after(kw["continue_after"] or default_mode)
+        docs = tuple(probes.load_apispec_file(f) for f in kw["http_probe_apispec_file"])
+        http = None
+        if kw["http_probe"]:
+            http = probes.HttpProbeOptions(
+                ports=ports, start_wait=kw["http_probe_start_wait"],
+                crawl=kw["http_probe_crawl"], max_depth=kw["http_crawl_max_depth"],
+                max_pages=kw["http_crawl_max_page_count"], commands=commands,
+                fail_on=kw["http_probe_fail_on"], apispec_paths=tuple(kw["http_probe_apispec"]),
+                apispec_docs=docs, apispec_methods=kw["http_probe_apispec_methods"])
     except probes.ProbeSpecError as exc:
         raise UsageError(str(exc)) from exc
-    http = None
-    if kw["http_probe"]:
-        http = probes.HttpProbeOptions(
-            ports=ports, start_wait=kw["http_probe_start_wait"], crawl=kw["http_probe_crawl"],
-            max_depth=kw["http_crawl_max_depth"], max_pages=kw["http_crawl_max_page_count"],
-            commands=commands, fail_on=kw["http_probe_fail_on"])
     return ProbeSetup(http=http, execs=execs, continue_after=continue_after,
                       exec_timeout=kw["exec_timeout"])
 
 
+_OUTPUT_FILES = ("report_file", "removed_list", "summary_md", "seccomp_profile")
+
+
+def check_output_paths(kw: dict) -> None:
+    """Every output path can be written, decided before anything starts (an unwritable
+    --report-file must not cost a whole build)."""
+    for key in _OUTPUT_FILES:
+        if kw.get(key):
+            _check_writable_file(kw[key], "--" + key.replace("_", "-"))
+    if kw.get("artifacts_dir"):
+        _check_writable_dir(kw["artifacts_dir"], "--artifacts-dir")
+
+
+def _check_writable_file(path: str, flag: str) -> None:
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path}: is a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UsageError(f"{flag} {path}: no such directory {parent}")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise UsageError(f"{flag} {path}: not writable")
+    _probe_dir(parent, f"{flag} {path}")
+
+
+def _check_writable_dir(path: str, flag: str) -> None:
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{flag} {path}: exists and is not a directory")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):  # makedirs will create the rest
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"{flag} {path}: {existing} is not a directory")
+    _probe_dir(existing, f"{flag} {path}")
+
+
+def _probe_dir(directory: str, what: str) -> None:
+    """Create and remove a file there: the one test that also sees read-only mounts and
+    root's exemptions from permission bits."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot write in {directory}: {exc.strerror}") from exc
+
+
 def build_options(image: str, kw: dict) -> BuildOptions:
     """Turn click's keyword arguments into the option records (validated here, early)."""
+    check_output_paths(kw)
     probe = _probe_setup(kw)
     extra_ports = tuple(str(p) for p in (probe.http.ports if probe.http else ()))
     run = RunOptions(
@@ -108,6 +159,14 @@ def build_options(image: str, kw: dict) -> BuildOptions:
 @click.option("--http-probe-cmd-file", type=click.Path(), help="docker-slim JSON probe file.")
 @click.option("--http-probe-fail-on", type=click.Choice(["5xx", "none"]), default="5xx",
               show_default=True)
+@click.option("--http-probe-apispec", multiple=True, metavar="PATH",
+              help="Path of an OpenAPI/Swagger document in the app (repeatable).")
+@click.option("--http-probe-apispec-file", multiple=True, type=click.Path(), metavar="FILE",
+              help="OpenAPI 3.x/Swagger 2.0 document file, JSON or YAML (repeatable).")
+@click.option("--http-probe-apispec-methods", type=click.Choice(["get", "all"]), default="get",
+              show_default=True,
+              help="API operations to call: get = GET and HEAD only; all = also POST, PUT, "
+                   "PATCH, DELETE with generated JSON bodies.")
 @click.option("--exec", "exec_", multiple=True, help="Command to run in the container.")
 @click.option("--exec-file", type=click.Path(), help="File of commands, one per line.")
 @click.option("--exec-timeout", type=float, default=120.0, show_default=True)
@@ -270,6 +329,10 @@ def _xray_thresholds(kw: dict):
                       min_efficiency=kw["min_efficiency"], max_finding=tuple(per_finding))
 
 
+_PROBES_EXITS = {probes.ProbeSpecError: ExitStatus.USAGE, probes.NotReadyError: ExitStatus.APP,
+                 probes.AppExitedError: ExitStatus.APP}
+
+
 def _raise_interrupted(signum, _frame) -> None:
     # Cleanup runs on the way out; further signals must not cut it short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -300,6 +363,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         if exc.detail:
             click.echo(exc.detail, err=True)
         return exc.exit_status
+    except probes.ProbesError as exc:  # the probes package's own errors, where not wrapped
+        if debug:
+            traceback.print_exc()
+        click.echo(f"minify: error: {exc.message}", err=True)
+        return _PROBES_EXITS.get(type(exc), ExitStatus.PROBE)
     except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a message
         if debug:
             traceback.print_exc()

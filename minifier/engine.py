@@ -19,7 +19,8 @@ from minifier.records import ImageInfo
 T = TypeVar("T")
 
 __all__ = ["owned_container", "remove_container", "signals_deferred", "connect", "inspect_image",
-           "image_info_from_attrs", "container_labels", "published_ports", "running_check"]
+           "image_info_from_attrs", "container_labels", "published_ports", "running_check",
+           "missing_paths"]
 
 
 def published_ports(attrs: Mapping) -> dict[int, int]:
@@ -147,3 +148,31 @@ def image_info_from_attrs(ref: str, attrs: dict) -> ImageInfo:
         healthcheck=config.get("Healthcheck"),
         config=config,
     )
+
+
+def missing_paths(client: docker.DockerClient, image_id: str, paths: list[str]) -> list[str]:
+    """Those of the absolute `paths` that the image does not have, asked of a created,
+    never started container (a HEAD of its archive endpoint: the engine resolves each
+    path inside the image's root and sends no content)."""
+    if not paths:
+        return []
+
+    def create(name: str) -> str:
+        return client.api.create_container(image_id, name=name, command=["/.minify-none"],
+                                           labels=container_labels("stat"),
+                                           network_disabled=True)["Id"]
+
+    missing = []
+    try:
+        with owned_container(client, "stat", create) as cid:
+            url = client.api._url("/containers/{0}/archive", cid)
+            for path in paths:
+                answer = client.api.head(url, params={"path": path})
+                if answer.status_code == 404:
+                    missing.append(path)
+                elif answer.status_code >= 400:
+                    raise EngineError(f"looking up {path} in {image_id} failed: HTTP "
+                                      f"{answer.status_code}")
+    except DockerException as exc:
+        raise EngineError(f"looking up paths in the image failed: {exc}") from exc
+    return missing

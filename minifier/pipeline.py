@@ -22,7 +22,7 @@ from minifier.image import closure, imagefs, rebuild, selfcheck
 from minifier.image.source import DockerExportSource
 from minifier.observe.appspec import check_command
 from minifier.observe.monitor import access_to_json, merge
-from minifier.observe.preflight import check_runnable
+from minifier.observe.preflight import check_include_paths, check_runnable
 from minifier.observe.probing import check_probes, observe, probe_ports
 from minifier.observe.runner import ObservedRun, TracedContainer
 from minifier.options import BuildOptions
@@ -30,7 +30,7 @@ from minifier.output.report import (
     Report,
     dir_sizes,
     make_report,
-    request_to_json,
+    probe_to_json,
     write_json,
 )
 from minifier.output.seccomp_profile import build_profile
@@ -51,6 +51,7 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
     # The closure seeds from the app as it is really run (--entrypoint/--cmd overrides).
     keep = dataclasses.replace(opts.keep, argv=argv)
     ports = probe_ports(image, opts.probe, opts.run.expose)
+    check_include_paths(client, image, opts.keep)
 
     with _artifacts_dir(opts.output.artifacts_dir) as workdir:
         observation, observed = _run_and_probe(client, image, ports, opts, ui, workdir)
@@ -83,11 +84,11 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
             result = rebuild.load_image(client, _config(image, verified=False), layer, tag)
 
         ui.done()
-        report = make_report(image, result, plan, access, _probe_json(observation), verdict,
+        report = make_report(image, result, plan, access, probe_to_json(observation), verdict,
                              _removed_sizes(fs, plan),
                              workdir if opts.output.artifacts_dir else "",
-                             warnings=observed.warnings, timings=ui.timings,
-                             selfcheck=checked)
+                             warnings=(*observation.warnings, *observed.warnings),
+                             timings=ui.timings, selfcheck=checked)
         _write_outputs(report, plan, fs, opts, workdir)
     return report
 
@@ -159,16 +160,6 @@ def _removed_sizes(fs, plan):
     kept = {k.path for k in plan.kept}
     return dir_sizes((p, e.size) for p, e in fs.entries.items()
                      if p not in kept and e.type == "file" and not e.artefact)
-
-
-def _probe_json(obs) -> dict:
-    http = obs.http
-    return {
-        "requests": [request_to_json(r) for r in http.requests] if http else [],
-        "counts": dict(http.counts) if http else {},
-        "discovered": list(http.discovered) if http else [],
-        "execs": [{"argv": list(e.argv), "exit_code": e.exit_code} for e in obs.execs],
-    }
 
 
 def _write_outputs(report: Report, plan, fs, opts: BuildOptions, workdir: str) -> None:

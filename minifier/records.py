@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping, Optional
 
 if TYPE_CHECKING:  # only for annotations: the sensor process never imports probes
-    from probes import ProbeSummary, Target
+    from probes import ProbeSummary, ReadyInfo, Target
 
 __all__ = [
     "DEFAULT_PATH",
@@ -215,5 +215,7 @@ class Observation:
 
     http: Optional[ProbeSummary]
     execs: tuple[ExecOutcome, ...]
-    target: Optional[Target]
-    app_alive_after_probes: bool = True
+    target: Optional[Target]  # the ports that speak HTTP(S), as probed and replayed
+    app_alive_after_probes: bool = True  # checked right after HTTP probing, before any stop
+    ports: tuple[ReadyInfo, ...] = ()  # every probe port: http, https or not-http
+    warnings: tuple[str, ...] = ()

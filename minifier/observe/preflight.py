@@ -4,12 +4,17 @@ another OS or CPU. Nothing is started before these checks pass."""
 from __future__ import annotations
 
 import platform
+import posixpath
 from typing import Optional
 
-from minifier.errors import CapabilityError, ImageError
+import docker
+
+from minifier.engine import missing_paths
+from minifier.errors import CapabilityError, ImageError, UsageError
+from minifier.options import KeepOptions
 from minifier.records import ImageInfo
 
-__all__ = ["check_privileges", "check_runnable"]
+__all__ = ["check_privileges", "check_runnable", "check_include_paths"]
 
 
 def check_privileges(status_path: str = "/proc/self/status") -> None:
@@ -41,3 +46,13 @@ def check_runnable(image: ImageInfo, machine: Optional[str] = None) -> None:
     if image.architecture and image.architecture != host:
         raise ImageError(f"image {image.ref} is for linux/{image.architecture} but this machine "
                          f"is linux/{host}: minify must run the app natively to trace it")
+
+
+def check_include_paths(client: docker.DockerClient, image: ImageInfo, keep: KeepOptions) -> None:
+    """Every --include-path exists in the image (relative ones under its WorkingDir),
+    decided before the app is started."""
+    asked = {posixpath.normpath(posixpath.join(image.workdir or "/", p)): p
+             for p in keep.include_paths}
+    missing = missing_paths(client, image.id, list(asked))
+    if missing:
+        raise UsageError(f"--include-path {asked[missing[0]]}: no such path in the image")

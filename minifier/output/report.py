@@ -17,7 +17,8 @@ from typing import Iterable, Mapping, Optional, Sequence
 from minifier.records import AccessRecord, BuildPlan, BuildResult, ImageInfo, SelfCheck
 
 __all__ = ["SCHEMA", "Report", "make_report", "write_json", "render_text", "render_markdown",
-           "dir_sizes", "request_to_json", "parse_size", "threshold_failures", "mismatch_text"]
+           "dir_sizes", "request_to_json", "probe_to_json", "parse_size", "threshold_failures",
+           "mismatch_text"]
 
 SCHEMA = "minify.report/v1"
 
@@ -60,10 +61,32 @@ def _top(counter: Counter, n: int = 5) -> list[dict]:
 
 
 def request_to_json(r) -> dict:
+    """One probe request: how it was found (`discovered_by`: default, user, crawl,
+    well-known, apispec) and what it got (`outcome`: its status class, "unsupported"
+    for a 405/501 to a request minify invented)."""
     return {"method": r.method, "path": r.path, "port": r.port, "protocol": r.protocol,
             "status": r.status, "content_type": r.content_type, "length": r.length,
             "sha256": r.sha256, "elapsed": round(r.elapsed, 4), "error": r.error,
-            "origin": r.origin}
+            "discovered_by": r.discovered_by, "outcome": r.status_class}
+
+
+def probe_to_json(obs) -> dict:
+    """The report's `probe` part from an Observation: requests, counts, ports and how
+    each spoke, the API documents used, notes, exec probes."""
+    http = obs.http
+    return {
+        "requests": [request_to_json(r) for r in http.requests] if http else [],
+        "counts": dict(http.counts) if http else {},
+        "discovered": list(http.discovered) if http else [],
+        "ports": [{"port": r.port, "speaks": r.protocol, "ready_after": round(r.elapsed, 3)}
+                  for r in obs.ports],
+        "apispecs": [{"source": a.source, "port": a.port, "version": a.version,
+                      "discovered_by": a.discovered_by, "operations": a.operations,
+                      "requests": a.requests, "skipped": list(a.skipped)}
+                     for a in (http.apispecs if http else ())],
+        "notes": list(http.notes) if http else [],
+        "execs": [{"argv": list(e.argv), "exit_code": e.exit_code} for e in obs.execs],
+    }
 
 
 def make_report(image: ImageInfo, result: BuildResult, plan: BuildPlan,

@@ -108,3 +108,72 @@ def test_xray_build_report_must_be_a_build_report(capsys, tmp_path, monkeypatch)
     bad.write_text("{not json")
     code, _, err = run(capsys, "xray", "img:1", "--build-report", str(bad))
     assert code == ExitStatus.USAGE and "not JSON" in err
+
+
+def _one_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("minify: error: "), err
+    assert "Traceback" not in err and "internal error" not in err
+    return lines[0].removeprefix("minify: error: ")
+
+
+# Issue 14: output paths that cannot be written are usage errors before anything starts
+# (no engine is reached: DOCKER_HOST points nowhere, and the exit is still 2).
+@pytest.mark.parametrize("option", ["--report-file", "--removed-list", "--summary-md",
+                                    "--seccomp-profile"])
+def test_unwritable_output_files(capsys, monkeypatch, tmp_path, option):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
+    missing = tmp_path / "no" / "such" / "out.json"
+    code, _, err = run(capsys, "build", "img:1", option, str(missing))
+    assert code == ExitStatus.USAGE
+    assert _one_error(err) == f"{option} {missing}: no such directory {missing.parent}"
+    code, _, err = run(capsys, "build", "img:1", option, str(tmp_path))
+    assert code == ExitStatus.USAGE
+    assert _one_error(err) == f"{option} {tmp_path}: is a directory"
+
+
+def test_output_file_on_a_read_only_mount(capsys, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
+    code, _, err = run(capsys, "build", "img:1", "--report-file", "/proc/report.json")
+    assert code == ExitStatus.USAGE
+    assert _one_error(err).startswith("--report-file /proc/report.json: cannot write in /proc:")
+
+
+def test_artifacts_dir_under_a_file(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    code, _, err = run(capsys, "build", "img:1", "--artifacts-dir", str(afile / "sub"))
+    assert code == ExitStatus.USAGE
+    assert _one_error(err) == f"--artifacts-dir {afile / 'sub'}: {afile} is not a directory"
+    code, _, err = run(capsys, "build", "img:1", "--artifacts-dir", str(afile))
+    assert _one_error(err) == f"--artifacts-dir {afile}: exists and is not a directory"
+    # a directory still to be made under a writable one is fine: the engine is reached
+    code, _, err = run(capsys, "build", "img:1", "--artifacts-dir", str(tmp_path / "a" / "b"))
+    assert code == ExitStatus.ENGINE
+
+
+def test_apispec_file_errors_are_usage_errors(capsys, tmp_path):
+    code, _, err = run(capsys, "build", "img:1", "--http-probe-apispec-file",
+                       str(tmp_path / "none.yaml"))
+    assert code == ExitStatus.USAGE
+    assert _one_error(err) == f"{tmp_path / 'none.yaml'}: cannot read: No such file or directory"
+    html = tmp_path / "page.html"
+    html.write_text("<html></html>")
+    code, _, err = run(capsys, "build", "img:1", "--http-probe-apispec-file", str(html))
+    assert code == ExitStatus.USAGE
+    assert "not an OpenAPI or Swagger document" in _one_error(err)
+    code, _, err = run(capsys, "build", "img:1", "--http-probe-apispec", "openapi.json")
+    assert _one_error(err) == "apispec path 'openapi.json' does not start with '/'"
+    code, _, err = run(capsys, "build", "img:1", "--http-probe-apispec-methods", "some")
+    assert code == ExitStatus.USAGE and "'some' is not one of 'get', 'all'" in err
+
+
+def test_probe_option_values_the_probes_package_refuses_are_usage_errors(capsys):
+    # These were raised by probes.HttpProbeOptions outside the CLI's mapping (exit 1).
+    code, _, err = run(capsys, "build", "img:1", "--http-probe-start-wait", "-1")
+    assert code == ExitStatus.USAGE
+    assert _one_error(err) == "start_wait: -1.0 is not a positive number of seconds"
+    code, _, err = run(capsys, "build", "img:1", "--http-crawl-max-depth", "-2")
+    assert _one_error(err) == "max_depth: -2 is not a non-negative integer"
+

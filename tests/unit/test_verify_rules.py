@@ -16,7 +16,7 @@ from tests.unit.test_imagefs import make_tar, member
 def _r(path, status, sha):
     return RequestResult(method="GET", url=f"http://127.0.0.1:1{path}", path=path, port=80,
                          protocol="http", status=status, content_type="text/plain", length=1,
-                         sha256=sha, elapsed=0.0, error=None, origin="default")
+                         sha256=sha, elapsed=0.0, error=None, discovered_by="default")
 
 
 def test_compare_detects_nondeterminism_and_mismatches():

@@ -1,0 +1,110 @@
+"""Probing orchestration rules without an engine: true failure messages, usage checks made
+before anything starts, and the report's `probe` part."""
+
+from __future__ import annotations
+
+import pytest
+
+import probes
+from minifier.errors import ProbeError, UsageError
+from minifier.observe.probing import check_probes, not_http_message, probe_ports
+from minifier.options import ProbeSetup
+from minifier.output.report import probe_to_json
+from minifier.records import ImageInfo, Observation
+from probes import ApiSpecUse, HttpProbeOptions, ProbeCommand, ProbeSummary, ReadyInfo
+
+SETUP = ProbeSetup(http=HttpProbeOptions())
+
+
+def _image(ports: tuple[str, ...]) -> ImageInfo:
+    return ImageInfo(ref="app:1", id="sha256:" + "a" * 64, repo_tags=(), size=1,
+                     architecture="amd64", os="linux", entrypoint=(), cmd=("app",), env=(),
+                     workdir="", user="", exposed_ports=ports, volumes=(), labels={},
+                     stop_signal="", healthcheck=None, config={})
+
+
+def _request(path: str, status, by: str = "default", method: str = "GET"):
+    return probes.RequestResult(method=method, url=f"http://127.0.0.1:1{path}", path=path,
+                                port=8080, protocol="http", status=status, content_type=None,
+                                length=0, sha256="0" * 64, elapsed=0.01, error=None,
+                                discovered_by=by)
+
+
+def _observation(requests, alive: bool = True, **extra) -> Observation:
+    summary = ProbeSummary(requests=tuple(requests), discovered=(),
+                           counts=probes.counts(requests),
+                           failure=probes.evaluate(requests, "5xx"), **extra)
+    return Observation(http=summary, execs=(), target=probes.Target({8080: 1}),
+                       app_alive_after_probes=alive,
+                       ports=(ReadyInfo(8080, "http", 0.5), ReadyInfo(6379, "not-http", 1.25)))
+
+
+FAILING = [_request("/", 200), _request("/boom", 500, "crawl")]
+
+
+# Issue 14 (a): "-15" was minify's own SIGTERM, never a crash of the app.
+@pytest.mark.parametrize("exit_after_stop", [-15, 0, -9, None])
+def test_an_app_alive_after_probing_is_not_said_to_have_crashed(exit_after_stop) -> None:
+    with pytest.raises(ProbeError) as info:
+        check_probes(_observation(FAILING, alive=True), SETUP, "app log", exit_after_stop)
+    assert info.value.message == ("HTTP probing failed: server errors: GET /boom -> 500 "
+                                  "(found by crawling)")
+    assert info.value.detail == ""
+
+
+@pytest.mark.parametrize("status,said", [(3, "exit status 3"), (-11, "killed by SIGSEGV"),
+                                         (None, "exit status unknown")])
+def test_an_app_gone_before_the_stop_crashed_by_itself(status, said) -> None:
+    with pytest.raises(ProbeError) as info:
+        check_probes(_observation(FAILING, alive=False), SETUP, "boom\nTraceback", status)
+    assert info.value.message == ("HTTP probing failed: server errors: GET /boom -> 500 "
+                                  f"(found by crawling); the app exited by itself during "
+                                  f"probing ({said})")
+    assert info.value.detail.endswith("  boom\n  Traceback")
+
+
+# Issue 14 (b): a HEAD 501 to minify's own default request fails nothing.
+def test_head_501_to_the_default_probe_passes() -> None:
+    obs = _observation([_request("/", 200), _request("/", 501, method="HEAD")])
+    check_probes(obs, SETUP, "", -15)
+    assert obs.http.counts["unsupported"] == 1 and obs.http.counts["5xx"] == 0
+
+
+def test_not_http_message() -> None:
+    assert not_http_message(5432) == ("port 5432 accepts connections but does not speak HTTP: "
+                                      "probe it with --exec '<client command>'")
+
+
+def test_a_probe_command_on_an_unpublished_port_is_a_usage_error() -> None:
+    setup = ProbeSetup(http=HttpProbeOptions(commands=(ProbeCommand(resource="/x", port=9000),)))
+    with pytest.raises(UsageError) as info:
+        probe_ports(_image(("8080/tcp",)), setup, ())
+    assert info.value.message == ("probe command GET /x names port 9000, which the container "
+                                  "does not publish (published: 8080): add --expose 9000")
+    assert probe_ports(_image(("8080/tcp",)), setup, ("9000",)) == (8080, 9000)
+
+
+def test_probe_part_of_the_report_is_pinned() -> None:
+    use = ApiSpecUse(source="/openapi.json", port=8080, version="3.0.2",
+                     discovered_by="well-known", operations=3, requests=2,
+                     skipped=("POST /orders: not sent",))
+    obs = _observation([_request("/", 200), _request("/items/1", 200, "apispec")],
+                       apispecs=(use,), notes=("a note",))
+    doc = probe_to_json(obs)
+    assert set(doc) == {"requests", "counts", "discovered", "ports", "apispecs", "notes",
+                        "execs"}
+    assert doc["requests"][1] == {
+        "method": "GET", "path": "/items/1", "port": 8080, "protocol": "http", "status": 200,
+        "content_type": None, "length": 0, "sha256": "0" * 64, "elapsed": 0.01, "error": None,
+        "discovered_by": "apispec", "outcome": "2xx"}
+    assert doc["ports"] == [{"port": 8080, "speaks": "http", "ready_after": 0.5},
+                            {"port": 6379, "speaks": "not-http", "ready_after": 1.25}]
+    assert doc["apispecs"] == [{"source": "/openapi.json", "port": 8080, "version": "3.0.2",
+                                "discovered_by": "well-known", "operations": 3, "requests": 2,
+                                "skipped": ["POST /orders: not sent"]}]
+    assert doc["notes"] == ["a note"]
+    assert doc["counts"] == {"2xx": 2, "3xx": 0, "4xx": 0, "5xx": 0, "unsupported": 0,
+                             "error": 0}
+    empty = probe_to_json(Observation(http=None, execs=(), target=None))
+    assert empty == {"requests": [], "counts": {}, "discovered": [], "ports": [],
+                     "apispecs": [], "notes": [], "execs": []}
