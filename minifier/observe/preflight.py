@@ -49,10 +49,10 @@ def check_runnable(image: ImageInfo, machine: Optional[str] = None) -> None:
 
 
 def check_include_paths(client: docker.DockerClient, image: ImageInfo, keep: KeepOptions) -> None:
-    """Every --include-path exists in the image (relative ones under its WorkingDir),
-    decided before the app is started."""
-    asked = {posixpath.normpath(posixpath.join(image.workdir or "/", p)): p
-             for p in keep.include_paths}
+    """Every --include-path exists in the image (relative ones under the working
+    directory the app runs in), decided before the app is started."""
+    workdir = keep.workdir or image.workdir or "/"
+    asked = {posixpath.normpath(posixpath.join(workdir, p)): p for p in keep.include_paths}
     missing = missing_paths(client, image.id, list(asked))
     if missing:
         raise UsageError(f"--include-path {asked[missing[0]]}: no such path in the image")

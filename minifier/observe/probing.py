@@ -25,6 +25,8 @@ from probes import ContinueAfter, Target
 
 __all__ = ["probe_ports", "observe", "check_probes", "not_http_message"]
 
+EXIT_GRACE = 2.0  # seconds for the tracer to report an exit after unanswered requests
+
 
 def probe_ports(image: ImageInfo, setup: ProbeSetup, expose: tuple[str, ...]) -> tuple[int, ...]:
     """The container ports to probe; an error naming both fixes when there are none, and
@@ -68,7 +70,7 @@ def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
             ui.stage("probe", "probing over HTTP")
             summary = probes.run(target, setup.http,
                                  on_request=lambda r: ui.info(_request_line(r)))
-    alive = tc.app_alive()
+    alive = _outlived_probing(tc, summary)
     execs = []
     for argv in setup.execs:
         ui.stage("exec", f"exec probe: {' '.join(argv)}")
@@ -79,6 +81,19 @@ def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
     return Observation(http=summary, execs=tuple(execs), target=target,
                        app_alive_after_probes=alive, ports=tuple(ready),
                        warnings=tuple(warnings))
+
+
+def _outlived_probing(tc: TracedContainer, summary: Optional[probes.ProbeSummary]) -> bool:
+    """Whether the app is still running after HTTP probing (before minify stops it).
+    After requests that got no answer at all, the tracer gets a short, bounded moment to
+    report an exit that is under way, so a crash on the last request is not missed."""
+    proc = tc.app_process
+    if summary is not None and summary.counts.get("error") and proc is not None:
+        try:
+            proc.wait(timeout=EXIT_GRACE)
+        except subprocess.TimeoutExpired:
+            pass  # still running: it did not crash
+    return tc.app_alive()
 
 
 def _wait_ready(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,

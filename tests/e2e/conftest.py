@@ -16,7 +16,8 @@ from . import helpers
 SANDBOX = {
     name: f"minify-sandbox/{name}:latest"
     for name in ("nginx", "python", "busybox", "jq", "quirks", "nolisten", "crash", "java",
-                 "node", "musl", "tools", "mistakes", "confine")
+                 "node", "musl", "tools", "mistakes", "confine", "headless", "untyped",
+                 "jsonapi", "mixed")
 }
 
 

@@ -133,3 +133,29 @@ def test_image_with_volumes_leaves_no_volume(client, unchanged, tmp_path):
     finally:
         for tag in (out, src):
             client.images.remove(tag, force=True)
+
+
+# Issue 14: user errors are exit 2 before anything starts (no app runs: the progress
+# never reaches "starting ... under trace").
+@pytest.mark.parametrize("make_args,text", [
+    (lambda tmp: ["--report-file", str(tmp / "no-such-dir" / "r.json")],
+     "--report-file {tmp}/no-such-dir/r.json: no such directory {tmp}/no-such-dir"),
+    (lambda tmp: ["--summary-md", str(tmp)], "--summary-md {tmp}: is a directory"),
+    (lambda tmp: ["--include-path", "/srv/www/missing.html"],
+     "--include-path /srv/www/missing.html: no such path in the image"),
+    (lambda tmp: ["--http-probe-cmd-file", str(_probe_file(tmp, 9000))],
+     "probe command GET /x names port 9000, which the container does not publish "
+     "(published: 8080): add --expose 9000"),
+], ids=["report-file", "summary-md", "include-path", "unpublished-port"])
+def test_usage_errors_before_anything_starts(client, unchanged, tmp_path, make_args, text):
+    run = minify("build", SANDBOX["busybox"], *make_args(tmp_path))
+    assert run.code == ExitStatus.USAGE, run.stderr
+    assert _one_line_error(run.stderr) == "minify: error: " + text.format(tmp=tmp_path)
+    assert "under trace" not in run.stderr
+
+
+def _probe_file(tmp, port: int):
+    path = tmp / "probes.json"
+    path.write_text(json.dumps({"commands": [{"resource": "/x", "port": port}]}))
+    return path
+
