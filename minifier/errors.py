@@ -30,7 +30,7 @@ class ExitStatus(IntEnum):
     IMAGE = 3  # image missing, invalid reference, refused tag, unusable image
     ENGINE = 4  # Docker engine not reachable or failed
     APP = 5  # the app did not start, exited early or never became ready
-    PROBE = 6  # probing failed: a 5xx, or no request succeeded
+    PROBE = 6  # probing failed: a 5xx, no request succeeded, nothing that speaks HTTP
     VERIFY = 7  # the minified image does not behave like the original
     THRESHOLD = 8  # --min-ratio / --max-size not met
     CAPABILITY = 9  # ptrace or fanotify not permitted here
@@ -47,7 +47,8 @@ EXIT_MEANINGS = {
     ExitStatus.IMAGE: "image missing, invalid reference, unusable image, or refused tag",
     ExitStatus.ENGINE: "the Docker engine is not reachable or failed",
     ExitStatus.APP: "the app did not start, exited early or never answered",
-    ExitStatus.PROBE: "probing failed: a 5xx answer, or no request succeeded",
+    ExitStatus.PROBE: "probing failed: a 5xx answer, no request succeeded, a port that does "
+                      "not speak HTTP, or an API document that is not there",
     ExitStatus.VERIFY: "the minified image does not behave like the original (image kept)",
     ExitStatus.THRESHOLD: "--min-ratio or --max-size not met (image kept); xray: --max-waste, "
                           "--min-efficiency or --max-finding-bytes not met",

@@ -93,7 +93,7 @@ class ApiDocument:
 
     source: str  # a path in the app ("/openapi.json") or a file name
     version: str  # "3.0.2", "3.1.0" or "2.0"
-    doc: Mapping[str, object]  # the parsed document (JSON or YAML)
+    doc: Mapping[str, object] = field(hash=False)  # the parsed document (JSON or YAML)
     base_path: str = ""  # what the document's servers/basePath put before every path
 
 

@@ -164,6 +164,8 @@ def render_text(report: Report) -> str:
         f"files   {report.files['kept']} kept of {report.files['total']} "
         f"({human_size(report.files['kept_size'])} of {human_size(report.files['total_size'])})",
         "probe   " + (", ".join(f"{k}: {v}" for k, v in counts.items() if v) or "none"),
+        *[f"api     {a['source']} (port {a['port']}): {a['requests']} of {a['operations']} "
+          f"operation(s) requested" for a in report.probe.get("apispecs") or []],
         f"verify  {report.verify.get('status')}",
         f"check   {report.selfcheck.get('status')} (every kept interpreter, library and link "
         "target resolves)" if report.selfcheck.get("status") == "passed"

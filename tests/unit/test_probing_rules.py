@@ -108,3 +108,21 @@ def test_probe_part_of_the_report_is_pinned() -> None:
     empty = probe_to_json(Observation(http=None, execs=(), target=None))
     assert empty == {"requests": [], "counts": {}, "discovered": [], "ports": [],
                      "apispecs": [], "notes": [], "execs": []}
+
+
+def test_the_text_report_names_the_api_documents_used() -> None:
+    from collections import Counter
+
+    from minifier.output.report import make_report, render_text
+    from minifier.records import AccessRecord, BuildPlan, BuildResult
+
+    use = ApiSpecUse(source="/openapi.json", port=8000, version="3.0.2",
+                     discovered_by="well-known", operations=4, requests=3)
+    obs = _observation([_request("/", 200)], apispecs=(use,))
+    report = make_report(_image(("8000/tcp",)), BuildResult("sha256:" + "b" * 64, "app.min:1", 1,
+                                                            ""),
+                         BuildPlan(kept=(), total_files=1, total_size=1),
+                         AccessRecord(accesses={}), probe_to_json(obs), {"status": "passed"},
+                         Counter(), "")
+    lines = render_text(report).splitlines()
+    assert "api     /openapi.json (port 8000): 3 of 4 operation(s) requested" in lines
