@@ -17,7 +17,14 @@ import click
 import probes
 from minifier.dockerargs import container_options
 from minifier.errors import EXIT_MEANINGS, ExitStatus, Interrupted, MinifyError, UsageError
-from minifier.options import BuildOptions, KeepOptions, OutputOptions, ProbeSetup, RunOptions
+from minifier.options import (
+    BuildOptions,
+    IndexOptions,
+    KeepOptions,
+    OutputOptions,
+    ProbeSetup,
+    RunOptions,
+)
 
 __all__ = ["main", "cli"]
 
@@ -141,7 +148,20 @@ def build_options(image: str, kw: dict) -> BuildOptions:
     output = OutputOptions(tag=kw["tag"], artifacts_dir=kw["artifacts_dir"],
                            report_file=kw["report_file"], removed_list=kw["removed_list"],
                            verify=kw["verify"], seccomp_profile=kw["seccomp_profile"])
-    return BuildOptions(image=image, run=run, probe=probe, keep=keep, output=output)
+    return BuildOptions(image=image, run=run, probe=probe, keep=keep, output=output,
+                        index=_index_options(kw))
+
+
+def _index_options(kw: dict) -> IndexOptions:
+    from minifier.image.cache import check_dir, default_dir
+
+    given = kw["cache_dir"]
+    if kw["no_cache"]:
+        return IndexOptions(source=kw["image_source"])
+    if given:
+        return IndexOptions(source=kw["image_source"], cache_dir=check_dir(given),
+                            cache_dir_given=True)
+    return IndexOptions(source=kw["image_source"], cache_dir=default_dir())
 
 
 @cli.command(epilog="Exit codes:\n\n" + EXIT_CODES_HELP)
@@ -204,6 +224,15 @@ def build_options(image: str, kw: dict) -> BuildOptions:
               help="Also watch the container filesystem with fanotify.")
 @click.option("--seccomp-profile", type=click.Path(),
               help="Write a Docker seccomp profile of the syscalls seen (traces every syscall).")
+@click.option("--image-source", type=click.Choice(["auto", "storage", "export"]),
+              default="auto", show_default=True,
+              help="How the image's files are read: the engine's overlay2 layer directories "
+                   "in place (storage: on the engine's host), the docker export stream, or "
+                   "auto (storage where it applies).")
+@click.option("--cache-dir", type=click.Path(),
+              help="Keep image indexes here, by image ID, so rebuilding an image skips "
+                   "indexing (default: $XDG_CACHE_HOME/minify, else ~/.cache/minify).")
+@click.option("--no-cache", is_flag=True, help="Neither use nor write the index cache.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report JSON on stdout; all other output goes to stderr.")
 @click.option("--summary-md", type=click.Path(), help="Write a Markdown before/after table.")

@@ -8,7 +8,7 @@ from typing import Optional
 from probes import ContinueAfter, HttpProbeOptions
 
 __all__ = ["ContainerOptions", "RunOptions", "KeepOptions", "ProbeSetup", "OutputOptions",
-           "BuildOptions"]
+           "IndexOptions", "BuildOptions"]
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,17 @@ class OutputOptions:
 
 
 @dataclass(frozen=True)
+class IndexOptions:
+    source: str = "auto"  # --image-source: auto | storage | export
+    cache_dir: Optional[str] = None  # the index cache; None: no cache
+    cache_dir_given: bool = False  # named by --cache-dir (else the default: best effort)
+
+
+@dataclass(frozen=True)
 class BuildOptions:
     image: str
     run: RunOptions = field(default_factory=RunOptions)
     probe: ProbeSetup = field(default_factory=lambda: ProbeSetup(http=HttpProbeOptions()))
     keep: KeepOptions = field(default_factory=KeepOptions)
     output: OutputOptions = field(default_factory=OutputOptions)
+    index: IndexOptions = field(default_factory=IndexOptions)

@@ -19,7 +19,9 @@ import docker
 from minifier.engine import inspect_image
 from minifier.errors import IncompleteError, UsageError
 from minifier.image import closure, imagefs, rebuild, selfcheck
-from minifier.image.source import DockerExportSource
+from minifier.image.cache import open_cache
+from minifier.image.indexing import index_image
+from minifier.image.source import choose_source
 from minifier.observe.appspec import check_command
 from minifier.observe.monitor import access_to_json, merge
 from minifier.observe.preflight import check_include_paths, check_runnable
@@ -40,6 +42,9 @@ from minifier.ui import Progress
 
 __all__ = ["build"]
 
+_READERS = {"storage": "overlay2 layer directories", "export": "docker export stream",
+            "tar": "tar file"}
+
 
 def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Report:
     ui.stage("inspect", f"inspecting {opts.image}")
@@ -52,6 +57,9 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
     keep = dataclasses.replace(opts.keep, argv=argv)
     ports = probe_ports(image, opts.probe, opts.run.expose)
     check_include_paths(client, image, opts.keep)
+    # Chosen before anything runs: --image-source storage that cannot work stops here.
+    chosen = choose_source(client, image.id, opts.index.source)
+    cache, cache_warning = open_cache(opts.index.cache_dir, opts.index.cache_dir_given)
 
     with _artifacts_dir(opts.output.artifacts_dir) as workdir:
         observation, observed = _run_and_probe(client, image, ports, opts, ui, workdir)
@@ -59,11 +67,11 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
         write_json(access_to_json(access), os.path.join(workdir, "access.json"))
         seccomp = _seccomp_profile(access, opts.output.seccomp_profile, workdir)
 
-        ui.stage("index", "indexing the image filesystem")
-        source = DockerExportSource(client, image.id)
+        ui.stage("index", f"indexing the image filesystem ({_READERS[chosen.source.name]})")
+        source = chosen.source
         spool = imagefs.Spool(os.path.join(workdir, "content"), access.accesses.keys())
-        with source.open() as stream:
-            fs = imagefs.scan(stream, spool=spool)
+        fs, indexed = index_image(source, image.id, cache, workdir, spool)
+        ui.info(f"{indexed.entries} entries, index cache {indexed.cache}")
 
         ui.stage("plan", "computing what to keep")
         # Every named path, not only successful ones: EEXIST, EACCES or a path the app
@@ -87,8 +95,12 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
         report = make_report(image, result, plan, access, probe_to_json(observation), verdict,
                              _removed_sizes(fs, plan),
                              workdir if opts.output.artifacts_dir else "",
-                             warnings=(*observation.warnings, *observed.warnings),
-                             timings=ui.timings, selfcheck=checked)
+                             warnings=(*observation.warnings, *observed.warnings,
+                                       *([cache_warning] if cache_warning else [])),
+                             timings=ui.timings, selfcheck=checked,
+                             index={"reader": indexed.reader, "why": chosen.why,
+                                    "cache": indexed.cache, "cache_file": indexed.cache_file,
+                                    "entries": indexed.entries})
         _write_outputs(report, plan, fs, opts, workdir)
     return report
 
@@ -158,8 +170,7 @@ def _seccomp_profile(access, path: str | None, workdir: str) -> str | None:
 
 def _removed_sizes(fs, plan):
     kept = {k.path for k in plan.kept}
-    return dir_sizes((p, e.size) for p, e in fs.entries.items()
-                     if p not in kept and e.type == "file" and not e.artefact)
+    return dir_sizes((p, size) for p, size in fs.file_sizes() if p not in kept)
 
 
 def _write_outputs(report: Report, plan, fs, opts: BuildOptions, workdir: str) -> None:
@@ -170,6 +181,6 @@ def _write_outputs(report: Report, plan, fs, opts: BuildOptions, workdir: str) -
     if opts.output.removed_list:
         kept = {k.path for k in plan.kept}
         with open(opts.output.removed_list, "w", encoding="utf-8", errors="surrogateescape") as f:
-            for path in sorted(fs.entries):
-                if path not in kept and not fs.entries[path].artefact:
+            for path in fs.paths():
+                if path not in kept:
                     f.write(path + "\n")

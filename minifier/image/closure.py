@@ -342,11 +342,11 @@ class _Closure:
         kept = []
         for path in sorted(self.reasons):
             kept.append(self._kept_file(path, self.reasons[path]))
-        files = [e for p, e in self.fs.entries.items() if p != "/" and not e.artefact]
+        total_files, total_size = self.fs.totals()
         return BuildPlan(
             kept=tuple(kept),
-            total_files=len(files),
-            total_size=sum(e.size for e in files if e.type == "file"),
+            total_files=total_files,
+            total_size=total_size,
             excluded=tuple(excluded),
             warnings=tuple(self.warnings),
         )
@@ -367,7 +367,9 @@ class _Closure:
     def _kept_file(self, path: str, reasons: list[str]) -> KeptFile:
         e = self.fs.lookup(path)
         if e is None or e.artefact:  # a placeholder the layer writer creates
-            kind = "dir" if path == "/tmp" else "file"
+            # A directory when it holds kept paths: /etc of /etc/hosts in an image that
+            # has no /etc (FROM scratch; the export stream showed the container's).
+            kind = "dir" if path == "/tmp" or "parent" in reasons else "file"
             return KeptFile(path, 0, kind, tuple(reasons))
         if e.type == "hardlink":
             if e.linkname in self.reasons:

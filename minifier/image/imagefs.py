@@ -1,11 +1,14 @@
-"""An in-memory index of the image filesystem's metadata, built in one streaming pass.
+"""The image filesystem as the closure sees it: every entry's metadata, and the bytes of
+the few files it inspects.
 
-`scan` reads the image tar once and keeps, per member, only metadata plus the first
-256 bytes (enough to spot ELF magic and `#!` lines), the full content of a few small
-config files, and the loader's view of every ELF file (interpreter, needed libraries,
-search paths: `elffile.ElfInfo`), so the closure can follow dependencies in any stream
-order without another pass. `ImageFS.resolve` walks paths the way the kernel does inside
-a chroot at the image root, so symlinks never point at the host.
+Metadata lives in an `index.Index` (sqlite, on disk), so memory stays flat in image size.
+Bytes come from wherever the source allows: `scan` reads an image tar stream once and
+keeps, per member, the first 256 bytes of ELF and `#!` files, the full content of a few
+small config files, the loader's view of every ELF file (`elffile.ElfInfo`) and, in a
+spool, the files the app touched, so the closure can follow dependencies in any stream
+order without another pass; a source with random access (the overlay2 storage reader)
+is asked by path instead. `ImageFS.resolve` walks paths the way the kernel does inside a
+chroot at the image root, so symlinks never point at the host.
 """
 
 from __future__ import annotations
@@ -15,18 +18,23 @@ import hashlib
 import io
 import os
 import posixpath
+import re
 import shutil
 import tarfile
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, Optional
+from typing import IO, Optional, Protocol
 
 from minifier.errors import ImageError
 from minifier.image.elffile import ELF_MAGIC, BehindStream, ElfInfo, elf_info, elf_info_streamed
+from minifier.image.index import ROOT, EntriesView, Entry, Index, in_memory
 
 __all__ = [
     "Spool",
     "Entry",
+    "ContentReader",
+    "entry_from_tar",
+    "is_artefact",
     "Resolution",
     "ImageFS",
     "scan",
@@ -56,7 +64,9 @@ DEFAULT_CAPTURE = (
 # Files docker bind-mounts at run time: the output carries them only as empty files.
 PLACEHOLDERS = ("/etc/hosts", "/etc/resolv.conf")
 # Paths `docker export` adds (or that docker mounts over at run time): never shipped.
-_ARTEFACT_FILES = frozenset({"/.dockerenv", "/etc/hostname", *PLACEHOLDERS})
+# /etc/mtab: every container's init layer puts a link to /proc/mounts there, over the
+# image's own.
+_ARTEFACT_FILES = frozenset({"/.dockerenv", "/etc/hostname", "/etc/mtab", *PLACEHOLDERS})
 _ARTEFACT_TREES = ("/proc", "/sys", "/dev")
 
 _TYPES = {
@@ -88,26 +98,6 @@ def is_artefact(path: str) -> bool:
     if path in _ARTEFACT_FILES:
         return True
     return any(path == t or path.startswith(t + "/") for t in _ARTEFACT_TREES)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """Metadata of one image member. `linkname` is normalised for hard links."""
-
-    path: str
-    type: str  # file dir symlink hardlink char block fifo
-    mode: int  # permission bits incl. setuid/setgid/sticky
-    uid: int
-    gid: int
-    uname: str
-    gname: str
-    mtime: float
-    size: int
-    linkname: str = ""
-    devmajor: int = 0
-    devminor: int = 0
-    pax: Optional[Mapping[str, str]] = None  # extra PAX records (xattrs), None when none
-    artefact: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,93 +142,199 @@ class Spool:
         self._files.clear()
 
 
-class ImageFS:
-    """Metadata of every image member, plus heads and a few captured contents."""
+class ContentReader(Protocol):
+    """Random access to the image's regular files by path (the storage reader)."""
 
-    def __init__(
-        self,
-        entries: Mapping[str, Entry],
-        heads: Mapping[str, bytes],
-        captured: Mapping[str, bytes],
-        spool: Optional[Spool] = None,
-        elves: Optional[dict[str, ElfInfo | str]] = None,
-    ) -> None:
-        self.entries = entries
-        self._heads = heads
-        self._captured = captured
-        self._spool = spool
-        # content path -> ElfInfo, or the reason it could not be parsed. Filled by the
-        # index pass; ELF files it could not read there are added by `add_elf`.
-        self._elves: dict[str, ElfInfo | str] = elves if elves is not None else {}
-        self._children: Optional[dict[str, list[str]]] = None
+    def open_file(self, path: str) -> Optional[IO[bytes]]:
+        """The bytes of the regular file at exactly `path` (a content path), or None."""
+        ...
+
+
+def _capture_regex(patterns: Iterable[str]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns) or "(?!)")
+
+
+def _interesting(head: bytes) -> bytes:
+    """What the index keeps of a file's first bytes: the closure only ever looks at ELF
+    magic and `#!` lines, so other heads are not kept (b"")."""
+    return head if head.startswith((ELF_MAGIC, b"#!")) else b""
+
+
+class _Contents:
+    """Where a file's bytes come from: what the index pass kept (heads of ELF and `#!`
+    files, captured config files, ELF views, the spool) or a reader with random access.
+    What is read later is remembered here, bounded by what the closure inspects."""
+
+    def __init__(self, index: Index, reader: Optional[ContentReader], spool: Optional[Spool],
+                 capture: Iterable[str]) -> None:
+        self.index, self.reader, self.spool = index, reader, spool
+        self.capture = _capture_regex(capture)
+        self.heads: dict[str, bytes] = {}
+        self.captured: dict[str, Optional[bytes]] = {}
+        self.elves: dict[str, ElfInfo | str] = {}
+
+    def head(self, path: str, entry: Optional[Entry]) -> bytes:
+        if path in self.heads:
+            return self.heads[path]
+        head = self.index.head(path)
+        if head is None:
+            head = b""
+            if self.reader is not None and entry is not None and entry.type == "file":
+                f = self.reader.open_file(path)
+                if f is not None:
+                    with f:
+                        head = _interesting(f.read(HEAD_SIZE))
+        self.heads[path] = head
+        return head
+
+    def captured_file(self, path: str, entry: Optional[Entry]) -> Optional[bytes]:
+        if path in self.captured:
+            return self.captured[path]
+        data = self.index.captured(path)
+        if (data is None and self.reader is not None and entry is not None
+                and entry.type == "file" and entry.size <= MAX_CAPTURE
+                and self.capture.match(path)):
+            f = self.reader.open_file(path)
+            if f is not None:
+                with f:
+                    data = f.read(MAX_CAPTURE + 1)
+        self.captured[path] = data
+        return data
+
+    def elf(self, path: str, entry: Optional[Entry]) -> Optional[ElfInfo | str]:
+        found = self.elves.get(path)
+        if found is None:
+            found = self.index.elf(path)
+            if found is None and self.reader is not None and self.head(path, entry).startswith(
+                    ELF_MAGIC):
+                found = self._parse(path)
+            if found is not None:
+                self.elves[path] = found
+        return found
+
+    def _parse(self, path: str) -> Optional[ElfInfo | str]:
+        f = self.reader.open_file(path) if self.reader is not None else None
+        if f is None:
+            return None
+        with f:
+            try:
+                return elf_info(f)
+            except ImageError as e:
+                return e.message
+
+
+class ImageFS:
+    """Metadata of every image member (in an Index), and the bytes of the files the
+    closure inspects (from the index pass, or read by path where the source allows)."""
+
+    def __init__(self, index: Index, *, reader: Optional[ContentReader] = None,
+                 spool: Optional[Spool] = None, capture: Iterable[str] = DEFAULT_CAPTURE,
+                 contents: Optional[_Contents] = None) -> None:
+        self.index = index
+        self._contents = contents or _Contents(index, reader, spool, capture)
+
+    @property
+    def entries(self) -> Mapping[str, Entry]:
+        """Every entry by path (iterating streams them from the index: prefer the
+        aggregate methods below for whole-image questions)."""
+        return EntriesView(self.index)
+
+    @property
+    def random_access(self) -> bool:
+        """True when any file's bytes can be read by path (the storage reader)."""
+        return self._contents.reader is not None
 
     def elf(self, path: str) -> Optional[ElfInfo]:
         """The loader's view of an ELF regular file (or hard link), when known."""
-        found = self._elves.get(self.content_path(normalize(path)))
+        found = self._elf(path)
         return found if isinstance(found, ElfInfo) else None
 
     def elf_error(self, path: str) -> Optional[str]:
-        found = self._elves.get(self.content_path(normalize(path)))
+        found = self._elf(path)
         return found if isinstance(found, str) else None
+
+    def _elf(self, path: str) -> Optional[ElfInfo | str]:
+        real = self.content_path(normalize(path))
+        return self._contents.elf(real, self.index.get(real))
 
     def elf_unread(self, path: str) -> bool:
         """An ELF file (by its magic) whose loader view is not known yet: read it by path."""
         real = self.content_path(normalize(path))
-        return real not in self._elves and self.head(real).startswith(ELF_MAGIC)
+        return self._elf(real) is None and self.head(real).startswith(ELF_MAGIC)
 
     def add_elf(self, path: str, info: ElfInfo | str) -> None:
         """Complete the store with an ELF file read after the index pass."""
-        self._elves[self.content_path(normalize(path))] = info
+        self._contents.elves[self.content_path(normalize(path))] = info
 
     def restricted(self, keep: Mapping[str, Entry]) -> ImageFS:
         """The same image reduced to these entries (plus "/"): the planned output's view."""
         entries = dict(keep)
-        entries.setdefault("/", self.entries["/"])
-        return ImageFS(entries, self._heads, self._captured, None, self._elves)
+        entries.setdefault("/", self.lookup("/") or ROOT)
+        return ImageFS(in_memory(entries.values()), contents=self._contents)
 
     def open_content(self, path: str) -> Optional[IO[bytes]]:
-        """The bytes of a regular file (or hard link) when the index pass kept them."""
+        """The bytes of a regular file (or hard link) when the index pass kept them or
+        the source reads files by path."""
         real = self.content_path(normalize(path))
-        spooled = self._spool.get(real) if self._spool is not None else None
+        contents = self._contents
+        spooled = contents.spool.get(real) if contents.spool is not None else None
         if spooled is not None:
             return open(spooled, "rb")
-        data = self._captured.get(real)
-        entry = self.entries.get(real)
-        if data is not None and entry is not None and len(data) == entry.size:
+        entry = self.index.get(real)
+        if entry is None or entry.type != "file":
+            return None
+        data = contents.captured.get(real) or contents.index.captured(real)
+        if data is not None and len(data) == entry.size:
             return io.BytesIO(data)
+        if contents.reader is not None:
+            return contents.reader.open_file(real)
         return None
 
     def lookup(self, path: str) -> Optional[Entry]:
         """The entry at exactly this (normalised) path, without following symlinks."""
-        return self.entries.get(normalize(path))
+        return self.index.get(normalize(path))
 
     def children(self, path: str) -> list[str]:
         """Direct children of a directory (sorted absolute paths), no symlink following."""
-        if self._children is None:
-            index: dict[str, list[str]] = {}
-            for p in self.entries:
-                if p != "/":
-                    index.setdefault(posixpath.dirname(p), []).append(p)
-            for v in index.values():
-                v.sort()
-            self._children = index
-        return list(self._children.get(normalize(path), ()))
+        return self.index.children(normalize(path))
 
     def content_path(self, path: str) -> str:
         """The member whose tar data holds this file's bytes (a hard link's target)."""
-        e = self.entries.get(path)
+        e = self.index.get(path)
         return e.linkname if e is not None and e.type == "hardlink" else path
 
     def head(self, path: str) -> bytes:
-        """The first bytes of a regular file (or hard link), b"" otherwise."""
-        return self._heads.get(self.content_path(normalize(path)), b"")
+        """The first bytes of an ELF or `#!` regular file (or hard link), b"" otherwise."""
+        real = self.content_path(normalize(path))
+        return self._contents.head(real, self.index.get(real))
 
     def content(self, path: str) -> Optional[bytes]:
         """Full content of a captured file, following symlinks inside the image."""
         res = self.resolve(path)
         if res.final is None:
             return None
-        return self._captured.get(self.content_path(res.final))
+        real = self.content_path(res.final)
+        return self._contents.captured_file(real, self.index.get(real))
+
+    def totals(self) -> tuple[int, int]:
+        """(entries, bytes of regular files) of the image, without docker's artefacts."""
+        return self.index.totals()
+
+    def file_sizes(self) -> Iterator[tuple[str, int]]:
+        """(path, size) of each regular file of the image (streamed from the index)."""
+        return self.index.file_sizes()
+
+    def paths(self) -> Iterator[str]:
+        """Every path of the image in byte order, without docker's artefacts."""
+        return self.index.paths()
+
+    def artefacts(self) -> Iterator[Entry]:
+        """The entries `docker export` adds (or docker mounts over at run time)."""
+        return self.index.iter_entries("WHERE artefact = 1")
+
+    def stream_order(self, paths: Collection[str]) -> list[str]:
+        """These paths in the order of the image's stream (a hard link after its target)."""
+        return self.index.stream_order(paths)
 
     def resolve(self, path: str, follow_last: bool = True) -> Resolution:
         """Follow `path` inside the image root like the kernel under chroot.
@@ -256,7 +352,7 @@ class ImageFS:
                 current = posixpath.dirname(current)
                 continue
             cand = posixpath.join(current, comp)
-            entry = self.entries.get(cand)
+            entry = self.index.get(cand)
             if entry is None or (entry.artefact and entry.type == "dir"):
                 return Resolution(None, tuple(via), "missing")
             if entry.type == "symlink" and (todo or follow_last):
@@ -283,80 +379,66 @@ class ImageFS:
         return out
 
 
-def _entry(path: str, ti: tarfile.TarInfo) -> Entry:
+def entry_from_tar(path: str, ti: tarfile.TarInfo) -> Entry:
+    """An index entry from a tar member (the export stream's metadata, as it is)."""
     kind = _TYPES.get(ti.type, "file")
     link = ti.linkname
     if kind == "hardlink":
         link = normalize(link)
     pax = {k: v for k, v in ti.pax_headers.items() if k not in DERIVED_PAX}
-    return Entry(
-        path=path,
-        type=kind,
-        mode=ti.mode & 0o7777,
-        uid=ti.uid,
-        gid=ti.gid,
-        uname=ti.uname,
-        gname=ti.gname,
-        mtime=ti.mtime,
-        size=ti.size if kind == "file" else 0,
-        linkname=link,
-        devmajor=ti.devmajor,
-        devminor=ti.devminor,
-        pax=pax or None,
-        artefact=is_artefact(path),
-    )
+    return Entry(path, kind, ti.mode & 0o7777, ti.uid, ti.gid, ti.uname, ti.gname, ti.mtime,
+                 ti.size if kind == "file" else 0, link, ti.devmajor, ti.devminor, pax or None,
+                 is_artefact(path))
 
 
-def _read_elf(path: str, data: bytes, rest: IO[bytes], spool: Optional[Spool],
-              elves: dict[str, ElfInfo | str]) -> None:
+def _read_elf(path: str, data: bytes, rest: IO[bytes], spool: Optional[Spool]) -> Optional[
+        ElfInfo | str]:
     """Parse an ELF member as it streams by (or from the spool that just took it)."""
     try:
         spooled = spool.get(path) if spool is not None else None
         if spooled is not None:
             with open(spooled, "rb") as f:
-                elves[path] = elf_info(f)
-        else:
-            elves[path] = elf_info_streamed(data, rest)
+                return elf_info(f)
+        return elf_info_streamed(data, rest)
     except BehindStream:
-        pass  # left unread: whoever needs it reads it by path (ImageSource.read)
+        return None  # left unread: whoever needs it reads it by path (ImageSource.read)
     except ImageError as e:
-        elves[path] = e.message
+        return e.message
 
 
 def scan(stream: IO[bytes], capture: Iterable[str] = DEFAULT_CAPTURE,
-         spool: Optional[Spool] = None, elf_index: bool = True) -> ImageFS:
-    """Index the image tar stream in ONE pass; memory is O(members), not O(bytes).
+         spool: Optional[Spool] = None, elf_index: bool = True,
+         index: Optional[Index] = None, meta: Optional[Mapping[str, str]] = None) -> ImageFS:
+    """Index the image tar stream in ONE pass into `index` (a new in-memory one if None).
 
-    With a `spool`, the contents of the members it wants are copied to disk on the way.
-    With `elf_index`, every ELF member's loader view is parsed on the way too.
+    Memory is O(1) in the image: entries go to the index as they stream by. With a
+    `spool`, the contents of the members it wants are copied to disk on the way. With
+    `elf_index`, every ELF member's loader view is parsed on the way too.
     """
     patterns = tuple(capture)
-    entries: dict[str, Entry] = {}
-    heads: dict[str, bytes] = {}
-    captured: dict[str, bytes] = {}
-    elves: dict[str, ElfInfo | str] = {}
+    wanted_re = _capture_regex(patterns)
+    index = index if index is not None else Index()
     for tf, ti in iter_members(stream):
         path = normalize(ti.name)
-        entry = _entry(path, ti)
-        entries[path] = entry
-        if entry.type != "file" or entry.artefact:
+        entry = entry_from_tar(path, ti)
+        if entry.type != "file" or entry.artefact or not entry.size:
+            index.add(entry)
             continue
         f = tf.extractfile(ti)
-        if f is None:
-            continue
-        wanted = ti.size <= MAX_CAPTURE and any(fnmatch.fnmatchcase(path, p) for p in patterns)
-        data = f.read() if wanted else f.read(HEAD_SIZE)
-        heads[path] = data[:HEAD_SIZE]
+        wanted = ti.size <= MAX_CAPTURE and wanted_re.match(path) is not None
+        data = (f.read() if wanted else f.read(HEAD_SIZE)) if f is not None else b""
+        head = _interesting(data[:HEAD_SIZE])
+        index.add(entry, head or None)
         if wanted:
-            captured[path] = data
-        elif spool is not None and spool.wants(path):
+            index.add_captured(path, data)
+        elif spool is not None and spool.wants(path) and f is not None:
             spool.put(path, data, f)
-        if elf_index and data.startswith(ELF_MAGIC):
-            _read_elf(path, data, f, spool, elves)
-    if "/" not in entries:
-        # docker export has no root member; give "/" a conventional entry for resolve().
-        entries["/"] = Entry("/", "dir", 0o755, 0, 0, "root", "root", 0, 0)
-    return ImageFS(entries, heads, captured, spool, elves)
+        if elf_index and head.startswith(ELF_MAGIC) and f is not None:
+            info = _read_elf(path, data, f, spool)
+            if info is not None:
+                index.add_elf(path, info)
+    index.finish({"reader": "export", "contents": "all", **(meta or {})})
+    return ImageFS(index, spool=spool, capture=patterns)
 
 
 def iter_members(stream: IO[bytes]) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:

@@ -1,7 +1,7 @@
 """Write the kept files as one layer and load it into the engine as a FROM-scratch image.
 
-`write_layer` copies exactly the planned members from ONE streaming pass over the
-original image (never the host, never a container that ran) with their metadata intact;
+`write_layer` writes exactly the planned members with their metadata intact, from the
+index and the original image's bytes (never the host, never a container that ran);
 `load_image` wraps the layer in a `docker save` archive streamed to /images/load.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import os
 import re
 import tarfile
 import tempfile
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Callable, Optional
 
 from minifier.errors import EngineError, ImageError, UsageError
-from minifier.image.imagefs import DERIVED_PAX, PLACEHOLDERS, ImageFS, iter_members, normalize
+from minifier.image.imagefs import DERIVED_PAX, PLACEHOLDERS, ImageFS, Spool, normalize
 from minifier.image.source import ImageSource
 from minifier.records import BuildPlan, BuildResult, ImageInfo
 
@@ -169,36 +170,44 @@ def _copy(src: Optional[IO[bytes]], write: Callable[[bytes], Any]) -> None:
 
 
 def write_layer(fs: ImageFS, plan: BuildPlan, source: ImageSource, out_path: str) -> LayerInfo:
-    """Write the kept members, in stream order (parents first), to an uncompressed tar.
-
-    When the index pass kept the bytes of every file needed, the layer is written from
-    the index alone; otherwise one more pass over the image's export supplies them.
-    """
-    with open(out_path, "wb") as f:
+    """Write the kept members, in the image's stream order (parents first, a hard link
+    after its target), to an uncompressed tar: metadata from the index, bytes from what
+    the index pass kept or the source reads by path. Files whose bytes neither has are
+    read from the source first (for the export stream: one more pass, stopped early)."""
+    with open(out_path, "wb") as f, tempfile.TemporaryDirectory(
+            prefix="content-", dir=os.path.dirname(os.path.abspath(out_path))) as extra_dir:
         hasher = _HashWriter(f)
         with tarfile.open(fileobj=hasher, mode="w|", format=tarfile.PAX_FORMAT) as out:
             writer = _LayerWriter(fs, plan, out)
-            if _all_content_indexed(fs, writer):
-                indexed = _IndexedMembers(fs)
-                for ti in indexed.members(writer.kinds.keys() | writer.orphans.keys()):
-                    writer.member(indexed, ti)
-            else:
-                with source.open() as stream:
-                    for tf, ti in iter_members(stream):
-                        writer.member(tf, ti)
+            wanted = writer.kinds.keys() | writer.orphans.keys()
+            extra = _fetch_missing(fs, wanted, source, extra_dir)
+            indexed = _IndexedMembers(fs, extra)
+            for ti in indexed.members(fs.stream_order(wanted)):
+                writer.member(indexed, ti)
             writer.finish()
     return LayerInfo(out_path, hasher.size, hasher.sha.hexdigest(), writer.count)
 
 
-def _all_content_indexed(fs: ImageFS, writer: _LayerWriter) -> bool:
-    for path in (*writer.kinds, *writer.orphans):
+def _fetch_missing(fs: ImageFS, paths, source: ImageSource, directory: str) -> Spool:
+    """Copy to `directory` the bytes of the files among `paths` that `fs` cannot open."""
+    missing = set()
+    for path in paths:
         e = fs.lookup(path)
         if e is not None and e.type == "file" and e.size and not e.artefact:
             f = fs.open_content(path)
             if f is None:
-                return False
-            f.close()
-    return True
+                missing.add(path)
+            else:
+                f.close()
+    extra = Spool(directory, missing)
+    if missing:
+        for path, f in source.read(missing):
+            extra.put(path, b"", f)
+        lost = sorted(p for p in missing if extra.get(p) is None)
+        if lost:
+            raise ImageError(f"the image source did not supply the content of {lost[0]}"
+                             f"{f' (and {len(lost) - 1} more)' if len(lost) > 1 else ''}")
+    return extra
 
 
 _TAR_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
@@ -207,18 +216,19 @@ _TAR_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfil
 
 
 class _IndexedMembers:
-    """The index's entries as tar members, with contents from the index pass's spool:
-    stands in for the export stream (same order, same metadata)."""
+    """The index's entries as tar members, with contents from the index pass, the
+    source's random access or the extra spool: stands in for the export stream (same
+    order, same metadata)."""
 
-    def __init__(self, fs: ImageFS) -> None:
-        self.fs = fs
+    def __init__(self, fs: ImageFS, extra: Spool) -> None:
+        self.fs, self.extra = fs, extra
         self._open: list[IO[bytes]] = []
 
-    def members(self, wanted) -> Iterator[tarfile.TarInfo]:
-        wanted = set(wanted)
+    def members(self, paths) -> Iterator[tarfile.TarInfo]:
         try:
-            for path, e in self.fs.entries.items():
-                if path in wanted:
+            for path in paths:
+                e = self.fs.lookup(path)
+                if e is not None:
                     yield self._info(e)
                 for f in self._open:
                     f.close()
@@ -240,7 +250,11 @@ class _IndexedMembers:
     def extractfile(self, ti: tarfile.TarInfo) -> Optional[IO[bytes]]:
         if not ti.isfile():
             return None
-        f = self.fs.open_content("/" + ti.name)
+        path = normalize("/" + ti.name)
+        spooled = self.extra.get(path)
+        f = open(spooled, "rb") if spooled is not None else self.fs.open_content(path)
+        if f is None and ti.size:
+            raise ImageError(f"no content for {path} in the image source")
         if f is not None:
             self._open.append(f)
         return f

@@ -25,7 +25,7 @@ __all__ = ["check", "planned_view"]
 
 def planned_view(fs: ImageFS, plan: BuildPlan) -> ImageFS:
     """The original image reduced to the plan (plus what Docker provides at run time)."""
-    entries: dict[str, Entry] = {p: e for p, e in fs.entries.items() if e.artefact}
+    entries: dict[str, Entry] = {e.path: e for e in fs.artefacts()}
     for k in plan.kept:
         e = fs.lookup(k.path)
         if e is None or e.artefact:  # a placeholder the layer writer creates

@@ -40,6 +40,7 @@ class Report:
     warnings: Sequence[str]
     artifacts_dir: str
     timings: Mapping[str, float] = field(default_factory=dict)
+    index: Mapping[str, object] = field(default_factory=dict)
     schema: str = SCHEMA
 
     def to_json(self) -> dict:
@@ -94,7 +95,8 @@ def make_report(image: ImageInfo, result: BuildResult, plan: BuildPlan,
                 verify: Mapping[str, object], removed_sizes: Counter,
                 artifacts_dir: str, warnings: Sequence[str] = (),
                 timings: Optional[Mapping[str, float]] = None,
-                selfcheck: Optional[SelfCheck] = None) -> Report:
+                selfcheck: Optional[SelfCheck] = None,
+                index: Optional[Mapping[str, object]] = None) -> Report:
     kept_files = [k for k in plan.kept]
     selfcheck = selfcheck or SelfCheck()
     return Report(
@@ -120,6 +122,7 @@ def make_report(image: ImageInfo, result: BuildResult, plan: BuildPlan,
                   *(f"incomplete (--allow-incomplete): {f.text()}" for f in selfcheck.findings)],
         artifacts_dir=artifacts_dir,
         timings=dict(timings or {}),
+        index=dict(index or {}),
     )
 
 
@@ -172,6 +175,8 @@ def render_text(report: Report) -> str:
         else f"check   {report.selfcheck.get('status')}: {len(report.selfcheck['findings'])} "
              "finding(s), built with --allow-incomplete",
     ]
+    if report.index:
+        lines.append(index_text(report.index))
     for title, rows in (("biggest kept dirs", report.biggest_kept_dirs),
                         ("biggest removed dirs", report.biggest_removed_dirs)):
         if rows:
@@ -183,6 +188,13 @@ def render_text(report: Report) -> str:
     lines.append(f"artifacts: {report.artifacts_dir}" if report.artifacts_dir
                  else "artifacts: not kept (--artifacts-dir DIR keeps them)")
     return "\n".join(lines)
+
+
+def index_text(index: Mapping[str, object]) -> str:
+    """One line: which reader indexed the image, why, and what the cache did."""
+    reader = {"storage": "storage reader", "export": "docker export stream"}.get(
+        str(index.get("reader")), str(index.get("reader")))
+    return f"index   {reader} ({index.get('why')}); cache {index.get('cache')}"
 
 
 def render_markdown(report: Report) -> str:

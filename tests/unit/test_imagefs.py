@@ -50,6 +50,8 @@ BASE = [
     member("usr", "dir"),
     member("usr/bin", "dir"),
     member("usr/bin/tool", data=b"\x7fELF" + b"\0" * 400, mode=0o4755),
+    member("usr/bin/run", data=b"#!/bin/sh\necho hi\n", mode=0o755),
+    member("usr/bin/run-too", "hardlink", link="usr/bin/run"),
     member("usr/lib", "dir", mode=0o700, uid=1000, gid=1000),
     member("usr/lib/libx.so.1.2", data=b"\x7fELFlib"),
     member("usr/lib/libx.so.1", "symlink", link="libx.so.1.2"),
@@ -101,10 +103,10 @@ def test_artefacts_marked(fs):
 
 def test_heads_and_captured(fs):
     assert fs.head("/usr/bin/tool") == (b"\x7fELF" + b"\0" * 400)[:HEAD_SIZE]
-    assert len(fs.head("/etc/big.txt")) == HEAD_SIZE
+    assert fs.head("/etc/big.txt") == b""  # only ELF and #! heads are kept
     assert fs.content("/etc/passwd") == b"root:x:0:0:root:/root:/bin/sh\n"
     assert fs.content("/etc/big.txt") is None  # not captured: only its head is kept
-    assert fs.head("/srv/hl") == b"ID=minify-test\n"  # hard links share the target's bytes
+    assert fs.head("/usr/bin/run-too") == b"#!/bin/sh\necho hi\n"  # a hard link: its target's
 
 
 def test_resolve_dir_symlink_and_chain(fs):

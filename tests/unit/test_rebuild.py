@@ -97,6 +97,15 @@ def test_no_docker_artefacts_and_placeholders(tmp_path):
         assert parent == "/" or parent in order[:i], path
 
 
+def test_placeholders_in_an_image_without_etc(tmp_path):
+    """A FROM-scratch image has no /etc (the export stream showed the container's): the
+    placeholders still get a directory to live in."""
+    _, _, m, data, order = build(tmp_path, [member("app", data=b"APP", mode=0o755)], ["/app"])
+    assert m["/etc"].isdir() and m["/etc"].mode == 0o755
+    assert data["/etc/hosts"] == b"" and data["/etc/resolv.conf"] == b""
+    assert order.index("/etc") < order.index("/etc/hosts")
+
+
 def test_existing_tmp_keeps_its_metadata(tmp_path):
     members = BASE + [member("tmp", "dir", mode=0o1777, mtime=42)]
     _, _, m, _, _ = build(tmp_path, members, [])

@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from minifier.output.report import SCHEMA, dir_sizes, make_report, render_text
+from minifier.output.report import SCHEMA, dir_sizes, index_text, make_report, render_text
 from minifier.records import (
     AccessRecord,
     BuildPlan,
@@ -29,7 +29,12 @@ def _report(selfcheck=None):
                        {"requests": [], "counts": {"2xx": 3}, "discovered": [], "execs": []},
                        {"status": "passed", "mismatches": []},
                        Counter({"/usr/share/doc": 2_000_000}), "/tmp/art",
-                       selfcheck=selfcheck)
+                       selfcheck=selfcheck, index=INDEX)
+
+
+INDEX = {"reader": "storage", "why": "the image's overlay2 layer directories, read in place",
+         "cache": "hit", "cache_file": "/root/.cache/minify/" + "a" * 64 + ".index",
+         "entries": 1001}
 
 
 def test_report_keys_are_pinned():
@@ -37,7 +42,9 @@ def test_report_keys_are_pinned():
     assert doc["schema"] == SCHEMA
     assert set(doc) == {"schema", "source", "output", "ratio", "files", "kept", "excluded",
                         "probe", "access", "verify", "selfcheck", "biggest_kept_dirs",
-                        "biggest_removed_dirs", "warnings", "artifacts_dir", "timings"}
+                        "biggest_removed_dirs", "warnings", "artifacts_dir", "timings",
+                        "index"}
+    assert doc["index"] == INDEX
     assert set(doc["source"]) == {"image", "id", "size"}
     assert set(doc["output"]) == {"image", "id", "size"}
     assert set(doc["files"]) == {"kept", "total", "kept_size", "total_size"}
@@ -72,6 +79,15 @@ def test_render_text_shows_sizes_ratio_and_dirs():
     assert "/usr/share/doc" in text
     assert "2xx: 3" in text
     assert "check   passed (every kept interpreter, library and link target resolves)" in text
+    assert ("index   storage reader (the image's overlay2 layer directories, read in place); "
+            "cache hit") in text
+
+
+def test_index_line_names_the_export_fallback_and_why():
+    assert index_text({"reader": "export", "why": "--image-source export",
+                       "cache": "rebuilt: the cached index was corrupt (file is not a database)"}
+                      ) == ("index   docker export stream (--image-source export); cache "
+                            "rebuilt: the cached index was corrupt (file is not a database)")
 
 
 def test_dir_sizes_groups_by_prefix():
