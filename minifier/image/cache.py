@@ -1,11 +1,14 @@
-"""The index cache: one finished index file per image ID, so a second build skips indexing.
+"""The index cache: one finished index file per image ID and reader, so a second build
+skips indexing.
 
 An image ID is the digest of the image's config, which names its layers: the same ID is
-the same filesystem, so an index made once stays true. A cache entry is used only when
-sqlite finds the file sound, it was written by this index format, for this very image,
-completely, and holds what the reader at hand needs; anything else is ignored (and
-replaced by the fresh index), never trusted. Entries are written under a temporary name
-and renamed into place, so a reader never sees half of one.
+the same filesystem, so an index made once stays true. Each reader has its own entry
+(the export stream also shows the container's init layer, the storage reader only the
+image). An entry is used only when sqlite finds the file sound and it was written by
+this index format, for this very image and reader, completely, with what the reader
+needs; anything else is ignored (and replaced by the fresh index), never trusted.
+Entries are written under a temporary name and renamed into place, so a reader never
+sees half of one.
 """
 
 from __future__ import annotations
@@ -82,22 +85,23 @@ class IndexCache:
     def __init__(self, directory: str) -> None:
         self.directory = directory
 
-    def path_for(self, image_id: str) -> str:
+    def path_for(self, image_id: str, reader: str) -> str:
         digest = image_id.split(":")[-1]
-        if not digest.isalnum():  # an ID is hex; never let one name a path elsewhere
-            raise ValueError(f"not an image ID: {image_id!r}")
-        return os.path.join(self.directory, f"{digest}.index")
+        if not digest.isalnum() or not reader.isalnum():  # never a path elsewhere
+            raise ValueError(f"not an image ID and reader: {image_id!r}, {reader!r}")
+        return os.path.join(self.directory, f"{digest}.{reader}.index")
 
-    def lookup(self, image_id: str, contents: bool) -> Lookup:
-        """The cached index of `image_id`; `contents`: the reader has no random access,
-        so only an entry that also holds file heads, config files and ELF views will do."""
-        path = self.path_for(image_id)
+    def lookup(self, image_id: str, reader: str, contents: bool) -> Lookup:
+        """The index `reader` made of `image_id`; `contents`: the reader has no random
+        access, so only an entry that also holds file heads, config files and ELF views
+        will do."""
+        path = self.path_for(image_id, reader)
         if not os.path.exists(path):
             return Lookup(None, "miss")
         index = None
         try:
             index = Index(path, readonly=True)
-            why = _unusable(index, image_id, contents)
+            why = _unusable(index, image_id, reader, contents)
         except sqlite3.DatabaseError as exc:
             why = f"corrupt ({exc})"
         if why:
@@ -106,19 +110,18 @@ class IndexCache:
             return Lookup(None, f"rebuilt: the cached index was {why}")
         return Lookup(index, "hit")
 
-    def new_file(self, image_id: str) -> str:
+    def new_file(self, image_id: str, reader: str) -> str:
         """A temporary name in the cache directory for an index being written."""
-        digest = self.path_for(image_id)
-        return f"{digest}.{secrets.token_hex(4)}.tmp"
+        return f"{self.path_for(image_id, reader)}.{secrets.token_hex(4)}.tmp"
 
-    def store(self, tmp_path: str, image_id: str) -> str:
+    def store(self, tmp_path: str, image_id: str, reader: str) -> str:
         """Move a finished index into place (atomically) and return its path."""
-        final = self.path_for(image_id)
+        final = self.path_for(image_id, reader)
         os.replace(tmp_path, final)
         return final
 
 
-def _unusable(index: Index, image_id: str, contents: bool) -> str:
+def _unusable(index: Index, image_id: str, reader: str, contents: bool) -> str:
     check = index.db.execute("PRAGMA quick_check").fetchone()[0]
     if check != "ok":
         return f"corrupt ({check})"
@@ -127,9 +130,10 @@ def _unusable(index: Index, image_id: str, contents: bool) -> str:
         return f"written in index format {meta.get('format')!r}, this minify reads {FORMAT}"
     if meta.get("image") != image_id:
         return f"made for another image ({meta.get('image')})"
+    if meta.get("reader") != reader:
+        return f"made by the {meta.get('reader')} reader"
     if meta.get("complete") != "1" or meta.get("entries") != str(len(index)):
         return "incomplete"
     if contents and meta.get("contents") != "all":
-        return (f"made by the {meta.get('reader')} reader without file heads, which the "
-                "export stream cannot supply by path")
+        return "without the file heads a stream reader needs"
     return ""

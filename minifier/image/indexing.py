@@ -33,16 +33,18 @@ def index_image(source: ImageSource, image_id: str, cache: Optional[IndexCache],
     reads them by path (one pass over the stream, stopped when all were seen)."""
     status = "off"
     if cache is not None:
-        found = cache.lookup(image_id, contents=not source.random_access)
+        found = cache.lookup(image_id, source.name, contents=not source.random_access)
         if found.index is not None:
             fs = source.attach(found.index, spool)
-            return fs, Indexed(source.name, "hit", cache.path_for(image_id), len(found.index))
+            return fs, Indexed(source.name, "hit", cache.path_for(image_id, source.name),
+                               len(found.index))
         status = found.status
-    path = cache.new_file(image_id) if cache is not None else os.path.join(workdir, "index.db")
+    path = (cache.new_file(image_id, source.name) if cache is not None
+            else os.path.join(workdir, "index.db"))
     index = Index(path)
     try:
         fs = source.scan(index, spool, {"image": image_id})
-        final = cache.store(path, image_id) if cache is not None else ""
+        final = cache.store(path, image_id, source.name) if cache is not None else ""
     except BaseException:
         index.close()
         with contextlib.suppress(OSError):

@@ -27,7 +27,9 @@ MINIFY = [sys.executable, "-m", "minifier.cli"]
 # minify running on the same machine is not mistaken for a leftover of ours.
 MARK = f"MINIFY_TEST_MARK={uuid.uuid4().hex}"
 TMP = tempfile.mkdtemp(prefix="minify-tests-")  # TMPDIR of the runs: our temp dirs only
-ENV = {**os.environ, MARK.split("=")[0]: MARK.split("=")[1], "TMPDIR": TMP}
+# The index cache (~/.cache/minify by default) lives in the session's temp dir too.
+ENV = {**os.environ, MARK.split("=")[0]: MARK.split("=")[1], "TMPDIR": TMP,
+       "XDG_CACHE_HOME": os.path.join(TMP, "cache")}
 STARTED: list[int] = []  # pids of minify processes started by the current test
 
 

@@ -40,26 +40,26 @@ def test_miss_then_hit_gives_the_same_index(source, tmp_path):
     cache = IndexCache(str(tmp_path / "cache"))
     os.makedirs(cache.directory)
     fs, first = _index(source, cache, tmp_path)
-    assert first.cache == "miss" and first.cache_file == cache.path_for(IMAGE)
+    assert first.cache == "miss" and first.cache_file == cache.path_for(IMAGE, "tar")
     assert first.entries == len(MEMBERS) + 2  # + /usr/share + the root
     again, second = _index(source, cache, tmp_path)
     assert second.cache == "hit"
     assert list(again.entries.items()) == list(fs.entries.items())
     assert again.head("/usr/bin/run") == b"#!/bin/sh\n"  # heads came with the entry
     assert again.content("/etc/passwd") == b"root:x:0:0::/:/bin/sh\n"
-    assert os.listdir(cache.directory) == [os.path.basename(cache.path_for(IMAGE))]
+    assert os.listdir(cache.directory) == [os.path.basename(cache.path_for(IMAGE, "tar"))]
 
 
 def _damaged(source, tmp_path, damage) -> str:
     cache = IndexCache(str(tmp_path / "cache"))
     os.makedirs(cache.directory)
     _index(source, cache, tmp_path)
-    damage(cache.path_for(IMAGE))
+    damage(cache.path_for(IMAGE, "tar"))
     fs, indexed = _index(source, cache, tmp_path)
     # rebuilt, replaced, and then trusted again
     assert fs.lookup("/usr/bin/run").mode == 0o755
     assert _index(source, cache, tmp_path)[1].cache == "hit"
-    assert os.listdir(cache.directory) == [os.path.basename(cache.path_for(IMAGE))]
+    assert os.listdir(cache.directory) == [os.path.basename(cache.path_for(IMAGE, "tar"))]
     return indexed.cache
 
 
@@ -107,10 +107,14 @@ def test_entry_missing_rows_is_rebuilt(source, tmp_path):
     assert _damaged(source, tmp_path, drop) == "rebuilt: the cached index was incomplete"
 
 
-def test_metadata_only_entry_is_not_used_by_the_export_stream(source, tmp_path):
+def test_metadata_only_entry_is_not_used_by_a_stream_reader(source, tmp_path):
     assert _damaged(source, tmp_path, _set_meta("contents", "metadata")) == (
-        "rebuilt: the cached index was made by the tar reader without file heads, which "
-        "the export stream cannot supply by path")
+        "rebuilt: the cached index was without the file heads a stream reader needs")
+
+
+def test_entry_of_another_reader_is_rebuilt(source, tmp_path):
+    assert _damaged(source, tmp_path, _set_meta("reader", "storage")) == (
+        "rebuilt: the cached index was made by the storage reader")
 
 
 def test_failed_pass_leaves_no_file(tmp_path):
@@ -150,7 +154,7 @@ def test_unusable_cache_dir(tmp_path):
 
 def test_cache_names_only_image_ids(tmp_path):
     with pytest.raises(ValueError):
-        IndexCache(str(tmp_path)).path_for("sha256:../../etc/passwd")
+        IndexCache(str(tmp_path)).path_for("sha256:../../etc/passwd", "tar")
 
 
 GOOD = {"UpperDir": "/s/3/diff", "LowerDir": "/s/2/diff:/s/1/diff"}
