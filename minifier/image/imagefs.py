@@ -386,7 +386,10 @@ def entry_from_tar(path: str, ti: tarfile.TarInfo) -> Entry:
     if kind == "hardlink":
         link = normalize(link)
     pax = {k: v for k, v in ti.pax_headers.items() if k not in DERIVED_PAX}
-    return Entry(path, kind, ti.mode & 0o7777, ti.uid, ti.gid, ti.uname, ti.gname, ti.mtime,
+    # tarfile reads a PAX mtime record as a float: whole seconds stay an int, so the
+    # layer writer writes the record back as the engine wrote it ("mtime=8835955200").
+    mtime = int(ti.mtime) if float(ti.mtime).is_integer() else ti.mtime
+    return Entry(path, kind, ti.mode & 0o7777, ti.uid, ti.gid, ti.uname, ti.gname, mtime,
                  ti.size if kind == "file" else 0, link, ti.devmajor, ti.devminor, pax or None,
                  is_artefact(path))
 

@@ -206,13 +206,7 @@ class StorageSource:
         index.flush()
         fs = ImageFS(index, reader=self.reader)
         if self.image_names:
-            users = {}
-            for pw in parse_passwd(fs.content("/etc/passwd") or b""):
-                users.setdefault(pw.uid, pw.name)
-            groups = {}
-            for gr in parse_group(fs.content("/etc/group") or b""):
-                groups.setdefault(gr.gid, gr.name)
-            index.set_names(users, groups)
+            index.set_names(*export_names(fs, _host_nss_systemd()))
         index.finish({"reader": self.name, "contents": "metadata", **meta})
         return fs
 
@@ -225,6 +219,43 @@ class StorageSource:
             if f is not None:
                 with f:
                     yield normalize(path), f
+
+
+# What systemd's NSS module answers without its user database service (in the engine's
+# chroot): the two ids it always synthesises.
+_SYSTEMD_USERS = {0: "root", 65534: "nobody"}
+_SYSTEMD_GROUPS = {0: "root", 65534: "nogroup"}
+
+
+def export_names(fs: ImageFS, nss_systemd: bool) -> tuple[dict[int, str], dict[int, str]]:
+    """uid -> user and gid -> group names as Docker 20.10's export fills tar headers: it
+    looks ids up chrooted into the container, through the engine host's NSS modules, so
+    `files` reads the image's /etc/passwd and /etc/group (first entry wins), and a host
+    that also lists `systemd` gets that module's synthesised root and nobody."""
+    users: dict[int, str] = {}
+    for pw in parse_passwd(fs.content("/etc/passwd") or b""):
+        users.setdefault(pw.uid, pw.name)
+    groups: dict[int, str] = {}
+    for gr in parse_group(fs.content("/etc/group") or b""):
+        groups.setdefault(gr.gid, gr.name)
+    if nss_systemd:
+        users = {**_SYSTEMD_USERS, **users}
+        groups = {**_SYSTEMD_GROUPS, **groups}
+    return users, groups
+
+
+def _host_nss_systemd(path: str = "/etc/nsswitch.conf") -> bool:
+    """Whether this host (the engine's: the storage reader only runs there) resolves
+    users through systemd's NSS module."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, services = line.partition(":")
+                if key.strip() == "passwd":
+                    return "systemd" in services.split("#", 1)[0].split()
+    except OSError:
+        pass
+    return False
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ SANDBOX = {
     name: f"minify-sandbox/{name}:latest"
     for name in ("nginx", "python", "busybox", "jq", "quirks", "nolisten", "crash", "java",
                  "node", "musl", "tools", "mistakes", "confine", "headless", "untyped",
-                 "jsonapi", "mixed")
+                 "jsonapi", "mixed", "layers")
 }
 
 
@@ -80,3 +80,4 @@ def _remove_test_tmpdir():
     yield
     import shutil
     shutil.rmtree(helpers.TMP, ignore_errors=True)
+    shutil.rmtree(helpers.CACHE, ignore_errors=True)

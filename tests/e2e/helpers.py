@@ -27,9 +27,16 @@ MINIFY = [sys.executable, "-m", "minifier.cli"]
 # minify running on the same machine is not mistaken for a leftover of ours.
 MARK = f"MINIFY_TEST_MARK={uuid.uuid4().hex}"
 TMP = tempfile.mkdtemp(prefix="minify-tests-")  # TMPDIR of the runs: our temp dirs only
-# The index cache (~/.cache/minify by default) lives in the session's temp dir too.
+# The index cache (~/.cache/minify by default) of this session's runs: its own directory
+# (not under TMP, whose contents tests compare), removed at the end like TMP.
+CACHE = tempfile.mkdtemp(prefix="minify-tests-cache-")
 ENV = {**os.environ, MARK.split("=")[0]: MARK.split("=")[1], "TMPDIR": TMP,
-       "XDG_CACHE_HOME": os.path.join(TMP, "cache")}
+       "XDG_CACHE_HOME": CACHE}
+
+
+def cache_leftovers() -> list[str]:
+    """Half-written index cache entries (an interrupted index pass must leave none)."""
+    return glob.glob(os.path.join(CACHE, "minify", "*.tmp"))
 STARTED: list[int] = []  # pids of minify processes started by the current test
 
 

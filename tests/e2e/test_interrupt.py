@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import SANDBOX
-from .helpers import SIGNALS, interrupt_at, temp_dirs, tracer_processes
+from .helpers import SIGNALS, cache_leftovers, interrupt_at, temp_dirs, tracer_processes
 
 STAGES = ["indexing the image", "under trace", "waiting for the app", "probing over HTTP",
           "computing what to keep", "building", "verifying"]
@@ -28,6 +28,7 @@ def test_interrupt_at_each_stage(client, stage, signame):
         assert "Traceback" not in run.stderr
         assert not tracer_processes()
         assert temp_dirs() <= dirs
+        assert not cache_leftovers()
         after = client.images.get(SANDBOX["python"])
         assert (after.id, after.tags) == (source.id, source.tags)
     finally:
