@@ -1,6 +1,6 @@
 """`python -m bench`: run the four benchmarks, print their tables, write the results.
 
-Environment: BENCH_ONLY=overhead,buildtime,size,scale runs a subset (the other sections
+Environment: BENCH_ONLY=overhead,buildtime,size,scale,xray runs a subset (the other sections
 are kept from the previous bench/results.json);
 BENCH_REPS (default 3 for overhead, 2 for build time); BENCH_REQUESTS (default 2000);
 BENCH_CONCURRENCY (default 8).
@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from . import buildtime, overhead, results, scale, size
+from . import buildtime, overhead, results, scale, size, xray
 from .common import HERE, cleanup_bench_containers, client, leftover_containers, log, machine_info
 
 
@@ -48,6 +48,8 @@ def main() -> int:
             doc["size"] = size.run(c, reports)
         if want("scale"):
             doc["scale"] = scale.run(c)
+        if want("xray"):
+            doc["xray"] = xray.run(c, reps=int(os.environ.get("BENCH_XRAY_REPS", "2")))
     finally:
         left = leftover_containers(c)
         if left:

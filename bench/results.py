@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from . import buildtime, overhead, scale, size
+from . import buildtime, overhead, scale, size, xray
 from .common import HERE, table
 
 SECTIONS = (
@@ -29,6 +29,12 @@ SECTIONS = (
      "Target: peak RSS of the minify process <= 200 MB on the 1 GB image; build time "
      "growing no faster than linearly with image size.",
      scale.render),
+    ("xray", "5. xray",
+     "Target: `minify xray` of the 1 GB / 100k-file scale image <= 1.2 x one `docker export` "
+     "of it to /dev/null; peak RSS flat in the image's bytes. Command: "
+     "`BENCH_ONLY=xray .venv/bin/python -m bench` (`docker save` to /dev/null shown as the "
+     "engine's share: xray streams one save). Medians of the reps.",
+     xray.render),
 )
 
 
@@ -63,6 +69,13 @@ def _summary(doc: dict) -> list[str]:
         lines.append(f"- scale, time vs size: marginal s/GB {' then '.join(map(str, slopes))} "
                      f"(target: not growing by more than {scale.SUPERLINEAR_TOLERANCE}x): "
                      f"**{'n/a' if lin is None else ('met' if lin else 'NOT met')}**")
+    xr = doc.get("xray")
+    if xr:
+        big = xr["sizes"]["1g"]
+        lines.append(f"- xray, 1 GB image: {big['xray_s']:.1f} s vs docker export "
+                     f"{big['export_s']:.1f} s = {big['ratio']:.2f}x (target <= "
+                     f"{xr['target_ratio']}x): **{'met' if xr['met'] else 'NOT met'}**; peak "
+                     f"RSS {(big['maxrss_bytes'] or 0) / 2**20:.0f} MiB")
     return lines
 
 

@@ -41,7 +41,7 @@ def tag_for(name: str) -> str:
     return f"minify-bench/scale-{name}:latest"
 
 
-def _write_tar(c, files: int, fileobj) -> None:
+def _write_tar(c, files: int, fileobj, file_size: int = FILE_SIZE) -> None:
     pool = os.urandom(8 << 20)
     with tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT) as out:
         base = c.images.get(SANDBOX["busybox"]).id
@@ -59,24 +59,24 @@ def _write_tar(c, files: int, fileobj) -> None:
                         out.addfile(ti)
                         seen_dirs.add(p)
             ti = tarfile.TarInfo(f"{d}/f{i:06d}")
-            ti.size, ti.mode, ti.mtime = FILE_SIZE, 0o644, 1700000000
-            off = (i * 7919) % (len(pool) - FILE_SIZE)
-            out.addfile(ti, io.BytesIO(pool[off:off + FILE_SIZE]))
+            ti.size, ti.mode, ti.mtime = file_size, 0o644, 1700000000
+            off = (i * 7919) % (len(pool) - file_size)
+            out.addfile(ti, io.BytesIO(pool[off:off + file_size]))
 
 
-def generate(c, name: str, files: int) -> float:
+def generate(c, name: str, files: int, file_size: int = FILE_SIZE) -> float:
     """Import the generated image; seconds taken (0 when the cached tag exists)."""
     tag = tag_for(name)
     if image_exists(c, tag):
         return 0.0
-    log(f"scale: generating {tag} ({files} files of {FILE_SIZE} bytes)")
+    log(f"scale: generating {tag} ({files} files of {file_size} bytes)")
     r, w = os.pipe()
     errors = []
 
     def producer() -> None:
         try:
             with os.fdopen(w, "wb", buffering=1 << 20) as f:
-                _write_tar(c, files, f)
+                _write_tar(c, files, f, file_size)
         except BaseException as exc:  # noqa: BLE001 - reported by the consumer
             errors.append(exc)
 

@@ -100,7 +100,9 @@ def _layer_rows(saved: SavedImage, st: Stack, steps: Sequence[df.Step], base: Ba
         line = mapping.get(step.index).line if step and step.index in mapping else None
         rows.append(LayerRow(
             index=i, diff_id=saved.diff_ids[i] if i < len(saved.diff_ids) else "",
-            step=step.index if step else None, instruction=step.instruction if step else "",
+            step=step.index if step else None,
+            instruction=(step.instruction or (f"({step.comment})" if step.comment else ""))
+            if step else "",
             size=layer.content_bytes, tar_bytes=layer.tar_bytes,
             share=layer.content_bytes / total, added=c.added, modified=c.modified,
             deleted=c.deleted, added_bytes=c.added_bytes, modified_bytes=c.modified_bytes,

@@ -18,6 +18,7 @@ from minifier.xray.findings import Finding
 from minifier.xray.layers import FILE, SYMLINK, LayerScan
 from minifier.xray.overlay import Stack
 from minifier.xray.packages import Resolver
+from minifier.xray.report import human_size
 from minifier.xray.rules import SLIM_EXCLUDES, SLIM_INCLUDES, glob_regex
 
 __all__ = ["BaseCandidate", "BaseInfo", "Program", "find_base", "entry_program", "elf_interp",
@@ -209,7 +210,8 @@ def lighter_bases(base: BaseInfo, program: Program, release: Mapping[str, str],
             category="base", bytes=None, files=0, fix=f"a runtime-only base: {runtime}",
             layers=base_layers,
             detail=f"the entrypoint runs {posixpath.basename(program.shebang or program.path)}"
-                   f"; saving not measured here (the base's share is {base.bytes} bytes)"))
+                   f"; saving not measured here (the base's share is "
+                   f"{human_size(base.bytes)})"))
     elif program.interp not in (None, NOT_ELF, STATIC):
         libc = "musl" if "musl" in program.interp else "glibc"
         suggestion = ("alpine" if libc == "musl" else
@@ -221,7 +223,7 @@ def lighter_bases(base: BaseInfo, program: Program, release: Mapping[str, str],
             layers=base_layers,
             detail=f"the entrypoint {program.path} is an ELF executable linked against {libc} "
                    f"({program.interp}); saving not measured here (the base's share is "
-                   f"{base.bytes} bytes)"))
+                   f"{human_size(base.bytes)})"))
     if release.get("ID") == "debian" and release.get("VERSION_CODENAME"):
         slim = _base_files(layers, base.layers, slim_only=True)
         if slim:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -73,11 +74,19 @@ def run_xray(client: Any, ref: str, options: XrayOptions, progress: Any,
         path, doc = options.build_report
         build_report = (path, check_build_report(doc, info.id, path))
     policy = CapturePolicy.for_config(info.config)
+    diff_ids = tuple((client.api.inspect_image(info.id).get("RootFS") or {}).get("Layers") or ())
     progress.stage("read", f"reading the layers of {ref} (docker save, streamed)")
-    saved = (source or DockerSaveSource(client, info.id)).read(
-        lambda members, size: scan_layer(members, size, policy))
+    # The engine answers the base lookup while it prepares the save stream.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        lookup = pool.submit(local_candidates, client, info.id, diff_ids)
+        try:
+            saved = (source or DockerSaveSource(client, info.id)).read(
+                lambda chunks, size: scan_layer(chunks, size, policy))
+        except BaseException:
+            lookup.cancel()
+            raise
+        candidates = lookup.result()
     progress.stage("analyze", f"analyzing {len(saved.layers)} layer(s)")
-    candidates = local_candidates(client, info.id, saved.diff_ids)
     report = analyze(XrayInput(ref=ref, image_id=info.id, image_size=info.size, saved=saved,
                                candidates=candidates, dockerfile=options.dockerfile,
                                build_report=build_report))

@@ -1,6 +1,6 @@
 """Layer sources: where an image's layers and config come from, one streaming pass.
 
-`LayerSource.read(scan)` calls `scan(members, tar_bytes)` once per distinct layer blob,
+`LayerSource.read(scan)` calls `scan(chunks, tar_bytes)` once per distinct layer blob,
 while it streams, and returns the image config and the layers in order. `docker save`
 works on any engine (also a remote one); a reader of the storage driver's own
 directories can implement the same protocol. Nothing is held but what `scan` keeps.
@@ -21,7 +21,8 @@ from minifier.xray.tarstream import Cursor, Member, TarError, iter_tar
 
 __all__ = ["LayerSource", "Scan", "DockerSaveSource", "read_saved"]
 
-Scan = Callable[[Iterator[Member], int], LayerScan]
+# scan(chunks of one layer's tar, the tar's length) -> the layer's records
+Scan = Callable[[Iterator, int], LayerScan]
 _CHUNK = 1 << 20
 _MAX_JSON = 64 << 20
 
@@ -40,13 +41,13 @@ def _gunzip(chunks: Iterator[memoryview]) -> Iterator[bytes]:
     yield inflate.flush()
 
 
-def _layer_members(member: Member, head: bytes) -> Iterator[Member] | None:
-    """The members of a nested layer tar (plain or gzipped), or None if it is neither."""
+def _layer_chunks(member: Member, head: bytes) -> Iterator | None:
+    """The bytes of a nested layer tar (gunzipped if need be), or None if it is not one."""
     rest = member.chunks()
     if head[:2] == b"\x1f\x8b":
-        return iter_tar(Cursor(_gunzip(itertools.chain([memoryview(head)], rest))))
+        return _gunzip(itertools.chain([memoryview(head)], rest))
     if len(head) >= 263 and head[257:262] == b"ustar":
-        return iter_tar(Cursor(itertools.chain([head], rest)))
+        return itertools.chain([head], rest)
     return None
 
 
@@ -71,7 +72,7 @@ def read_saved(chunks: Iterator[bytes], scan: Scan) -> SavedImage:
             except ValueError:
                 pass
             continue
-        layer = _layer_members(member, head)
+        layer = _layer_chunks(member, head)
         if layer is not None:
             blobs[name] = scan(layer, h.size)
     return _assemble(blobs, links, documents)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple, Optional
 
-__all__ = ["TarError", "Header", "Member", "Cursor", "iter_tar"]
+__all__ = ["TarError", "Header", "Member", "Cursor", "iter_tar", "number", "cstring", "pax_records",
+           "BLOCK"]
 
 BLOCK = 512
 # Types whose size field counts data blocks in the archive (tarfile's rule: regular
@@ -115,7 +116,7 @@ class Member:
             yield view
 
 
-def _num(field: bytes) -> int:
+def number(field: bytes) -> int:
     if field[0] & 0x80:  # GNU base-256
         value = int.from_bytes(field[1:], "big")
         return value - (1 << (8 * len(field) - 8)) if field[0] & 0x40 else value
@@ -123,11 +124,11 @@ def _num(field: bytes) -> int:
     return int(field, 8) if field else 0
 
 
-def _text(field: bytes) -> str:
+def cstring(field: bytes) -> str:
     return field.split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
 
 
-def _pax(data: bytes) -> dict[str, str]:
+def pax_records(data: bytes) -> dict[str, str]:
     records: dict[str, str] = {}
     pos = 0
     while pos < len(data):
@@ -169,14 +170,15 @@ def _header(block: bytes, check: bool) -> Header:
     # Every header of a ustar/GNU archive has its magic; the checksum (a sum over the
     # block) is verified where there is none, and on an archive's first header.
     if (check or magic[:5] != b"ustar") and (
-            sum(block[:148]) + 256 + sum(block[156:]) != _num(block[148:156])):
+            sum(block[:148]) + 256 + sum(block[156:]) != number(block[148:156])):
         raise TarError("bad header checksum (not a tar stream, or a corrupt one)")
-    name = _text(block[0:100])
+    end = block.find(b"\x00", 0, 100)
+    name = block[:end if end >= 0 else 100].decode("utf-8", "surrogateescape")
     if magic == b"ustar\x00" and block[345]:  # POSIX: a prefix field extends the name
-        name = f"{_text(block[345:500])}/{name}"
+        name = f"{cstring(block[345:500])}/{name}"
     type_ = chr(block[156]) if block[156] else "0"
-    return Header(name, type_, _num(block[124:136]), _num(block[100:108]),
-                  _text(block[157:257]) if block[157] else "")
+    return Header(name, type_, number(block[124:136]), number(block[100:108]),
+                  cstring(block[157:257]) if block[157] else "")
 
 
 def iter_tar(cursor: Cursor) -> Iterator[Member]:
@@ -191,22 +193,22 @@ def iter_tar(cursor: Cursor) -> Iterator[Member]:
             if block.strip(b"\x00"):
                 raise TarError("the tar stream ends inside a header")
             return  # a stream without the two zero blocks: accept, like tar does
-        if not block.strip(b"\x00"):
+        if not block[0] and not block.strip(b"\x00"):  # a name never starts with NUL
             return
         header = _parse(block, first)
         first = False
-        padded = -header.size % BLOCK
         if header.type in "xgLK":
+            padded = -header.size % BLOCK
             data = cursor.take(header.size)
             if len(data) < header.size:
                 raise TarError("the tar stream ends inside an extended header")
             cursor.skip(padded)
             if header.type == "x":
-                pending.update(_pax(data))
+                pending.update(pax_records(data))
             elif header.type == "g":
-                glob.update(_pax(data))
+                glob.update(pax_records(data))
             else:
-                pending["path" if header.type == "L" else "linkpath"] = _text(data)
+                pending["path" if header.type == "L" else "linkpath"] = cstring(data)
             continue
         if pending or glob:
             header = _apply_pax(header, {**glob, **pending} if glob else pending)

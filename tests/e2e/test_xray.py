@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tarfile
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import SANDBOX
-from .helpers import TMP, minify
+from .helpers import TMP, interrupt_at, minify, temp_dirs
 
 pytestmark = pytest.mark.e2e
 
@@ -353,3 +354,21 @@ def test_every_sandbox_image_agrees_with_dive(name, client):
                                             dive["sizeBytes"])
     assert [r["diff_id"] for r in doc["layers"]] == \
         client.api.inspect_image(SANDBOX[name])["RootFS"]["Layers"]
+
+
+def test_bad_input_is_one_line_with_its_exit_code(build_report):
+    missing = minify("xray", "minify-test/no-such-image:1")
+    assert missing.code == 3 and missing.stdout == ""
+    assert missing.stderr.splitlines()[-1].startswith(
+        "minify: error: image minify-test/no-such-image:1 not found in the local engine")
+    other = minify("xray", SANDBOX["busybox"], "--build-report", build_report[0])
+    assert other.code == 2 and other.stdout == ""
+    assert f"is a report of {IMAGE}" in other.stderr.splitlines()[-1]
+
+
+def test_ctrl_c_while_reading_leaves_nothing_behind():
+    before = temp_dirs()
+    run = interrupt_at("reading the layers", signal.SIGINT, "xray", SANDBOX["java"])
+    assert run.code == 130, run.stderr
+    assert run.stderr.splitlines()[-1] == "minify: error: interrupted by SIGINT"
+    assert temp_dirs() == before

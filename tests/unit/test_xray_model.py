@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import tarfile
 
+import pytest
+
 from minifier.xray.layers import (
     DIR,
     FILE,
@@ -18,7 +20,7 @@ from minifier.xray.layers import (
     scan_layer,
 )
 from minifier.xray.overlay import stack
-from minifier.xray.tarstream import Cursor, iter_tar
+from minifier.xray.tarstream import TarError
 from minifier.xray.waste import dive_waste
 
 
@@ -48,7 +50,7 @@ def test_scan_turns_whiteouts_and_opaque_markers_into_entries_and_captures_conte
         ti = tarfile.TarInfo("bin")
         ti.type, ti.linkname = tarfile.SYMTYPE, "usr/bin"
         t.addfile(ti)
-    scan = scan_layer(iter_tar(Cursor([buf.getvalue()])), 1234, CapturePolicy())
+    scan = scan_layer([buf.getvalue()], 1234, CapturePolicy())
     assert scan.entries == (
         Entry("/usr/bin/app", FILE, 5004, 0o755), Entry("/usr/bin/readme", FILE, 4, 0o644),
         Entry("/var/lib/dpkg/status", FILE, 11, 0o644), Entry("/etc/old.conf", WHITEOUT, 0),
@@ -126,3 +128,44 @@ def test_dive_ignores_opaque_markers_and_counts_empty_directory_leaves():
               layer(d("/e"), d("/s"), ("/s", OPAQUE, 0), f("/s/new", 4))]
     w = dive_waste(layers)
     assert [(x.path, x.references, x.bytes) for x in w.files] == [("/e", 2, 0)]
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+@pytest.mark.parametrize("chunk", [1, 700, 1 << 20])
+def test_scan_reads_every_tar_format_whatever_the_chunking(fmt, chunk):
+    long = "opt/" + "x" * 150 + "/bin/tool"  # beyond 100 characters: prefix, L, or PAX
+    target = "/" + "t" * 120 if fmt != tarfile.USTAR_FORMAT else "/short"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
+        for name, kind, data, mode, link in (
+                ("./etc/", tarfile.DIRTYPE, b"", 0o755, ""),
+                ("etc/passwd", tarfile.REGTYPE, b"root:x:0:0::/root:/bin/sh\n", 0o644, ""),
+                (long, tarfile.REGTYPE, b"\x7fELF" + b"z" * 5000, 0o755, ""),
+                ("usr/bin/ln", tarfile.SYMTYPE, b"", 0o777, target),
+                ("usr/bin/hard", tarfile.LNKTYPE, b"", 0o644, "./etc/passwd"),
+                ("var/lib/dpkg/status", tarfile.REGTYPE, b"Package: x\n", 0o644, "")):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.mode, ti.linkname, ti.size = kind, mode, link, len(data)
+            t.addfile(ti, io.BytesIO(data) if data else None)
+    data = buf.getvalue()
+    policy = CapturePolicy(head_dirs=frozenset({"/" + long.rsplit("/", 1)[0]}))
+    scan = scan_layer((data[i:i + chunk] for i in range(0, len(data), chunk)), len(data), policy)
+    assert scan.entries == (
+        Entry("/etc", DIR, 0, 0o755), Entry("/etc/passwd", FILE, 26, 0o644),
+        Entry("/" + long, FILE, 5004, 0o755), Entry("/usr/bin/ln", SYMLINK, 0, 0o777, target),
+        Entry("/usr/bin/hard", "hardlink", 0, 0o644, "/etc/passwd"),
+        Entry("/var/lib/dpkg/status", FILE, 11, 0o644))
+    assert scan.captured == {"/" + long: b"\x7fELF" + b"z" * 4092,
+                             "/var/lib/dpkg/status": b"Package: x\n"}
+
+
+def test_scan_refuses_truncated_and_garbage_streams():
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        ti = tarfile.TarInfo("f")
+        ti.size = 3000
+        t.addfile(ti, io.BytesIO(b"a" * 3000))
+    with pytest.raises(TarError, match="ends inside 'f'"):
+        scan_layer([buf.getvalue()[:2000]], 0)
+    with pytest.raises(TarError, match="not a tar stream"):
+        scan_layer([b"garbage".ljust(512, b"!")], 0)

@@ -122,8 +122,8 @@ def test_read_saved_orders_layers_by_the_manifest_and_follows_links():
     data = _saved({"b/layer.tar": two, "a/layer.tar": one},
                   ["a/layer.tar", "b/layer.tar", "c/layer.tar"], {"c/layer.tar": "../a/layer.tar"})
 
-    def scan(members, size):
-        return [(m.header.name, m.read(5)) for m in members], size
+    def scan(chunks, size):
+        return [(m.header.name, m.read(5)) for m in iter_tar(Cursor(chunks))], size
 
     saved = read_saved(_chunks(data, 1000), scan)
     assert [layer[0] for layer in saved.layers] == [[("one", b"1")], [("two", b"22")],
