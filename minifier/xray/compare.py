@@ -35,8 +35,8 @@ def side_by_side(doc: Mapping, findings: Sequence[Finding], stack: Stack,
     kept = {str(k["path"]): int(k.get("size") or 0) for k in doc.get("kept") or []}
     rows = []
     for f in findings:
-        if f.bytes is None:
-            continue
+        if not f.bytes:
+            continue  # not measured, or nothing to save (many-layers)
         final = {p for (layer, p) in f.members
                  if p in stack.view and stack.view[p].layer == layer}
         if f.id == "base-scratch":

@@ -157,12 +157,14 @@ def _findings_text(report: XrayReport) -> list[str]:
     return lines
 
 
-def _side_text(side: Mapping) -> list[str]:
-    lines = [f"next to `minify build` ({side['report']}, verification {side['verify']}): "
-             f"classic fixes save {human_size(side['classic_bytes'])}; the minified image "
-             f"{side['minified_image']} is {human_size(side['minified_size'] or 0)} and keeps "
-             f"{human_size(side['minified_kept_bytes'] or 0)} in {side['minified_kept_files']} "
-             "file(s)"]
+def _side_text(side: Mapping, layers_bytes: int) -> list[str]:
+    left = layers_bytes - side["classic_bytes"]
+    lines = [f"next to `minify build` ({side['report']}, verification {side['verify']}):",
+             f"  classic fixes save {human_size(side['classic_bytes'])} of the layers' "
+             f"{human_size(layers_bytes)} (left: {human_size(left)})",
+             f"  the minified image {side['minified_image']} is "
+             f"{human_size(side['minified_size'] or 0)}: {side['minified_kept_files']} file(s), "
+             f"{human_size(side['minified_kept_bytes'] or 0)}"]
     for row in side["rows"]:
         lines.append(f"  {row['finding']:<20} fix saves {human_size(row['bytes']):>9}; minify "
                      f"keeps {human_size(row['minified_keeps_bytes']):>9} of those files")
@@ -186,7 +188,7 @@ def render_text(report: XrayReport) -> str:
         *_findings_text(report),
     ]
     if report.build_report:
-        lines += ["", *_side_text(report.build_report)]
+        lines += ["", *_side_text(report.build_report, int(img["layers_bytes"]))]
     lines += ["", "Dockerfile (reconstructed from the history):"]
     lines += ["  " + ln for ln in str(report.dockerfile["reconstructed"]).splitlines()]
     return "\n".join(lines)
