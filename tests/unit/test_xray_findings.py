@@ -214,3 +214,19 @@ def test_many_layers():
 
 def test_empty_package_db():
     assert PackageDB("").owner("/x") == ""
+
+
+def test_cache_rules_of_other_package_managers_and_build_tools():
+    paths = {
+        "apk-cache": "/var/cache/apk/APKINDEX.tar.gz",
+        "dnf-yum-cache": "/var/cache/dnf/fedora.solv",
+        "go-cache": "/root/.cache/go-build/00/abc-d",
+        "maven-gradle-cache": "/home/dev/.m2/repository/org/x/1.0/x-1.0.jar",
+        "npm-yarn-cache": "/usr/local/share/.cache/yarn/v6/npm-x.tgz",
+        "pip-cache": "/root/.cache/pip/http-v2/a/b",
+    }
+    misses = ("/var/cache/apkfoo", "/root/.cache/pipx/x", "/home/dev/x/.m2/repository/a",
+              "/go/src/app/main.go")
+    layers = [layer(*(f(p, 10) for p in (*paths.values(), *misses)))]
+    found = {x.id: x for x in rules_on(layers, PackageDB(""))}
+    assert {k: v.paths for k, v in found.items()} == {k: ((p, 10),) for k, p in paths.items()}
