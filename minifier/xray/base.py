@@ -50,12 +50,16 @@ class BaseInfo:
 def find_base(diff_ids: Sequence[str], candidates: Sequence[BaseCandidate],
               history: Sequence[Mapping], layers: Sequence[LayerScan]) -> BaseInfo:
     total = sum(layer.content_bytes for layer in layers) or 1
+    # A base's layers are this image's first ones; all of them only when this image
+    # added steps without content (LABEL, CMD ...): then it has more history entries.
     fitting = [c for c in candidates
-               if 0 < len(c.diff_ids) < len(diff_ids) and tuple(diff_ids[:len(c.diff_ids)])
-               == tuple(c.diff_ids)]
-    # The longest chain; among equals a tagged image, then the one with fewer steps.
+               if 0 < len(c.diff_ids) <= len(diff_ids)
+               and tuple(diff_ids[:len(c.diff_ids)]) == tuple(c.diff_ids)
+               and (len(c.diff_ids) < len(diff_ids) or c.history < len(history))]
+    # A tagged image first (an untagged one is a leftover build, not a base anyone
+    # chose), then the longest chain, then the one with fewer steps.
     best = max(fitting, default=None, key=lambda c: (
-        len(c.diff_ids), not c.ref.startswith("sha256:"), -c.history))
+        not c.ref.startswith("sha256:"), len(c.diff_ids), -c.history))
     if best is not None:
         n = len(best.diff_ids)
         size = sum(layer.content_bytes for layer in layers[:n])

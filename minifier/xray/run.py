@@ -57,7 +57,7 @@ def local_candidates(client: Any, image_id: str, diff_ids: tuple[str, ...]) -> t
             continue
         attrs = client.api.inspect_image(summary["Id"])
         layers = tuple((attrs.get("RootFS") or {}).get("Layers") or ())
-        if not 0 < len(layers) < len(diff_ids) or tuple(diff_ids[:len(layers)]) != layers:
+        if not 0 < len(layers) <= len(diff_ids) or tuple(diff_ids[:len(layers)]) != layers:
             continue
         tags = sorted(t for t in summary.get("RepoTags") or () if t != "<none>:<none>")
         history = len(client.api.history(summary["Id"]))

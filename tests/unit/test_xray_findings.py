@@ -187,6 +187,10 @@ def test_base_from_local_images_and_lighter_bases():
     python = lighter_bases(base, Program("python3", "/usr/bin/python3.11", "/lib64/ld.so", ""),
                            {}, layers)
     assert [(x.id, x.bytes) for x in python] == [("base-runtime", None)]
+    # an image that only added metadata steps to its base: every layer is the base's
+    same = find_base(("sha256:l0",), candidates, [{}, {"empty_layer": True}], layers[:1])
+    assert (same.image, same.layers, same.history) == ("debian:bookworm", 1, 1)
+    assert find_base(("sha256:l0",), candidates, [{}], layers[:1]).layers == 0
     unknown = find_base(("sha256:zz", "sha256:l1"), candidates, [{"comment": ""}], layers[:2])
     assert unknown.layers == 0 and lighter_bases(unknown, Program("", "", None, ""), {},
                                                  layers) == []
