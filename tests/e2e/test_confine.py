@@ -48,6 +48,7 @@ def _traced(client, tmp: Path, args: list[str], cmd: list[str] = (),
     """A full `minify build` with these options (its image removed again); the traced
     app's output (its exit status `code`) and the report."""
     extra = ["--cmd", " ".join(f"'{c}'" for c in cmd)] if cmd else []
+    tmp.mkdir(exist_ok=True)  # the report file's directory must exist
     tag = TAG.format(tmp.name.lower())
     try:
         run = minify("build", IMAGE, "--no-http-probe", "--tag", tag, "--artifacts-dir", str(tmp),
