@@ -32,8 +32,9 @@ SECTIONS = (
     ("xray", "5. xray",
      "Target: `minify xray` of the 1 GB / 100k-file scale image <= 1.2 x one `docker export` "
      "of it to /dev/null; peak RSS flat in the image's bytes. Command: "
-     "`BENCH_ONLY=xray .venv/bin/python -m bench` (`docker save` to /dev/null shown as the "
-     "engine's share: xray streams one save). Medians of the reps.",
+     "`BENCH_ONLY=xray .venv/bin/python -m bench`. xray reads the overlay2 layer directories "
+     "in place by default; `--layer-source save` (any engine) streams one `docker save`, whose "
+     "own time is shown. Medians of the reps.",
      xray.render),
 )
 
@@ -72,10 +73,11 @@ def _summary(doc: dict) -> list[str]:
     xr = doc.get("xray")
     if xr:
         big = xr["sizes"]["1g"]
-        lines.append(f"- xray, 1 GB image: {big['xray_s']:.1f} s vs docker export "
-                     f"{big['export_s']:.1f} s = {big['ratio']:.2f}x (target <= "
-                     f"{xr['target_ratio']}x): **{'met' if xr['met'] else 'NOT met'}**; peak "
-                     f"RSS {(big['maxrss_bytes'] or 0) / 2**20:.0f} MiB")
+        lines.append(f"- xray, 1 GB image: {big['xray_s']:.1f} s ({big['source']}) vs docker "
+                     f"export {big['export_s']:.1f} s = {big['ratio']:.2f}x (target <= "
+                     f"{xr['target_ratio']}x): **{'met' if xr['met'] else 'NOT met'}**; through "
+                     f"docker save {big['save_ratio']:.2f}x; peak RSS "
+                     f"{(big['maxrss_bytes'] or 0) / 2**20:.0f} MiB")
     return lines
 
 

@@ -3,10 +3,12 @@
     BENCH_ONLY=xray .venv/bin/python -m bench
 
 Per rep, in this order: `docker export` of a created container to /dev/null (the
-engine producing the image's files once, as a tar), `minify xray --json` as a
-subprocess through bench.rss_wrapper (its wall time and peak RSS), and `docker save`
-to /dev/null (the engine's part of xray: it writes every layer to a temporary
-directory before it streams the first byte). Medians of BENCH_XRAY_REPS (default 2).
+engine producing the image's files once, as a tar); `minify xray --json` as a
+subprocess through bench.rss_wrapper (wall time, peak RSS), by default (the overlay2
+directories read in place where this machine can) and with `--layer-source save`; and
+`docker save` to /dev/null (the engine's part of the save path: it writes every layer
+to a temporary directory before it streams the first byte). Medians of
+BENCH_XRAY_REPS (default 2).
 Target: xray <= 1.2 x the export; peak RSS flat in the image's bytes (no layer is held:
 per-path records only), shown by a 1 GB image of 10k files next to the 100 MB one of
 10k files (and the 1 GB one of 100k files: RSS follows the number of files).
@@ -45,10 +47,11 @@ def _export(c, tag: str) -> float:
         container.remove(force=True)
 
 
-def _xray(tag: str) -> dict:
+def _xray(tag: str, source: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="minify-bench-") as d:
         rss_path = os.path.join(d, "rss.json")
-        cmd = [sys.executable, "-m", "bench.rss_wrapper", rss_path, "xray", "--json", tag]
+        cmd = [sys.executable, "-m", "bench.rss_wrapper", rss_path, "xray", "--json",
+               "--layer-source", source, tag]
         t0 = time.monotonic()
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=os.path.dirname(HERE))
         wall = time.monotonic() - t0
@@ -56,6 +59,7 @@ def _xray(tag: str) -> dict:
             rss = json.load(f)
     report = json.loads(proc.stdout) if proc.returncode == 0 else {}
     return {"wall_s": round(wall, 3), "exit_code": proc.returncode,
+            "source": report.get("image", {}).get("layer_source", {}).get("kind"),
             "maxrss_bytes": rss.get("maxrss_bytes"), "cpu_s": rss.get("cpu_s"),
             "timings": report.get("timings", {}),
             "files": sum(r["files"]["added"] for r in report.get("layers", [])),
@@ -64,21 +68,25 @@ def _xray(tag: str) -> dict:
 
 def measure(c, name: str, reps: int) -> dict:
     tag = scale.tag_for(name)
-    exports, saves, runs = [], [], []
+    exports, saves, runs, via_save = [], [], [], []
     for _ in range(reps):
         exports.append(_export(c, tag))
-        runs.append(_xray(tag))
+        runs.append(_xray(tag, "auto"))
+        via_save.append(_xray(tag, "save"))
         saves.append(_timed(["docker", "save", tag]))  # stdout is /dev/null
     image = c.images.get(tag)
-    xray_s = median([r["wall_s"] for r in runs])
     export_s = median(exports)
+    xray_s = median([r["wall_s"] for r in runs])
+    save_xray_s = median([r["wall_s"] for r in via_save])
     return {"image": tag, "image_size": int(image.attrs.get("Size") or 0),
             "files": runs[-1]["files"], "export_s": round(export_s, 3),
             "save_s": round(median(saves), 3), "xray_s": round(xray_s, 3),
+            "source": runs[-1]["source"], "xray_save_s": round(save_xray_s, 3),
             "ratio": round(xray_s / export_s, 3) if export_s else None,
-            "maxrss_bytes": max(r["maxrss_bytes"] or 0 for r in runs),
-            "timings": runs[-1]["timings"], "runs": runs, "exports_s": exports,
-            "saves_s": saves}
+            "save_ratio": round(save_xray_s / export_s, 3) if export_s else None,
+            "maxrss_bytes": max(r["maxrss_bytes"] or 0 for r in runs + via_save),
+            "timings": runs[-1]["timings"], "save_timings": via_save[-1]["timings"],
+            "runs": runs + via_save, "exports_s": exports, "saves_s": saves}
 
 
 def run(c, reps: int = 2) -> dict:
@@ -95,16 +103,18 @@ def run(c, reps: int = 2) -> dict:
 
 
 def render(res: dict) -> tuple[list[str], list[list]]:
-    headers = ["image", "size", "files", "docker export", "docker save",
-               "minify xray (inspect / read / analyze)", "xray / export (target <= 1.2 at 1 GB)",
-               "xray / save", "peak RSS"]
+    headers = ["image", "size", "files", "docker export", "minify xray, storage (read / analyze)",
+               "xray / export (target <= 1.2 at 1 GB)", "docker save",
+               "minify xray --layer-source save (read / analyze)", "save xray / export",
+               "peak RSS"]
     rows = []
     for r in res["sizes"].values():
-        t = r["timings"]
-        stages = " / ".join(f"{t.get(k, 0):.1f}" for k in ("inspect", "read", "analyze"))
+        t, ts = r["timings"], r["save_timings"]
         rows.append([r["image"], f"{r['image_size'] / 1e6:.0f} MB", r["files"],
-                     f"{r['export_s']:.1f} s", f"{r['save_s']:.1f} s",
-                     f"{r['xray_s']:.1f} s ({stages})", f"{r['ratio']:.2f}x",
-                     f"{r['xray_s'] / r['save_s']:.2f}x" if r["save_s"] else "-",
+                     f"{r['export_s']:.1f} s",
+                     f"{r['xray_s']:.1f} s ({t.get('read', 0):.1f} / {t.get('analyze', 0):.1f})"
+                     f" [{r['source']}]", f"{r['ratio']:.2f}x", f"{r['save_s']:.1f} s",
+                     f"{r['xray_save_s']:.1f} s ({ts.get('read', 0):.1f} / "
+                     f"{ts.get('analyze', 0):.1f})", f"{r['save_ratio']:.2f}x",
                      f"{(r['maxrss_bytes'] or 0) / 2**20:.0f} MiB"])
     return headers, rows

@@ -317,6 +317,10 @@ def _check(report, min_ratio: Optional[float], max_size: Optional[int]) -> None:
               help="Fail (exit 8) if dive's efficiency score is below this, e.g. 0.95.")
 @click.option("--max-finding-bytes", multiple=True, metavar="[ID=]SIZE",
               help="Fail (exit 8) if a finding (or the one named ID) saves more than SIZE.")
+@click.option("--layer-source", type=click.Choice(["auto", "storage", "save"]), default="auto",
+              show_default=True,
+              help="Read the layers from the engine's overlay2 directories (storage, where "
+                   "this machine can) or from `docker save`.")
 def xray(image: str, **kw) -> None:
     """Where IMAGE's bytes are and which classic fix removes them (no container is run)."""
     from minifier.engine import connect
@@ -326,7 +330,7 @@ def xray(image: str, **kw) -> None:
     from minifier.xray.run import load_options, run_xray
 
     limits = _xray_thresholds(kw)
-    options = load_options(kw["dockerfile"], kw["build_report"])
+    options = load_options(kw["dockerfile"], kw["build_report"], kw["layer_source"])
     client = connect()
     report = run_xray(client, image, options, Progress())
     doc = report.to_json()

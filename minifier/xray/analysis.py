@@ -8,6 +8,7 @@ build report when one is given.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ class XrayInput:
     candidates: tuple[BaseCandidate, ...] = ()
     dockerfile: Optional[tuple[str, str]] = None  # (path, text)
     build_report: Optional[tuple[str, Mapping]] = None  # (path, checked document)
+    layer_source: Mapping[str, str] = dataclasses.field(
+        default_factory=lambda: {"kind": "save", "why": ""})
 
 
 def _final_captured(saved: SavedImage, st: Stack) -> dict[str, bytes]:
@@ -158,7 +161,9 @@ def analyze(inp: XrayInput) -> XrayReport:
     return XrayReport(
         image={"ref": inp.ref, "id": inp.image_id, "size": inp.image_size,
                "layers_bytes": dive.size_bytes,
-               "tar_bytes": sum(layer.tar_bytes for layer in layers),
+               "tar_bytes": None if any(x.tar_bytes is None for x in layers)
+               else sum(x.tar_bytes for x in layers),
+               "layer_source": dict(inp.layer_source),
                "os": saved.config.get("os", ""),
                "architecture": saved.config.get("architecture", ""),
                "entrypoint": list(config.get("Entrypoint") or []),

@@ -48,7 +48,7 @@ class LayerScan:
 
     entries: tuple[Entry, ...]
     captured: Mapping[str, bytes]
-    tar_bytes: int  # length of the layer's tar (what a pull transfers, uncompressed)
+    tar_bytes: Optional[int]  # length of the layer's tar (None: read without a tar)
     content_bytes: int = -1  # sum of the members' sizes (dive's layer size)
 
     def __post_init__(self) -> None:

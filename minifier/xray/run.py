@@ -1,5 +1,6 @@
-"""`minify xray`: inspect, read the layers in one stream, analyze. No container is
-started and nothing is written to the engine."""
+"""`minify xray`: inspect, read the layers (in place from the engine's storage where
+that works, else one streamed `docker save`), analyze. No container is started and
+nothing is written to the engine."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from minifier.errors import UsageError
 from minifier.xray.analysis import XrayInput, analyze
 from minifier.xray.base import BaseCandidate
 from minifier.xray.compare import check_build_report
-from minifier.xray.layers import CapturePolicy, scan_layer
+from minifier.xray.layers import CapturePolicy
 from minifier.xray.report import XrayReport
 from minifier.xray.source import DockerSaveSource, LayerSource
+from minifier.xray.storage import choose_layer_source
 
 __all__ = ["XrayOptions", "load_options", "run_xray", "local_candidates"]
 
@@ -26,6 +28,7 @@ __all__ = ["XrayOptions", "load_options", "run_xray", "local_candidates"]
 class XrayOptions:
     dockerfile: Optional[tuple[str, str]] = None  # (path, text)
     build_report: Optional[tuple[str, Mapping]] = None  # (path, document)
+    layer_source: str = "auto"  # auto | storage | save
 
 
 def _read(path: str) -> str:
@@ -37,7 +40,8 @@ def _read(path: str) -> str:
             from exc
 
 
-def load_options(dockerfile: Optional[str], build_report: Optional[str]) -> XrayOptions:
+def load_options(dockerfile: Optional[str], build_report: Optional[str],
+                 layer_source: str = "auto") -> XrayOptions:
     """Read the input files early: a bad one is a usage error before the engine."""
     report = None
     if build_report:
@@ -46,7 +50,7 @@ def load_options(dockerfile: Optional[str], build_report: Optional[str]) -> Xray
         except ValueError as exc:
             raise UsageError(f"--build-report {build_report}: not JSON ({exc})") from exc
     return XrayOptions(dockerfile=(dockerfile, _read(dockerfile)) if dockerfile else None,
-                       build_report=report)
+                       build_report=report, layer_source=layer_source)
 
 
 def local_candidates(client: Any, image_id: str, diff_ids: tuple[str, ...]) -> tuple:
@@ -74,14 +78,21 @@ def run_xray(client: Any, ref: str, options: XrayOptions, progress: Any,
         path, doc = options.build_report
         build_report = (path, check_build_report(doc, info.id, path))
     policy = CapturePolicy.for_config(info.config)
-    diff_ids = tuple((client.api.inspect_image(info.id).get("RootFS") or {}).get("Layers") or ())
-    progress.stage("read", f"reading the layers of {ref} (docker save, streamed)")
-    # The engine answers the base lookup while it prepares the save stream.
+    attrs = client.api.inspect_image(info.id)
+    diff_ids = tuple((attrs.get("RootFS") or {}).get("Layers") or ())
+    if source is None:
+        storage, why = choose_layer_source(client, attrs, options.layer_source)
+        kind = "storage" if storage else "save"
+        source = storage or DockerSaveSource(client, info.id)
+    else:
+        kind, why = "given", "the caller's layer source"
+    how = "docker save, streamed" if kind == "save" else "overlay2 directories, in place"
+    progress.stage("read", f"reading the layers of {ref} ({how})")
+    # The engine answers the base lookup while the layers are read.
     with ThreadPoolExecutor(max_workers=1) as pool:
         lookup = pool.submit(local_candidates, client, info.id, diff_ids)
         try:
-            saved = (source or DockerSaveSource(client, info.id)).read(
-                lambda chunks, size: scan_layer(chunks, size, policy))
+            saved = source.read(policy)
         except BaseException:
             lookup.cancel()
             raise
@@ -89,6 +100,7 @@ def run_xray(client: Any, ref: str, options: XrayOptions, progress: Any,
     progress.stage("analyze", f"analyzing {len(saved.layers)} layer(s)")
     report = analyze(XrayInput(ref=ref, image_id=info.id, image_size=info.size, saved=saved,
                                candidates=candidates, dockerfile=options.dockerfile,
-                               build_report=build_report))
+                               build_report=build_report,
+                               layer_source={"kind": kind, "why": why}))
     progress.done()
     return dataclasses.replace(report, timings=dict(progress.timings))

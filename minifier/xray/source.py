@@ -1,7 +1,8 @@
 """Layer sources: where an image's layers and config come from, one streaming pass.
 
-`LayerSource.read(scan)` calls `scan(chunks, tar_bytes)` once per distinct layer blob,
-while it streams, and returns the image config and the layers in order. `docker save`
+`LayerSource.read(policy)` returns the image config and the layers in order, each
+reduced to records under the capture policy; here, from `docker save`: `read_saved`
+calls `scan(chunks, tar_bytes)` once per distinct layer blob while it streams. `docker save`
 works on any engine (also a remote one); a reader of the storage driver's own
 directories can implement the same protocol. Nothing is held but what `scan` keeps.
 """
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any, Callable, Protocol
 
 from minifier.errors import EngineError, ImageError
-from minifier.xray.layers import LayerScan, SavedImage
+from minifier.xray.layers import CapturePolicy, LayerScan, SavedImage, scan_layer
 from minifier.xray.tarstream import Cursor, Member, TarError, iter_tar
 
 __all__ = ["LayerSource", "Scan", "DockerSaveSource", "read_saved"]
@@ -28,7 +29,9 @@ _MAX_JSON = 64 << 20
 
 
 class LayerSource(Protocol):
-    def read(self, scan: Scan) -> SavedImage: ...
+    """Gives the image's config and layers, each scanned under the capture policy."""
+
+    def read(self, policy: CapturePolicy) -> SavedImage: ...
 
 
 def _gunzip(chunks: Iterator[memoryview]) -> Iterator[bytes]:
@@ -105,12 +108,12 @@ class DockerSaveSource:
         self.client = client
         self.image_id = image_id
 
-    def read(self, scan: Scan) -> SavedImage:
+    def read(self, policy: CapturePolicy) -> SavedImage:
         import docker.errors
 
         try:
             chunks = self.client.api.get_image(self.image_id, chunk_size=_CHUNK)
-            return read_saved(chunks, scan)
+            return read_saved(chunks, lambda layer, size: scan_layer(layer, size, policy))
         except docker.errors.ImageNotFound as exc:
             raise ImageError(f"image {self.image_id} not found") from exc
         except docker.errors.DockerException as exc:

@@ -377,6 +377,26 @@ def test_every_sandbox_image(name, client):
             (f["file"], f["count"], f["sizeBytes"]) for f in dive["fileReference"]}
 
 
+def _without_source(doc: dict) -> dict:
+    doc = json.loads(json.dumps(doc))
+    doc["image"].pop("tar_bytes"), doc["image"].pop("layer_source"), doc.pop("timings")
+    for row in doc["layers"]:
+        row.pop("tar_bytes")
+    return doc
+
+
+def test_storage_and_docker_save_give_the_same_report(xray, build_report):
+    doc = xray[0]
+    assert doc["image"]["layer_source"]["kind"] == "storage"  # this machine: overlay2, root
+    run = minify("xray", IMAGE, "--json", "--layer-source", "save", "--dockerfile",
+                 str(DOCKERFILE), "--build-report", build_report[0])
+    assert run.code == 0, run.stderr
+    saved = json.loads(run.stdout)
+    assert saved["image"]["layer_source"] == {"kind": "save", "why": "--layer-source save"}
+    assert saved["image"]["tar_bytes"] == sum(r["tar_bytes"] for r in saved["layers"]) > 0
+    assert _without_source(saved) == _without_source(doc)
+
+
 def test_bad_input_is_one_line_with_its_exit_code(build_report):
     missing = minify("xray", "minify-test/no-such-image:1")
     assert missing.code == 3 and missing.stdout == ""
@@ -389,7 +409,8 @@ def test_bad_input_is_one_line_with_its_exit_code(build_report):
 
 def test_ctrl_c_while_reading_leaves_nothing_behind():
     before = temp_dirs()
-    run = interrupt_at("reading the layers", signal.SIGINT, "xray", SANDBOX["java"])
+    run = interrupt_at("reading the layers", signal.SIGINT, "xray", SANDBOX["java"],
+                       "--layer-source", "save")  # the long read: the signal lands in it
     assert run.code == 130, run.stderr
     assert run.stderr.splitlines()[-1] == "minify: error: interrupted by SIGINT"
     assert temp_dirs() == before

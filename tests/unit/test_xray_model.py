@@ -169,3 +169,32 @@ def test_scan_refuses_truncated_and_garbage_streams():
         scan_layer([buf.getvalue()[:2000]], 0)
     with pytest.raises(TarError, match="not a tar stream"):
         scan_layer([b"garbage".ljust(512, b"!")], 0)
+
+
+def test_a_diff_directory_reads_like_its_layer_tar(tmp_path):
+    import os
+    import stat as st
+
+    from minifier.xray.storage import scan_directory
+
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "app.conf").write_bytes(b"x" * 10)
+    os.link(tmp_path / "etc" / "app.conf", tmp_path / "etc" / "b-link.conf")
+    os.symlink("app.conf", tmp_path / "etc" / "alias")
+    os.mknod(tmp_path / "etc" / "gone", st.S_IFCHR | 0o600, 0)  # overlay2's whiteout
+    (tmp_path / "srv").mkdir()
+    os.setxattr(tmp_path / "srv", "trusted.overlay.opaque", b"y")
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / ".wh..wh..opq").write_bytes(b"")  # the marker form of opaque
+    (tmp_path / "usr" / "bin").mkdir(parents=True)
+    (tmp_path / "usr" / "bin" / "tool").write_bytes(b"#!/bin/sh\necho hi\n")
+    os.chmod(tmp_path / "usr" / "bin" / "tool", 0o755)
+    scan = scan_directory(str(tmp_path))
+    assert [(e.path, e.kind, e.size, e.link) for e in scan.entries] == [
+        ("/etc", DIR, 0, ""), ("/etc/alias", SYMLINK, 0, "app.conf"),
+        ("/etc/app.conf", FILE, 10, ""), ("/etc/b-link.conf", "hardlink", 0, "/etc/app.conf"),
+        ("/etc/gone", WHITEOUT, 0, ""), ("/srv", DIR, 0, ""), ("/srv", OPAQUE, 0, ""),
+        ("/usr", DIR, 0, ""), ("/usr/bin", DIR, 0, ""), ("/usr/bin/tool", FILE, 18, ""),
+        ("/var", DIR, 0, ""), ("/var", OPAQUE, 0, "")]
+    assert scan.captured == {"/usr/bin/tool": b"#!/bin/sh\necho hi\n"}
+    assert scan.tar_bytes is None

@@ -41,8 +41,10 @@ def test_json_contract():
     assert list(doc) == ["schema", "image", "base", "layers", "waste", "findings",
                          "findings_bytes", "packages", "dockerfile", "build_report", "timings"]
     assert doc["schema"] == "minify.xray/v1"
-    assert list(doc["image"]) == ["ref", "id", "size", "layers_bytes", "tar_bytes", "os",
-                                  "architecture", "entrypoint", "cmd", "program"]
+    assert list(doc["image"]) == ["ref", "id", "size", "layers_bytes", "tar_bytes",
+                                  "layer_source", "os", "architecture", "entrypoint", "cmd",
+                                  "program"]
+    assert list(doc["image"]["layer_source"]) == ["kind", "why"]
     assert list(doc["base"]) == ["image", "method", "layers", "history", "bytes", "share"]
     assert list(doc["layers"][0]) == ["index", "diff_id", "step", "instruction", "size",
                                       "tar_bytes", "share", "base", "files", "bytes", "packages",
