@@ -179,6 +179,7 @@ def render_text(report: XrayReport) -> str:
         "base    " + (f"{base['image'] or '(unnamed)'}: {base['layers']} layer(s), "
                       f"{human_size(base['bytes'])} = {base['share']:.1%} of the image "
                       f"({base['method']})" if base["layers"] else base["method"]),
+        f"read    {img['layer_source']['kind']}: {img['layer_source']['why']}",
         f"os      {report.packages.get('os') or 'unknown'}; packages: "
         + (f"{report.packages['count']} ({report.packages['manager']})"
            if report.packages.get("manager") else "no package database"),
