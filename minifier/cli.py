@@ -241,6 +241,7 @@ def _index_options(kw: dict) -> IndexOptions:
 def build(image: str, **kw) -> None:
     """Minify IMAGE: run it traced, probe it, keep only what it used."""
     from minifier.engine import connect
+    from minifier.engineinfo import check_rootful, describe
     from minifier.observe.preflight import check_privileges
     from minifier.pipeline import build as run_build
     from minifier.ui import Progress
@@ -249,6 +250,7 @@ def build(image: str, **kw) -> None:
     max_size = _size(kw["max_size"], "--max-size")
     check_privileges()  # before the engine: a non-root user is told what is missing
     client = connect()
+    check_rootful(describe(client))
     report = run_build(client, opts, Progress())
     _emit(report, kw["as_json"], kw["summary_md"])
     _check(report, kw["min_ratio"], max_size)
@@ -360,6 +362,30 @@ def _xray_thresholds(kw: dict):
         per_finding.append((rule, _size(size, "--max-finding-bytes")))
     return Thresholds(max_waste=_size(kw["max_waste"], "--max-waste"),
                       min_efficiency=kw["min_efficiency"], max_finding=tuple(per_finding))
+
+
+@cli.command(epilog="Exit codes: 0 every check passed (warnings allowed): a build can work "
+                    "here; 4 the engine cannot be reached or used, or cannot start a "
+                    "container; 9 another check failed.")
+def doctor() -> None:
+    """Check this host before a first build: one line per check, what works and what to
+    fix (engine, storage, cgroups, capabilities, Yama, seccomp, container flags, and a
+    test container's PID, network, cgroups and fanotify)."""
+    from minifier.doctor import format_check, run_doctor
+    from minifier.errors import CapabilityError, EngineError
+
+    checks = run_doctor()
+    for check in checks:
+        click.echo(format_check(check))
+    failed = [c for c in checks if c.failed]
+    if failed:
+        error = EngineError if failed[0].exit_status == ExitStatus.ENGINE else CapabilityError
+        raise error(f"doctor: {len(failed)} check(s) failed "
+                    f"({', '.join(c.name for c in failed)}): a build cannot work here")
+    warned = [c.name for c in checks if c.status == "warn"]
+    click.echo("minify: doctor: every check passed"
+               + (f" (warnings: {', '.join(warned)})" if warned else "")
+               + ": a build can work here")
 
 
 _PROBES_EXITS = {probes.ProbeSpecError: ExitStatus.USAGE, probes.NotReadyError: ExitStatus.APP,

@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 __all__ = ["owned_container", "remove_container", "signals_deferred", "connect", "inspect_image",
            "image_info_from_attrs", "container_labels", "published_ports", "running_check",
-           "missing_paths"]
+           "missing_paths", "check_output_tag"]
 
 
 def published_ports(attrs: Mapping) -> dict[int, int]:
@@ -125,6 +125,21 @@ def inspect_image(client: docker.DockerClient, ref: str) -> ImageInfo:
     except APIError as exc:
         raise EngineError(f"inspecting {ref} failed: {exc.explanation or exc}") from exc
     return image_info_from_attrs(ref, attrs)
+
+
+def check_output_tag(client: docker.DockerClient, tag: str, image: ImageInfo) -> None:
+    """Refuse an output tag that the engine resolves to the source image under another
+    spelling than the source's own tags (`docker.io/...`, Podman's `localhost/...`)."""
+    try:
+        attrs = client.api.inspect_image(tag)
+    except ImageNotFound:
+        return
+    except APIError as exc:
+        raise EngineError(f"looking up the output tag {tag} failed: "
+                          f"{exc.explanation or exc}") from exc
+    if attrs.get("Id") == image.id:
+        raise ImageError(f"refusing to tag the output {tag}: the engine resolves that name "
+                         f"to the source image {image.ref}")
 
 
 def image_info_from_attrs(ref: str, attrs: dict) -> ImageInfo:

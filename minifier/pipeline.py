@@ -16,7 +16,7 @@ from typing import Iterator, Optional
 
 import docker
 
-from minifier.engine import inspect_image
+from minifier.engine import check_output_tag, inspect_image
 from minifier.errors import IncompleteError, UsageError
 from minifier.image import closure, imagefs, rebuild, selfcheck
 from minifier.image.cache import open_cache
@@ -52,6 +52,7 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
     check_runnable(image)
     tag = rebuild.full_tag(opts.output.tag or rebuild.default_tag(image))
     rebuild.check_tag(tag, image)
+    check_output_tag(client, tag, image)
     argv = check_command(image, opts.run)
     # The closure seeds from the app as it is really run (--entrypoint/--cmd overrides).
     keep = dataclasses.replace(opts.keep, argv=argv)

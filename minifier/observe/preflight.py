@@ -14,21 +14,21 @@ from minifier.errors import CapabilityError, ImageError, UsageError
 from minifier.options import KeepOptions
 from minifier.records import ImageInfo
 
-__all__ = ["check_privileges", "check_runnable", "check_include_paths"]
+__all__ = ["NEEDED_CAPS", "check_privileges", "check_runnable", "check_include_paths"]
 
 
 def check_privileges(status_path: str = "/proc/self/status") -> None:
     """Fail early, naming the capability, where the tracer could not work."""
     with open(status_path) as f:
         eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
-    missing = [name for bit, name, why in _NEEDED_CAPS if not eff & (1 << bit)]
+    missing = [name for bit, name, why in NEEDED_CAPS if not eff & (1 << bit)]
     if missing:
-        reasons = "; ".join(f"CAP_{n} ({why})" for bit, n, why in _NEEDED_CAPS if n in missing)
+        reasons = "; ".join(f"CAP_{n} ({why})" for bit, n, why in NEEDED_CAPS if n in missing)
         raise CapabilityError(f"missing capabilities: {reasons}; run as root, or with "
                               "--cap-add SYS_PTRACE --cap-add SYS_ADMIN in a container")
 
 
-_NEEDED_CAPS = (
+NEEDED_CAPS = (
     (19, "SYS_PTRACE", "trace the app and read the container's /proc/PID/ns"),
     (21, "SYS_ADMIN", "enter the container's namespaces with setns, and fanotify"),
 )
