@@ -45,14 +45,16 @@ EXIT_MEANINGS = {
     ExitStatus.ERROR: "internal error: a bug; --debug shows the traceback",
     ExitStatus.USAGE: "bad option, option value or input file (nothing was started)",
     ExitStatus.IMAGE: "image missing, invalid reference, unusable image, or refused tag",
-    ExitStatus.ENGINE: "the Docker engine is not reachable or failed",
+    ExitStatus.ENGINE: "the Docker engine is not reachable, failed, or runs rootless; doctor: "
+                       "the engine cannot be used or cannot start a container",
     ExitStatus.APP: "the app did not start, exited early or never answered",
     ExitStatus.PROBE: "probing failed: a 5xx answer, no request succeeded, a port that does "
                       "not speak HTTP, or an API document that is not there",
     ExitStatus.VERIFY: "the minified image does not behave like the original (image kept)",
     ExitStatus.THRESHOLD: "--min-ratio or --max-size not met (image kept); xray: --max-waste, "
                           "--min-efficiency or --max-finding-bytes not met",
-    ExitStatus.CAPABILITY: "ptrace or fanotify is not permitted here",
+    ExitStatus.CAPABILITY: "ptrace or fanotify is not permitted here; doctor: another check "
+                           "failed",
     ExitStatus.INCOMPLETE: "a kept file needs an interpreter, library or link target the "
                            "minified image would lack (nothing built; see --allow-incomplete)",
     ExitStatus.INTERRUPTED: "interrupted by SIGINT (Ctrl-C); everything was cleaned up",
