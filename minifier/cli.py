@@ -83,7 +83,7 @@ def _probe_setup(kw: dict) -> ProbeSetup:
                       exec_timeout=kw["exec_timeout"])
 
 
-_OUTPUT_FILES = ("report_file", "removed_list", "summary_md", "seccomp_profile")
+_OUTPUT_FILES = ("report_file", "removed_list", "summary_md", "seccomp_profile", "report_html")
 
 
 def check_output_paths(kw: dict) -> None:
@@ -236,6 +236,8 @@ def _index_options(kw: dict) -> IndexOptions:
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report JSON on stdout; all other output goes to stderr.")
 @click.option("--summary-md", type=click.Path(), help="Write a Markdown before/after table.")
+@click.option("--report-html", type=click.Path(),
+              help="Write the report as one self-contained HTML page (works offline).")
 @click.option("--min-ratio", type=float, help="Fail (exit 8) if the image shrinks less.")
 @click.option("--max-size", help="Fail (exit 8) if the output is bigger, e.g. 50MB.")
 def build(image: str, **kw) -> None:
@@ -252,7 +254,7 @@ def build(image: str, **kw) -> None:
     client = connect()
     check_rootful(describe(client))
     report = run_build(client, opts, Progress())
-    _emit(report, kw["as_json"], kw["summary_md"])
+    _emit(report, kw["as_json"], kw["summary_md"], kw["report_html"])
     _check(report, kw["min_ratio"], max_size)
 
 
@@ -267,7 +269,9 @@ def _size(text: Optional[str], option: str) -> Optional[int]:
         raise UsageError(f"{option}: {exc}") from exc
 
 
-def _emit(report, as_json: bool, summary_md: Optional[str]) -> None:
+def _emit(report, as_json: bool, summary_md: Optional[str],
+          report_html: Optional[str] = None) -> None:
+    from minifier.output.html_report import render_html
     from minifier.output.report import render_markdown, render_text
 
     if as_json:
@@ -277,6 +281,9 @@ def _emit(report, as_json: bool, summary_md: Optional[str]) -> None:
     if summary_md:
         with open(summary_md, "w", encoding="utf-8") as f:
             f.write(render_markdown(report))
+    if report_html:
+        with open(report_html, "w", encoding="utf-8") as f:
+            f.write(render_html(report.to_json()))
 
 
 def _check(report, min_ratio: Optional[float], max_size: Optional[int]) -> None:

@@ -37,6 +37,7 @@ class Report:
     selfcheck: Mapping[str, object]
     biggest_kept_dirs: Sequence[Mapping[str, object]]
     biggest_removed_dirs: Sequence[Mapping[str, object]]
+    dirs: Sequence[Mapping[str, object]]
     warnings: Sequence[str]
     artifacts_dir: str
     timings: Mapping[str, float] = field(default_factory=dict)
@@ -59,6 +60,13 @@ def dir_sizes(paths_sizes: Iterable[tuple[str, int]], depth: int = 3) -> Counter
 
 def _top(counter: Counter, n: int = 5) -> list[dict]:
     return [{"path": p, "size": s} for p, s in counter.most_common(n) if s > 0]
+
+
+def _dirs(kept: Counter, removed: Counter) -> list[dict]:
+    """Every directory (cut at three levels) with the bytes of its files kept and removed:
+    the data of the HTML report's treemap."""
+    return [{"path": p, "kept": kept[p], "removed": removed[p]}
+            for p in sorted(set(kept) | set(removed)) if kept[p] or removed[p]]
 
 
 def request_to_json(r) -> dict:
@@ -98,6 +106,7 @@ def make_report(image: ImageInfo, result: BuildResult, plan: BuildPlan,
                 selfcheck: Optional[SelfCheck] = None,
                 index: Optional[Mapping[str, object]] = None) -> Report:
     kept_files = [k for k in plan.kept]
+    kept_sizes = dir_sizes((k.path, k.size) for k in kept_files)
     selfcheck = selfcheck or SelfCheck()
     return Report(
         source={"image": image.ref, "id": image.id, "size": image.size},
@@ -116,8 +125,9 @@ def make_report(image: ImageInfo, result: BuildResult, plan: BuildPlan,
                    "findings": [{"kind": f.kind, "path": f.path, "missing": f.missing,
                                  "original": f.original, "excluded": f.excluded,
                                  "text": f.text()} for f in selfcheck.findings]},
-        biggest_kept_dirs=_top(dir_sizes((k.path, k.size) for k in kept_files)),
+        biggest_kept_dirs=_top(kept_sizes),
         biggest_removed_dirs=_top(removed_sizes),
+        dirs=_dirs(kept_sizes, removed_sizes),
         warnings=[*plan.warnings, *access.warnings, *warnings,
                   *(f"incomplete (--allow-incomplete): {f.text()}" for f in selfcheck.findings)],
         artifacts_dir=artifacts_dir,

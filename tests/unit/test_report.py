@@ -42,8 +42,8 @@ def test_report_keys_are_pinned():
     assert doc["schema"] == SCHEMA
     assert set(doc) == {"schema", "source", "output", "ratio", "files", "kept", "excluded",
                         "probe", "access", "verify", "selfcheck", "biggest_kept_dirs",
-                        "biggest_removed_dirs", "warnings", "artifacts_dir", "timings",
-                        "index"}
+                        "biggest_removed_dirs", "dirs", "warnings", "artifacts_dir",
+                        "timings", "index"}
     assert doc["index"] == INDEX
     assert set(doc["source"]) == {"image", "id", "size"}
     assert set(doc["output"]) == {"image", "id", "size"}
@@ -53,6 +53,8 @@ def test_report_keys_are_pinned():
     assert doc["ratio"] == 20.0
     assert doc["verify"]["status"] == "passed"
     assert doc["selfcheck"] == {"status": "passed", "findings": []}
+    assert doc["dirs"] == [{"path": "/usr/bin", "kept": 400_000, "removed": 0},
+                           {"path": "/usr/share/doc", "kept": 0, "removed": 2_000_000}]
 
 
 def test_selfcheck_findings_in_the_report():
