@@ -8,13 +8,14 @@ VENV := .venv
 STAMP := $(VENV)/.minify-install.stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install engine sandbox demo test test-unit bench lint clean
+.PHONY: help install engine sandbox test-tools demo test test-unit bench lint clean
 
 help:
 	@echo "make install   create .venv and install minify with test extras"
 	@echo "make engine    make sure a Docker engine answers (installs/starts docker.io if needed)"
 	@echo "make sandbox   build the offline sandbox images minify-sandbox/*:latest"
-	@echo "make demo      minify the nginx sandbox image with an HTTP probe"
+	@echo "make test-tools install podman and chromium for their e2e tests (if missing)"
+	@echo "make demo      minify doctor, then minify the nginx sandbox image with an HTTP probe"
 	@echo "make test      run the test suite (PYTEST_ARGS=... to pass options)"
 	@echo "make test-unit the fast engine-free tests (pytest -m \"not e2e\"): no engine, no sandbox"
 	@echo "make bench     run the benchmarks"
@@ -37,10 +38,16 @@ engine:
 sandbox: engine
 	bash sandbox/build.sh
 
-demo: install engine sandbox
-	$(VENV)/bin/minify build --http-probe minify-sandbox/nginx:latest
+# Debian's podman and chromium, driven by tests/e2e/test_podman.py and test_report_html.py.
+test-tools:
+	bash sandbox/test-tools.sh
 
-test: install engine sandbox
+# The doctor first: it says what to fix on this host before a build is tried.
+demo: install engine sandbox
+	$(VENV)/bin/minify doctor
+	$(VENV)/bin/minify build --http-probe minify-sandbox/nginx:latest --report-html demo-report.html
+
+test: install engine sandbox test-tools
 	$(VENV)/bin/ruff check minifier probes tests bench
 	$(VENV)/bin/pytest -q tests $(PYTEST_ARGS)
 

@@ -48,10 +48,11 @@ class Run:
     seconds: float
 
 
-def minify(*args: str, timeout: float = 600) -> Run:
+def minify(*args: str, timeout: float = 600, env: Optional[dict] = None) -> Run:
+    """Run minify as a subprocess; `env` adds to its environment (e.g. DOCKER_HOST)."""
     start = time.monotonic()
     proc = subprocess.Popen([*MINIFY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ENV)
+                            text=True, env={**ENV, **(env or {})})
     STARTED.append(proc.pid)
     try:
         out, err = proc.communicate(timeout=timeout)
