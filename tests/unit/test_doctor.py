@@ -145,3 +145,12 @@ MOUNTS_V2 = "26 25 0:23 / /sys/fs/cgroup rw,nosuid shared:8 - cgroup2 cgroup2 rw
                                           (MOUNTS_V2, "2"), ("", "")])
 def test_cgroup_version_from_mountinfo(text, version):
     assert cgroup_version(text) == version
+
+
+def test_cgroup_join_is_not_judged_without_cap_sys_admin():
+    host = HostFacts(cap_eff=1 << 19, seccomp=0, ptrace_scope=None, cgroup_version="1",
+                     container="its cgroup is /docker/abc", own_netns="net:[4026531840]")
+    seen = ProbeFacts(**{**SEEN.__dict__, "cgroups": {"error": "unshare failed"}})
+    c = _by_name(probe_checks(seen, host))["cgroup join"]
+    assert (c.status, c.text) == (SKIP, "not checked: joining needs CAP_SYS_ADMIN (see "
+                                        "capabilities)")
