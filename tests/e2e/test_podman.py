@@ -74,6 +74,9 @@ def test_minify_builds_and_verifies_on_podman(build):
     # Podman names local images under localhost/.
     assert image.tags == ["localhost/" + TAG]
     assert image.labels["minify.source.image"] == SANDBOX["busybox"]
+    # Podman's storage driver is "overlay": the index reads the export stream instead.
+    assert report["index"]["reader"] == "export"
+    assert report["index"]["why"] == "the engine's storage driver is overlay, not overlay2"
 
 
 def test_minified_image_answers_like_the_original_on_podman(build):
