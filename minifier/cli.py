@@ -80,7 +80,9 @@ def _probe_setup(kw: dict) -> ProbeSetup:
     except probes.ProbeSpecError as exc:
         raise UsageError(str(exc)) from exc
     return ProbeSetup(http=http, execs=execs, continue_after=continue_after,
-                      exec_timeout=kw["exec_timeout"])
+                      exec_timeout=kw["exec_timeout"], exec_allow_fail=kw["exec_allow_fail"],
+                      start_wait=kw["http_probe_start_wait"],
+                      healthcheck=kw["healthcheck"])
 
 
 _OUTPUT_FILES = ("report_file", "removed_list", "summary_md", "seccomp_profile", "report_html")
@@ -170,8 +172,10 @@ def _index_options(kw: dict) -> IndexOptions:
 @click.option("--http-probe/--no-http-probe", default=True, show_default=True,
               help="Probe the app over HTTP on its exposed ports.")
 @click.option("--http-probe-ports", help="Container ports to probe, e.g. 8080,9000.")
-@click.option("--http-probe-start-wait", type=float, default=60.0, show_default=True,
-              help="Seconds to wait for the app to answer HTTP.")
+@click.option("--start-wait", "--http-probe-start-wait", "http_probe_start_wait", type=float,
+              default=60.0, show_default=True,
+              help="Seconds to wait for the app to be ready: to answer HTTP, or without "
+                   "HTTP probing to listen on every exposed TCP port.")
 @click.option("--http-probe-crawl/--no-http-probe-crawl", default=True, show_default=True)
 @click.option("--http-crawl-max-depth", type=int, default=3, show_default=True)
 @click.option("--http-crawl-max-page-count", type=int, default=1000, show_default=True)
@@ -190,6 +194,12 @@ def _index_options(kw: dict) -> IndexOptions:
 @click.option("--exec", "exec_", multiple=True, help="Command to run in the container.")
 @click.option("--exec-file", type=click.Path(), help="File of commands, one per line.")
 @click.option("--exec-timeout", type=float, default=120.0, show_default=True)
+@click.option("--exec-allow-fail", is_flag=True,
+              help="Accept exec probes that exit non-zero (verification still requires "
+                   "the original's exit code).")
+@click.option("--healthcheck/--no-healthcheck", default=True, show_default=True,
+              help="Run the image's HEALTHCHECK while observing and require Docker's "
+                   "'healthy' for the minified image.")
 @click.option("--continue-after", help="probe | exec | timeout:SECONDS | signal | enter")
 @click.option("--entrypoint", help="Override the image's Entrypoint (split like a shell).")
 @click.option("--cmd", help="Override the image's Cmd (split like a shell).")
@@ -298,11 +308,11 @@ def _check(report, min_ratio: Optional[float], max_size: Optional[int]) -> None:
         hints = verdict.get("include_path_hints") or []
         detail = "\n".join(
             [f"  {line}" for line in lines]
-            + (["minified container output (last lines):"] + [f"  {o}" for o in output[-10:]]
+            + (["container output (last lines):"] + [f"  {o}" for o in output[-10:]]
                if output else [])
             + ([f"hint: try --include-path {' --include-path '.join(hints)}"] if hints else []))
         raise VerifyError(
-            f"verification failed: {lines[0] if lines else 'mismatch'}"
+            f"verification failed: {verdict.get('reason') or 'mismatch'}"
             f"{f' (and {len(lines) - 1} more)' if len(lines) > 1 else ''}; "
             f"kept as {report.output['image']}, labelled minify.verified=false",
             detail=detail)

@@ -62,6 +62,9 @@ class ProbeSetup:
     execs: tuple[tuple[str, ...], ...] = ()
     continue_after: ContinueAfter = ContinueAfter("probe", None)
     exec_timeout: float = 120.0
+    exec_allow_fail: bool = False  # a non-zero exit of an exec probe is not a probe failure
+    start_wait: float = 60.0  # bound on readiness: an HTTP answer, or listening on each port
+    healthcheck: bool = True  # run the image's HEALTHCHECK and require `healthy`
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from typing import Iterator, Optional
 
 import docker
+from docker.errors import DockerException
 
 from minifier.engine import check_output_tag, inspect_image
 from minifier.errors import IncompleteError, UsageError
@@ -22,10 +24,10 @@ from minifier.image import closure, imagefs, rebuild, selfcheck
 from minifier.image.cache import open_cache
 from minifier.image.indexing import index_image
 from minifier.image.source import choose_source
-from minifier.observe.appspec import check_command
+from minifier.observe.appspec import check_command, health_spec
 from minifier.observe.monitor import access_to_json, merge
 from minifier.observe.preflight import check_include_paths, check_runnable
-from minifier.observe.probing import check_probes, observe, probe_ports
+from minifier.observe.probing import check_probes, exposed_tcp_ports, observe, probe_ports
 from minifier.observe.runner import ObservedRun, TracedContainer
 from minifier.options import BuildOptions
 from minifier.output.report import (
@@ -37,7 +39,7 @@ from minifier.output.report import (
 )
 from minifier.output.seccomp_profile import build_profile
 from minifier.output.verify import include_hints, verify
-from minifier.records import ImageInfo, Observation, SelfCheck
+from minifier.records import BuildResult, ImageInfo, Observation, SelfCheck, VerifyResult
 from minifier.ui import Progress
 
 __all__ = ["build"]
@@ -82,15 +84,17 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
         ui.stage("rebuild", f"building {tag}")
         layer = rebuild.write_layer(fs, plan, source, os.path.join(workdir, "layer.tar"))
         spool.remove()
-        result = rebuild.load_image(client, _config(image), layer, tag)
+        # An image that will not be verified says so from the start.
+        result = rebuild.load_image(
+            client, _config(image, verified=None if opts.output.verify else False), layer, tag)
 
         ui.stage("verify", "verifying the minified image")
-        verdict = verify(client, image, result, observation, opts, ui, seccomp)
-        if verdict["status"] == "failed":
-            verdict["include_path_hints"] = include_hints(
-                verdict.get("minified_output", []), fs, {k.path for k in plan.kept})
-            # Keep the image for inspection, but never let it pass for a verified one.
-            result = rebuild.load_image(client, _config(image, verified=False), layer, tag)
+        verdict, result = _verify(client, image, result, observation, opts, ui, seccomp,
+                                  lambda: rebuild.load_image(
+                                      client, _config(image, verified=False), layer, tag))
+        if verdict.status == "failed":
+            verdict = replace(verdict, include_path_hints=tuple(include_hints(
+                _failure_lines(verdict), fs, {k.path for k in plan.kept})))
 
         ui.done()
         report = make_report(image, result, plan, access, probe_to_json(observation), verdict,
@@ -113,12 +117,50 @@ def _run_and_probe(client: docker.DockerClient, image: ImageInfo, ports: tuple[i
     ui.stage("run", f"starting {image.ref} under trace")
     with TracedContainer(client, image, None, opts.run, workdir) as tc:
         ui.info(" ".join(tc.spec.argv))
-        observation = observe(tc, ports, opts.probe, ui)
+        observation = observe(tc, ports, opts.probe, ui,
+                              listen=exposed_tcp_ports(image, opts.run.expose),
+                              health=health_spec(image))
         ui.stage("stop", "stopping the app")
         observed = tc.finish()
     check_probes(observation, opts.probe, observed.app_output,
                  observed.traces[0].exit_status if observed.traces else None)
-    return observation, observed
+    return replace(observation, life=observed.life), observed
+
+
+def _verify(client: docker.DockerClient, image: ImageInfo, result: BuildResult,
+            observation: Observation, opts: BuildOptions, ui: Progress,
+            seccomp: Optional[str], relabel) -> tuple[VerifyResult, BuildResult]:
+    """Verify; a failed verification keeps the image for inspection, relabelled
+    `minify.verified=false` (`relabel`). An image whose verification did not come to an
+    end (Ctrl-C, or the relabelling itself failed) is removed: no unverified image is
+    ever left without that label."""
+    try:
+        verdict = verify(client, image, result, observation, opts, ui, seccomp)
+        if verdict.status == "failed":
+            result = relabel()
+    except BaseException:
+        _remove_image(client, result.tag)
+        raise
+    return verdict, result
+
+
+def _remove_image(client: docker.DockerClient, tag: str) -> None:
+    try:
+        client.images.remove(tag)
+    except DockerException:
+        pass  # in use by a container of the user's, or gone: nothing more to do here
+
+
+def _failure_lines(verdict: VerifyResult) -> list[str]:
+    """Everything the minified side printed on failure: where --include-path hints come from."""
+    lines = list(verdict.minified_output)
+    for m in verdict.mismatches:
+        lines.append(m.text)
+        if m.exec is not None:
+            lines.extend(m.exec.minified_output.splitlines())
+    if verdict.health is not None:
+        lines.extend(verdict.health.output.splitlines())
+    return lines
 
 
 def _self_check(fs, plan, image: ImageInfo, keep) -> SelfCheck:

@@ -1,5 +1,5 @@
 """What the host's /proc says about a container's processes: the TCP ports its network
-namespace listens on.
+namespace listens on, and which signals a process catches.
 
 A TCP connect to a published port proves nothing (Docker's proxy accepts on the host
 side even when the app does not listen yet), so "the app listens on 5432" is read
@@ -8,7 +8,7 @@ from the kernel's socket table of the container's network namespace instead.
 
 from __future__ import annotations
 
-__all__ = ["listening_ports", "parse_tcp_table"]
+__all__ = ["listening_ports", "parse_tcp_table", "catches_signal"]
 
 _LISTEN = "0A"
 
@@ -34,3 +34,18 @@ def listening_ports(pid: int) -> frozenset[int]:
         except OSError:
             continue  # no IPv6 in this kernel, or the process has exited
     return frozenset(ports)
+
+
+def catches_signal(pid: int, signum: int) -> bool:
+    """Whether process `pid` has a handler for `signum` (its SigCgt mask). A container's
+    PID 1 without one never sees a signal sent from outside its PID namespace (the kernel
+    drops it; only SIGKILL and SIGSTOP are forced), so `docker stop` waits its whole grace
+    period for nothing. False when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except OSError:
+        pass
+    return False

@@ -27,7 +27,16 @@ __all__ = [
     "SelfCheck",
     "BuildResult",
     "ExecOutcome",
+    "HealthSpec",
+    "HealthOutcome",
+    "AppLife",
     "Observation",
+    "ComparedRequest",
+    "ComparedExec",
+    "Mismatch",
+    "HealthVerdict",
+    "LivenessVerdict",
+    "VerifyResult",
 ]
 
 # The PATH Docker gives a container whose image sets none.
@@ -210,8 +219,53 @@ class ExecOutcome:
 
 
 @dataclass(frozen=True)
+class HealthSpec:
+    """The image's HEALTHCHECK with Docker's semantics: the argv the engine runs (CMD as
+    given, CMD-SHELL through the image's Shell) and its timing in seconds."""
+
+    argv: tuple[str, ...]
+    interval: float
+    timeout: float
+    start_period: float
+    retries: int
+
+    @property
+    def bound(self) -> float:
+        """How long Docker may take to decide healthy or unhealthy: the start period, then
+        `retries` failed checks an interval apart, the last one running until its timeout."""
+        return self.start_period + self.retries * self.interval + self.timeout
+
+
+@dataclass(frozen=True)
+class HealthOutcome:
+    """What became of the image's health command during observation."""
+
+    spec: HealthSpec
+    status: str  # "passed" | "skipped" (--no-healthcheck) | "not-run" (the app had exited)
+    attempts: int = 0
+    exit_code: Optional[int] = None  # of the last attempt
+    output: str = ""  # of the last attempt
+
+
+@dataclass(frozen=True)
+class AppLife:
+    """How the original app lived while observed: what liveness verification asks of the
+    minified one."""
+
+    ran_seconds: float  # from its start until minify stopped it, or until it was seen ended
+    exit_code: Optional[int]  # it ended by itself with this status (exit code or -signal)
+    listening: tuple[int, ...]  # TCP ports its network namespace listened on before the stop
+
+    @property
+    def one_shot(self) -> bool:
+        """A command that ends by itself (a CLI), not a service that minify had to stop."""
+        return self.exit_code is not None
+
+
+@dataclass(frozen=True)
 class Observation:
-    """What exercising the traced app gave: its HTTP answers and exec outcomes."""
+    """What exercising the traced app gave: its HTTP answers, exec outcomes, health
+    command and (once it is stopped) how it lived."""
 
     http: Optional[ProbeSummary]
     execs: tuple[ExecOutcome, ...]
@@ -219,3 +273,89 @@ class Observation:
     app_alive_after_probes: bool = True  # checked right after HTTP probing, before any stop
     ports: tuple[ReadyInfo, ...] = ()  # every probe port: http, https or not-http
     warnings: tuple[str, ...] = ()
+    health: Optional[HealthOutcome] = None  # None: the image has no HEALTHCHECK
+    life: Optional[AppLife] = None  # known after the stop
+
+
+# -- verification --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComparedRequest:
+    """One HTTP request replayed against the minified app, compared with the original's."""
+
+    round: int  # 1: first start, 2: after `docker restart`
+    method: str
+    path: str
+    port: int
+    compared: str  # "status+body", or "status" when the original's answers differed
+    original_status: Optional[int]
+    minified_status: Optional[int]
+    nondeterministic: bool
+    ok: bool
+    minified_error: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ComparedExec:
+    """One exec probe run in the minified container, compared with the original's run."""
+
+    round: int
+    argv: tuple[str, ...]
+    compared: str  # "exit code+stdout", or "exit code" when the original's stdout differed
+    original_exit_code: Optional[int]
+    minified_exit_code: Optional[int]
+    ok: bool
+    minified_output: str = ""  # its last lines, for the failure message
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One way the minified image did not behave like the original, as one line of text."""
+
+    kind: str  # "request" | "exec" | "exit" | "liveness" | "health" | "log" | "error"
+    text: str
+    request: Optional[ComparedRequest] = None
+    exec: Optional[ComparedExec] = None
+
+
+@dataclass(frozen=True)
+class HealthVerdict:
+    """The minified container's HEALTHCHECK, as Docker judged it."""
+
+    status: str  # "passed" | "failed" | "skipped" (--no-healthcheck) | "none" | "not-applicable"
+    reason: str = ""
+    test: tuple[str, ...] = ()  # the argv Docker runs
+    seconds: float = 0.0  # until Docker said healthy (first start)
+    output: str = ""  # the last check's output, when it failed
+
+
+@dataclass(frozen=True)
+class LivenessVerdict:
+    """Whether the minified app lived like the original: ran as long (a service) or ended
+    with the same code (a one-shot command), listened on the same TCP ports, restarted."""
+
+    shape: str  # "service" | "one-shot"
+    ok: bool
+    required_seconds: float = 0.0  # a service: how long the original ran while observed
+    ports: tuple[int, ...] = ()  # TCP ports the original listened on in both of its runs
+    minified_ports: tuple[int, ...] = ()
+    original_exit_code: Optional[int] = None  # a one-shot command
+    minified_exit_code: Optional[int] = None
+    compared: str = ""  # a one-shot command: "exit code+stdout" or "exit code"
+    restarted: bool = False  # the second round (after `docker restart`) ran
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Verification's verdict: what was compared, and every mismatch."""
+
+    status: str  # "passed" | "failed" | "skipped"
+    reason: str = ""  # why it failed (the first mismatch) or was skipped
+    requests: tuple[ComparedRequest, ...] = ()
+    execs: tuple[ComparedExec, ...] = ()
+    mismatches: tuple[Mismatch, ...] = ()
+    health: Optional[HealthVerdict] = None
+    liveness: Optional[LivenessVerdict] = None
+    minified_output: tuple[str, ...] = ()  # last lines of the minified container's log
+    include_path_hints: tuple[str, ...] = ()

@@ -15,10 +15,10 @@ from typing import Optional
 from minifier.errors import ImageError
 from minifier.image.users import Credentials
 from minifier.options import RunOptions
-from minifier.records import DEFAULT_PATH, ImageInfo, LaunchSpec
+from minifier.records import DEFAULT_PATH, HealthSpec, ImageInfo, LaunchSpec
 
-__all__ = ["app_user", "check_command", "docker_run_kwargs", "launch_spec", "stop_signal",
-           "supplementary_groups"]
+__all__ = ["app_user", "check_command", "docker_run_kwargs", "health_spec", "launch_spec",
+           "stop_signal", "supplementary_groups"]
 
 
 def _merge_env(base: tuple[str, ...], extra: tuple[str, ...]) -> tuple[str, ...]:
@@ -106,3 +106,32 @@ def stop_signal(name: str) -> int:
         return int(signal.Signals[name if name.startswith("SIG") else f"SIG{name}"])
     except KeyError:
         return int(signal.SIGTERM)
+
+
+# Docker's HEALTHCHECK defaults, for the durations an image leaves at 0 (unset).
+_HEALTH_DEFAULTS = {"Interval": 30.0, "Timeout": 30.0, "StartPeriod": 0.0}
+_DEFAULT_SHELL = ("/bin/sh", "-c")
+
+
+def health_spec(image: ImageInfo) -> HealthSpec | None:
+    """The image's HEALTHCHECK as the engine runs it, or None when there is none: `CMD`
+    runs its argv as given, `CMD-SHELL` runs through the image's SHELL (or /bin/sh -c);
+    durations are nanoseconds in the config, Docker's defaults where unset."""
+    check = image.healthcheck or {}
+    test = tuple(check.get("Test") or ())
+    if not test or test[0] == "NONE":
+        return None
+    if test[0] == "CMD-SHELL":
+        shell = tuple(image.config.get("Shell") or ()) or _DEFAULT_SHELL
+        argv = (*shell, " ".join(test[1:]))
+    elif test[0] == "CMD":
+        argv = test[1:]
+    else:
+        raise ImageError(f"image {image.ref} has a HEALTHCHECK of unknown form {test[0]!r}")
+    if not argv:
+        return None
+    seconds = {k: (int(check.get(k) or 0) / 1e9) or default
+               for k, default in _HEALTH_DEFAULTS.items()}
+    return HealthSpec(argv=argv, interval=seconds["Interval"], timeout=seconds["Timeout"],
+                      start_period=seconds["StartPeriod"],
+                      retries=int(check.get("Retries") or 0) or 3)

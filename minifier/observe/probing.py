@@ -1,8 +1,11 @@
-"""Exercise the traced app: readiness, HTTP probes, exec probes, then wait as asked.
+"""Exercise the traced app: readiness, the image's HEALTHCHECK, HTTP probes, exec probes,
+then wait as asked.
 
 This is the orchestration between the runner and the `probes` package: probes know
 nothing of containers; they get a Target (127.0.0.1 and the published ports) and a
-way to ask whether the app is still alive.
+way to ask whether the app is still alive. Without HTTP probing, readiness is the app
+listening on every exposed TCP port, read from the kernel's socket table of the
+container's network namespace.
 """
 
 from __future__ import annotations
@@ -12,20 +15,23 @@ import select
 import signal
 import subprocess
 import sys
-from typing import Optional
+import time
+from typing import Optional, Sequence
 
 import probes
 from minifier.errors import AppError, ProbeError, UsageError
 from minifier.observe.runner import TracedContainer
 from minifier.options import ProbeSetup
 from minifier.procfs import listening_ports
-from minifier.records import ImageInfo, Observation
+from minifier.records import ExecOutcome, HealthOutcome, HealthSpec, ImageInfo, Observation
 from minifier.ui import Progress
 from probes import ContinueAfter, Target
 
-__all__ = ["probe_ports", "observe", "check_probes", "not_http_message"]
+__all__ = ["probe_ports", "exposed_tcp_ports", "observe", "check_probes", "not_http_message"]
 
 EXIT_GRACE = 2.0  # seconds for the tracer to report an exit after unanswered requests
+POLL = 0.1  # seconds between looks at the socket table while waiting for a port
+RETRY = 0.5  # seconds between runs of a first exec probe that does not pass yet
 
 
 def probe_ports(image: ImageInfo, setup: ProbeSetup, expose: tuple[str, ...]) -> tuple[int, ...]:
@@ -34,8 +40,7 @@ def probe_ports(image: ImageInfo, setup: ProbeSetup, expose: tuple[str, ...]) ->
     publish (both before anything starts)."""
     if setup.http is None:
         return ()
-    published = sorted({int(p.split("/")[0]) for p in (*image.exposed_ports, *expose)
-                        if p.endswith("/tcp") or "/" not in p})
+    published = exposed_tcp_ports(image, expose)
     for command in setup.http.commands:
         if command.port is not None and command.port not in published:
             raise UsageError(
@@ -50,37 +55,57 @@ def probe_ports(image: ImageInfo, setup: ProbeSetup, expose: tuple[str, ...]) ->
     return tuple(published)
 
 
+def exposed_tcp_ports(image: ImageInfo, expose: tuple[str, ...]) -> tuple[int, ...]:
+    """The TCP ports the image exposes (EXPOSE plus --expose), sorted."""
+    return tuple(sorted({int(p.split("/")[0]) for p in (*image.exposed_ports, *expose)
+                         if p.endswith("/tcp") or "/" not in p}))
+
+
 def not_http_message(port: int) -> str:
     return (f"port {port} accepts connections but does not speak HTTP: probe it with "
             "--exec '<client command>'")
 
 
 def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
-            ui: Progress) -> Observation:
+            ui: Progress, *, listen: tuple[int, ...] = (),
+            health: Optional[HealthSpec] = None) -> Observation:
+    """`ports`: the HTTP probe ports; `listen`: the exposed TCP ports that make the app
+    ready when there is no HTTP probe; `health`: the image's HEALTHCHECK, if any.
+
+    Order: readiness, the health command, HTTP probes, exec probes, then --continue-after.
+    """
     summary, target, ready, warnings = None, None, (), []
     if setup.http is not None:
         ready = _wait_ready(tc, ports, setup, ui)
-        http_ports = tuple(r.port for r in ready if r.speaks_http)
-        for info in ready:
-            if not info.speaks_http:
-                warnings.append(not_http_message(info.port))
-                ui.warn(warnings[-1])
-        if http_ports:
-            target = Target(host="127.0.0.1", ports={p: tc.ports[p] for p in http_ports})
-            ui.stage("probe", "probing over HTTP")
-            summary = probes.run(target, setup.http,
-                                 on_request=lambda r: ui.info(_request_line(r)))
+        warnings = _not_http_warnings(ready, ui)
+    elif listen:
+        _wait_listening(tc, listen, setup.start_wait, ui)
+    health_outcome = _healthcheck(tc, health, setup.healthcheck, ui)
+    http_ports = tuple(r.port for r in ready if r.speaks_http)
+    if http_ports:
+        target = Target(host="127.0.0.1", ports={p: tc.ports[p] for p in http_ports})
+        ui.stage("probe", "probing over HTTP")
+        summary = probes.run(target, setup.http,
+                             on_request=lambda r: ui.info(_request_line(r)))
     alive = _outlived_probing(tc, summary)
     execs = []
-    for argv in setup.execs:
+    for i, argv in enumerate(setup.execs):
         ui.stage("exec", f"exec probe: {' '.join(argv)}")
-        outcome = tc.run_exec(argv, setup.exec_timeout)
+        outcome = _first_exec(tc, argv, setup, ui) if i == 0 else \
+            tc.run_exec(argv, setup.exec_timeout)
         ui.info(f"exit code {outcome.exit_code}")
         execs.append(outcome)
     _continue_after(tc, setup.continue_after, ui)
     return Observation(http=summary, execs=tuple(execs), target=target,
                        app_alive_after_probes=alive, ports=tuple(ready),
-                       warnings=tuple(warnings))
+                       warnings=tuple(warnings), health=health_outcome)
+
+
+def _not_http_warnings(ready: Sequence[probes.ReadyInfo], ui: Progress) -> list[str]:
+    warnings = [not_http_message(info.port) for info in ready if not info.speaks_http]
+    for w in warnings:
+        ui.warn(w)
+    return warnings
 
 
 def _outlived_probing(tc: TracedContainer, summary: Optional[probes.ProbeSummary]) -> bool:
@@ -123,6 +148,73 @@ def _wait_ready(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
     return ready
 
 
+def _wait_listening(tc: TracedContainer, ports: Sequence[int], timeout: float,
+                    ui: Progress) -> None:
+    """Until the app listens on every port (a connect through Docker's proxy proves
+    nothing, the container's own socket table does), bounded; the app's exit ends it."""
+    ui.stage("ready", f"waiting for the app to listen on port(s) {_ports(ports)}")
+    start = time.monotonic()
+    while True:
+        missing = [p for p in ports if p not in tc.listening_ports()]
+        if not missing:
+            return
+        elapsed = time.monotonic() - start
+        if not tc.app_alive():
+            raise AppError(f"the app exited after {elapsed:.1f} s, before listening on "
+                           f"port(s) {_ports(missing)}", detail=_tail(tc.app_output_tail()))
+        if elapsed >= timeout:
+            hint = (f"hint: the image exposes port(s) {_ports(missing)}; if the app starts "
+                    "slowly, a longer --start-wait")
+            raise AppError(f"the app did not listen on port(s) {_ports(missing)} within "
+                           f"{timeout:g} s", detail=f"{_tail(tc.app_output_tail())}\n{hint}")
+        _wait_app_exit(tc, min(POLL, timeout - elapsed))
+
+
+def _first_exec(tc: TracedContainer, argv: tuple[str, ...], setup: ProbeSetup,
+                ui: Progress) -> ExecOutcome:
+    """The first exec probe also waits for the app to serve: a server may listen before
+    it answers (PostgreSQL says "the database system is starting up" for a moment), so
+    while it fails and the app runs, it is run again every RETRY s, within --start-wait."""
+    deadline = time.monotonic() + setup.start_wait
+    while True:
+        outcome = tc.run_exec(argv, setup.exec_timeout)
+        if outcome.exit_code == 0 or setup.exec_allow_fail or not tc.app_alive() \
+                or time.monotonic() + RETRY > deadline:
+            return outcome
+        ui.info(f"exit code {outcome.exit_code}: the app may not serve yet, running it again")
+        _wait_app_exit(tc, RETRY)
+
+
+def _healthcheck(tc: TracedContainer, spec: Optional[HealthSpec], enabled: bool,
+                 ui: Progress) -> Optional[HealthOutcome]:
+    """Run the image's health command in the container, traced like the app, on Docker's
+    interval until it passes once; failing for as long as Docker would take to call the
+    container unhealthy fails the build (the original itself is not healthy)."""
+    if spec is None:
+        return None
+    if not enabled:
+        return HealthOutcome(spec=spec, status="skipped")
+    ui.stage("health", f"running the image's HEALTHCHECK: {' '.join(spec.argv)}")
+    deadline = time.monotonic() + spec.bound
+    attempts, last = 0, None
+    while tc.app_alive():
+        last = tc.run_exec(spec.argv, spec.timeout)
+        attempts += 1
+        if last.exit_code == 0:
+            return HealthOutcome(spec, "passed", attempts, 0, last.output)
+        if time.monotonic() + spec.interval > deadline:
+            raise AppError(
+                f"the image's HEALTHCHECK did not pass within {spec.bound:g} s "
+                f"({attempts} attempt(s), last {_probe_exit(last.exit_code)}): "
+                "Docker would call the original unhealthy",
+                detail=_tail(last.output, title="last lines of the health command's output")
+                + "\nhint: --no-healthcheck skips the HEALTHCHECK")
+        _wait_app_exit(tc, spec.interval)
+    # The app ended by itself (a one-shot command): there is nothing left to check.
+    return HealthOutcome(spec, "not-run", attempts, last.exit_code if last else None,
+                         last.output if last else "")
+
+
 def check_probes(obs: Observation, setup: ProbeSetup, app_output: str = "",
                  app_exit: Optional[int] = None) -> None:
     """Fail the build on dishonest success: 5xx answers or nothing that succeeded.
@@ -139,8 +231,31 @@ def check_probes(obs: Observation, setup: ProbeSetup, app_output: str = "",
         raise ProbeError(f"HTTP probing failed: {obs.http.failure}{crashed}",
                          detail=_tail(app_output) if crashed else "")
     for e in obs.execs:
-        if e.exit_code is None:
-            raise ProbeError(f"exec probe {' '.join(e.argv)!r} did not finish")
+        _check_exec(e, setup.exec_allow_fail)
+
+
+def _check_exec(e: ExecOutcome, allow_fail: bool) -> None:
+    """An exec probe must succeed: one that "ran" against a server that was not up, or
+    whose command is wrong, proves nothing. --exec-allow-fail accepts non-zero exits."""
+    command = " ".join(e.argv)
+    if e.exit_code is None:
+        raise ProbeError(f"exec probe {command!r} did not finish")
+    if e.exit_code != 0 and not allow_fail:
+        raise ProbeError(
+            f"exec probe {command!r} {_probe_exit(e.exit_code)}",
+            detail=_tail(e.output, title="last lines of its output") + "\nhint: "
+            "--exec-allow-fail accepts exec probes that exit non-zero (verification then "
+            "requires the same exit code)")
+
+
+def _probe_exit(code: Optional[int]) -> str:
+    if code is None:
+        return "did not finish"
+    return f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+
+
+def _ports(ports: Sequence[int]) -> str:
+    return ", ".join(str(p) for p in ports)
 
 
 def _exit_text(status: Optional[int]) -> str:
@@ -154,9 +269,8 @@ def _exit_text(status: Optional[int]) -> str:
     return f"exit status {status}"
 
 
-def _tail(output: str, lines: int = 15) -> str:
-    return "last lines of the app's output:\n" + "\n".join(
-        f"  {line}" for line in output.splitlines()[-lines:])
+def _tail(output: str, lines: int = 15, title: str = "last lines of the app's output") -> str:
+    return f"{title}:\n" + "\n".join(f"  {line}" for line in output.splitlines()[-lines:])
 
 
 def _request_line(r) -> str:
@@ -168,6 +282,9 @@ def _continue_after(tc: TracedContainer, mode: ContinueAfter, ui: Progress) -> N
     if mode.mode in ("probe", "exec"):
         return
     if mode.mode == "timeout":
+        if not tc.app_alive():
+            ui.info("the app has ended by itself: nothing more to observe")
+            return
         ui.stage("wait", f"observing for {mode.seconds:g} s more")
         _wait_app_exit(tc, mode.seconds)
     elif mode.mode == "signal":

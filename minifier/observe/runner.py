@@ -34,7 +34,15 @@ from minifier.observe.appspec import app_user, docker_run_kwargs, launch_spec, s
 from minifier.observe.pause import pause_binary
 from minifier.observe.watcher import Watcher
 from minifier.options import RunOptions
-from minifier.records import ExecOutcome, ImageInfo, LaunchSpec, TraceResult, WatchResult
+from minifier.procfs import listening_ports
+from minifier.records import (
+    AppLife,
+    ExecOutcome,
+    ImageInfo,
+    LaunchSpec,
+    TraceResult,
+    WatchResult,
+)
 from minifier.sensor.tracejson import result_from_json, spec_to_json
 from minifier.sensor.tracer import CONFINEMENT_FAILED
 
@@ -53,6 +61,7 @@ class ObservedRun:
     app_output: str
     execs: tuple[ExecOutcome, ...] = field(default_factory=tuple)
     warnings: tuple[str, ...] = ()
+    life: Optional[AppLife] = None
 
 
 def start_watcher(path: str, warnings: list[str]) -> Optional[Watcher]:
@@ -111,6 +120,7 @@ class TracedContainer:
         self._container = None
         self._watcher: Optional[Watcher] = None
         self._app: Optional[subprocess.Popen] = None
+        self._app_started = 0.0
         self._execs: list[ExecOutcome] = []
         self._exec_traces: list[TraceResult] = []
         self.ports: dict[int, int] = {}
@@ -135,6 +145,7 @@ class TracedContainer:
                 self._watcher = start_watcher(self._root_dir(), self.warnings)
             spec = replace(self._spec, target_pid=self.pid1, output_path=self.app_log)
             self._app = self._start_tracer(spec, "app")
+            self._app_started = time.monotonic()
         except BaseException:
             self._cleanup()
             raise
@@ -173,9 +184,18 @@ class TracedContainer:
         self._execs.append(outcome)
         return outcome
 
+    def listening_ports(self) -> frozenset[int]:
+        """TCP ports the container's network namespace listens on (the app's sockets)."""
+        return listening_ports(self.pid1)
+
     def finish(self) -> ObservedRun:
         """Stop the app as `docker stop` would (the image's StopSignal, then a bounded
         grace period, then SIGKILL), so its shutdown is traced too; collect the results."""
+        # How it lived, read before the stop: whether it had ended by itself, how long it
+        # ran and what it listened on are what verification asks of the minified app.
+        ended = self._app is not None and self._app.poll() is not None
+        ran = time.monotonic() - self._app_started
+        listening = tuple(sorted(self.listening_ports()))
         self._stop_app()
         self._kill_container()
         traces = []
@@ -186,6 +206,9 @@ class TracedContainer:
                 raise MinifyError("the tracer ended without a result",
                                   detail=_tail(os.path.join(self._dir, "tracer-app.log")))
             traces.append(app_trace)
+        life = AppLife(ran_seconds=round(ran, 3),
+                       exit_code=traces[0].exit_status if ended and traces else None,
+                       listening=listening)
         traces.extend(e.trace for e in self._execs if e.trace is not None)
         watch = None
         if self._watcher is not None:
@@ -194,7 +217,7 @@ class TracedContainer:
             self._watcher = None
         return ObservedRun(traces=tuple(traces), watch=watch,
                            app_output=self.app_output_tail(50), execs=tuple(self._execs),
-                           warnings=tuple(self.warnings))
+                           warnings=tuple(self.warnings), life=life)
 
     # -- internals -------------------------------------------------------------------
 

@@ -14,11 +14,18 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
-from minifier.records import AccessRecord, BuildPlan, BuildResult, ImageInfo, SelfCheck
+from minifier.records import (
+    AccessRecord,
+    BuildPlan,
+    BuildResult,
+    ImageInfo,
+    SelfCheck,
+    VerifyResult,
+)
 
 __all__ = ["SCHEMA", "Report", "make_report", "write_json", "render_text", "render_markdown",
-           "dir_sizes", "request_to_json", "probe_to_json", "parse_size", "threshold_failures",
-           "mismatch_text"]
+           "dir_sizes", "request_to_json", "probe_to_json", "verify_to_json", "parse_size",
+           "threshold_failures", "mismatch_text"]
 
 SCHEMA = "minify.report/v1"
 
@@ -98,9 +105,30 @@ def probe_to_json(obs) -> dict:
     }
 
 
+def verify_to_json(v: VerifyResult) -> dict:
+    """The report's `verify` object: each mismatch is its kind and one line of text, plus
+    the compared request's or exec probe's fields."""
+    def mismatch(m) -> dict:
+        row = {"kind": m.kind, "text": m.text}
+        detail = m.request or m.exec
+        return {**row, **asdict(detail)} if detail is not None else row
+
+    return {
+        "status": v.status,
+        "reason": v.reason,
+        "mismatches": [mismatch(m) for m in v.mismatches],
+        "requests": [asdict(r) for r in v.requests],
+        "execs": [asdict(e) for e in v.execs],
+        "health": asdict(v.health) if v.health is not None else None,
+        "liveness": asdict(v.liveness) if v.liveness is not None else None,
+        "minified_output": list(v.minified_output),
+        "include_path_hints": list(v.include_path_hints),
+    }
+
+
 def make_report(image: ImageInfo, result: BuildResult, plan: BuildPlan,
                 access: AccessRecord, probe: Mapping[str, object],
-                verify: Mapping[str, object], removed_sizes: Counter,
+                verify: VerifyResult, removed_sizes: Counter,
                 artifacts_dir: str, warnings: Sequence[str] = (),
                 timings: Optional[Mapping[str, float]] = None,
                 selfcheck: Optional[SelfCheck] = None,
@@ -120,7 +148,7 @@ def make_report(image: ImageInfo, result: BuildResult, plan: BuildPlan,
         probe=probe,
         access={"paths": len(access.accesses), "existing": len(access.existing()),
                 "file": "access.json", "syscall_counts": dict(access.syscall_counts)},
-        verify=verify,
+        verify=verify_to_json(verify),
         selfcheck={"status": selfcheck.status,
                    "findings": [{"kind": f.kind, "path": f.path, "missing": f.missing,
                                  "original": f.original, "excluded": f.excluded,
@@ -179,7 +207,7 @@ def render_text(report: Report) -> str:
         "probe   " + (", ".join(f"{k}: {v}" for k, v in counts.items() if v) or "none"),
         *[f"api     {a['source']} (port {a['port']}): {a['requests']} of {a['operations']} "
           f"operation(s) requested" for a in report.probe.get("apispecs") or []],
-        f"verify  {report.verify.get('status')}",
+        f"verify  {_verify_line(report.verify)}",
         f"check   {report.selfcheck.get('status')} (every kept interpreter, library and link "
         "target resolves)" if report.selfcheck.get("status") == "passed"
         else f"check   {report.selfcheck.get('status')}: {len(report.selfcheck['findings'])} "
@@ -205,6 +233,25 @@ def index_text(index: Mapping[str, object]) -> str:
     reader = {"storage": "storage reader", "export": "docker export stream"}.get(
         str(index.get("reader")), str(index.get("reader")))
     return f"index   {reader} ({index.get('why')}); cache {index.get('cache')}"
+
+
+def _verify_line(v: Mapping[str, object]) -> str:
+    """`passed`, with what was checked: the app's shape, its ports, restart, health."""
+    status = str(v.get("status"))
+    if status == "skipped" or not v.get("liveness"):
+        return status + (f" ({v['reason']})" if v.get("reason") else "")
+    live, health = v["liveness"], v.get("health") or {}
+    parts = []
+    if live["shape"] == "one-shot":
+        parts.append(f"one-shot command, exit code {live['original_exit_code']}")
+    else:
+        ports = ", ".join(str(p) for p in live["ports"])
+        parts.append(f"ran {live['required_seconds']:g} s" + (f", ports {ports}" if ports else ""))
+    if live["restarted"]:
+        parts.append("restarted")
+    if health.get("status") in ("passed", "failed", "skipped"):
+        parts.append(f"health {health['status']}")
+    return f"{status} ({'; '.join(parts)})"
 
 
 def render_markdown(report: Report) -> str:
@@ -234,13 +281,7 @@ def render_markdown(report: Report) -> str:
 
 
 def mismatch_text(m: Mapping[str, object]) -> str:
-    if "path" in m:
-        return (f"{m['method']} {m['path']} (port {m['port']}): original "
-                f"{m['original_status']}, minified {m['minified_status']}")
-    if "exec" in m:
-        return (f"exec {' '.join(m['exec'])}: original exit {m['original_exit_code']}, "
-                f"minified exit {m['minified_exit_code']}")
-    return str(m.get("log") or m.get("container") or m)
+    return str(m.get("text") or m)
 
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,

@@ -1,43 +1,330 @@
-"""Prove the minified image behaves like the original, by replaying every probe.
+"""Prove the minified image behaves like the original: run both the way `docker run`
+would, exercise them the way observation exercised the original, compare.
 
-The minified image runs under a plain `docker run` (no tracer, no extra mounts, the
-same published ports); every HTTP request is replayed in order and compared with what
-the original answered while traced. The original is also run a second time, untraced,
-so that answers that differ between two runs of the original (a clock, a random id)
-are detected as nondeterministic and compared by status only.
+The original image is run first, untraced, with exactly the same script as the minified
+one (exercise.py: first start, then `docker restart`): its answers tell what is stable
+between runs (an HTTP body, an exec probe's stdout, a command's output) and so compared
+exactly, and which TCP ports it listens on in every run. The minified image must then:
+start; answer HTTP, or listen on those ports, within the start wait; turn `healthy` when
+the image has a HEALTHCHECK; answer every HTTP request and exec probe like the original;
+still run after as long as the original ran while observed (a service) or exit with the
+original's code and output (a one-shot command); and do all that again after a restart.
+Whatever goes wrong on the way, an engine error or an HTTP timeout included, is a failed
+verification with its reason, never an exception.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Optional, Sequence
 
 import docker
-from docker.errors import APIError, DockerException
+from docker.errors import DockerException
+from requests import RequestException
 
-import probes
-from minifier.engine import container_labels, owned_container, published_ports, running_check
 from minifier.observe.appspec import docker_run_kwargs
 from minifier.options import BuildOptions
-from minifier.records import BuildResult, ImageInfo, Observation
+from minifier.output.exercise import Exercise, Script, exercise
+from minifier.records import (
+    AppLife,
+    BuildResult,
+    ComparedExec,
+    ComparedRequest,
+    ExecOutcome,
+    HealthVerdict,
+    ImageInfo,
+    LivenessVerdict,
+    Mismatch,
+    Observation,
+    VerifyResult,
+)
 from minifier.ui import Progress
-from probes import RequestResult, Target
+from probes import RequestResult
 
-__all__ = ["verify", "LOADER_ERRORS", "find_loader_errors", "compare", "include_hints"]
+__all__ = ["verify", "LOADER_ERRORS", "find_loader_errors", "compare", "compare_execs",
+           "include_hints", "stable_ports"]
 
 LOADER_ERRORS = re.compile(
     r"cannot open shared object file|No such file or directory|ModuleNotFoundError|"
     r"Cannot find module|: not found|error while loading shared libraries"
 )
+AFTER_RESTART = " (after docker restart)"
 
 
-@dataclass(frozen=True)
-class _Run:
-    requests: tuple[RequestResult, ...]
-    execs: tuple[tuple[Optional[int], str], ...]
-    running: bool
-    logs: str
+def verify(client: docker.DockerClient, image: ImageInfo, result: BuildResult,
+           obs: Observation, opts: BuildOptions, ui: Progress,
+           seccomp: Optional[str] = None) -> VerifyResult:
+    """Compare the minified image with the original; `seccomp` (a profile's JSON text)
+    makes the minified image run under that profile, proving the profile too."""
+    if not opts.output.verify:
+        return VerifyResult(status="skipped", reason="--no-verify")
+    life = obs.life or AppLife(ran_seconds=0.0, exit_code=None, listening=())
+    script = _script(image, obs, opts, life)
+    which = "original"
+    try:
+        ui.info("running the original image untraced (start, then docker restart)")
+        original = exercise(client, image.id, script, _overrides(opts))
+        failed = [(n, r.failure) for n, r in enumerate(original.rounds, 1) if r.failure]
+        if failed:
+            return _original_failed(failed[0], original)
+        which = "minified"
+        ui.info("running the minified image (start, then docker restart)")
+        minified = exercise(client, result.image_id, _minified_script(script, obs, life,
+                                                                       original),
+                            _overrides(opts, seccomp))
+    except (DockerException, RequestException, OSError) as exc:
+        return _broken(which, exc)
+    verdict = judge(obs, script, original, minified)
+    for m in verdict.mismatches:
+        ui.warn(f"verification: {m.text}")
+    return verdict
+
+
+def _script(image: ImageInfo, obs: Observation, opts: BuildOptions, life: AppLife) -> Script:
+    """The original's script: readiness as in observation (an HTTP answer on the probed
+    ports, or listening on every exposed TCP port)."""
+    recorded = obs.http.requests if obs.http else ()
+    exposed = sorted({int(p.split("/")[0]) for p in (*image.exposed_ports, *opts.run.expose)
+                      if p.endswith("/tcp") or "/" not in p})
+    http_ports = tuple(sorted(obs.target.ports)) if obs.target and recorded else ()
+    return Script(
+        requests=tuple(recorded), http_ports=http_ports,
+        listen=() if recorded or life.one_shot else tuple(exposed),
+        execs=tuple(e.argv for e in obs.execs),
+        first_exec_code=obs.execs[0].exit_code if obs.execs else None,
+        one_shot=life.one_shot, run_seconds=life.ran_seconds if life.one_shot else 0.0,
+        start_wait=opts.probe.start_wait, exec_timeout=opts.probe.exec_timeout,
+        stop_grace=opts.run.stop_grace)
+
+
+def _minified_script(script: Script, obs: Observation, life: AppLife,
+                     original: Exercise) -> Script:
+    """The minified image gets the same script, plus: listen on the ports the original
+    listened on in every run, run as long as it ran while observed, turn healthy."""
+    health = obs.health
+    checked = health is not None and health.status == "passed" and not life.one_shot
+    return replace(
+        script, listen=() if life.one_shot else stable_ports(life, original),
+        run_seconds=life.ran_seconds, health=checked,
+        health_bound=health.spec.bound if health is not None else 0.0)
+
+
+def stable_ports(life: AppLife, original: Exercise) -> tuple[int, ...]:
+    """TCP ports the original listened on while observed and in each untraced round:
+    a port picked at random (an ephemeral one) differs between runs and is not asked for."""
+    ports = set(life.listening)
+    for r in original.rounds:
+        ports &= set(r.listening)
+    return tuple(sorted(ports))
+
+
+def _overrides(opts: BuildOptions, seccomp: Optional[str] = None) -> dict:
+    """`docker run` as the user asked for the traced run (appspec.docker_run_kwargs; a
+    generated seccomp profile replaces theirs), with the HEALTHCHECK off under
+    --no-healthcheck: the one place that says how verification's containers are made."""
+    kwargs = docker_run_kwargs(opts.run, seccomp=seccomp)
+    if not opts.probe.healthcheck:
+        kwargs["healthcheck"] = {"test": ["NONE"]}
+    return kwargs
+
+
+# -- judging -------------------------------------------------------------------------
+
+
+def judge(obs: Observation, script: Script, original: Exercise,
+          minified: Exercise) -> VerifyResult:
+    """Every comparison of the minified run with the original's, as one verdict."""
+    life = obs.life or AppLife(ran_seconds=0.0, exit_code=None, listening=())
+    mismatches: list[Mismatch] = []
+    liveness = _liveness(life, original, minified, mismatches)
+    health = _health(obs, minified, mismatches, life)
+    requests = compare(script.requests, [r.requests for r in original.rounds],
+                       [r.requests for r in minified.rounds])
+    mismatches += [Mismatch("request", _request_text(r), request=r) for r in requests
+                   if not r.ok]
+    execs = compare_execs(obs.execs, original, minified)
+    mismatches += [Mismatch("exec", _exec_text(e), exec=e) for e in execs if not e.ok]
+    mismatches += [Mismatch("log", line) for line in find_loader_errors(minified.logs,
+                                                                        original.logs)]
+    failed = bool(mismatches)
+    return VerifyResult(
+        status="failed" if failed else "passed",
+        reason=mismatches[0].text if failed else "",
+        requests=requests, execs=execs, mismatches=tuple(mismatches), health=health,
+        liveness=liveness,
+        minified_output=tuple(minified.logs.splitlines()[-20:]) if failed else ())
+
+
+def _liveness(life: AppLife, original: Exercise, minified: Exercise,
+              out: list[Mismatch]) -> LivenessVerdict:
+    before = len(out)
+    for n, r in enumerate(minified.rounds, 1):
+        if r.failure:
+            what = "command" if life.one_shot else "app"
+            out.append(Mismatch("liveness", f"the minified {what} {r.failure}{_when(n)}"))
+    if life.one_shot:
+        verdict = _one_shot(original, minified, out)
+    else:
+        ports = stable_ports(life, original)
+        for n, r in enumerate(minified.rounds, 1):
+            missing = sorted(set(ports) - set(r.listening))
+            if missing and not r.failure:
+                out.append(Mismatch("liveness", "the minified app does not listen on port(s) "
+                                    f"{_list(missing)} (the original does){_when(n)}"))
+        verdict = LivenessVerdict(
+            shape="service", ok=True, required_seconds=life.ran_seconds, ports=ports,
+            minified_ports=minified.rounds[0].listening)
+    return replace(verdict, ok=len(out) == before, restarted=len(minified.rounds) > 1)
+
+
+def _one_shot(original: Exercise, minified: Exercise, out: list[Mismatch]) -> LivenessVerdict:
+    """A command that ends by itself: same exit code in each round, and the same stdout
+    when the original printed the same in both of its runs."""
+    stable = len({r.stdout for r in original.rounds}) == 1
+    for n, (o, m) in enumerate(zip(original.rounds, minified.rounds), 1):
+        if m.failure:
+            continue
+        if m.exit_code != o.exit_code:
+            out.append(Mismatch("exit", f"the minified command exited with code {m.exit_code}, "
+                                f"the original with {o.exit_code}{_when(n)}"))
+        elif stable and m.stdout != o.stdout:
+            out.append(Mismatch("exit", "the minified command printed other output than the "
+                                f"original: {_first_difference(o.stdout, m.stdout)}{_when(n)}"))
+    return LivenessVerdict(
+        shape="one-shot", ok=True, original_exit_code=original.rounds[0].exit_code,
+        minified_exit_code=minified.rounds[0].exit_code,
+        compared="exit code+stdout" if stable else "exit code")
+
+
+def _health(obs: Observation, minified: Exercise, out: list[Mismatch],
+            life: AppLife) -> HealthVerdict:
+    health = obs.health
+    if health is None:
+        return HealthVerdict(status="none", reason="the image has no HEALTHCHECK")
+    test = health.spec.argv
+    if health.status == "skipped":
+        return HealthVerdict(status="skipped", reason="--no-healthcheck", test=test)
+    if life.one_shot or health.status != "passed":
+        return HealthVerdict(status="not-applicable", test=test,
+                             reason="the app ends by itself (a one-shot command)")
+    states = [(n, r.health) for n, r in enumerate(minified.rounds, 1) if r.health is not None]
+    bad = [(n, s) for n, s in states if s.status != "healthy"]
+    for n, s in bad:
+        out.append(Mismatch("health", _health_text(s, health.spec.bound) + _when(n)))
+    if not states:
+        return HealthVerdict(status="failed", test=test,
+                             reason="the minified app did not get as far as its HEALTHCHECK")
+    first = bad[0][1] if bad else states[0][1]
+    return HealthVerdict(status="failed" if bad else "passed", test=test,
+                         reason=out[-1].text if bad else "", seconds=states[0][1].seconds,
+                         output=first.output if bad else "")
+
+
+def _health_text(state, bound: float) -> str:
+    output = f": {_one_line(state.output)}" if state.output else ""
+    if state.status == "unhealthy":
+        return f"the minified container turned unhealthy{output}"
+    if state.status == "stopped":
+        return "the minified container stopped before Docker called it healthy"
+    return f"the minified container did not turn healthy within {bound:g} s{output}"
+
+
+def compare(recorded: Sequence[RequestResult],
+            original_rounds: Sequence[Sequence[RequestResult]],
+            minified_rounds: Sequence[Sequence[RequestResult]]) -> tuple[ComparedRequest, ...]:
+    """Per round and request: the status must be the original's in the same round, the
+    body too unless the original's answers differed between its runs (traced and each
+    untraced round), e.g. a clock or a random id."""
+    rows = []
+    for n, minified in enumerate(minified_rounds, 1):
+        same_round = original_rounds[n - 1] if n <= len(original_rounds) else recorded
+        for i, (rec, m) in enumerate(zip(recorded, minified)):
+            runs = [r[i] for r in original_rounds if i < len(r)]
+            nondet = any((o.status, o.sha256) != (rec.status, rec.sha256) for o in runs)
+            o = same_round[i] if i < len(same_round) else rec
+            ok = o.status == m.status and (nondet or o.sha256 == m.sha256)
+            rows.append(ComparedRequest(
+                round=n, method=rec.method, path=rec.path, port=rec.port,
+                compared="status" if nondet else "status+body", original_status=o.status,
+                minified_status=m.status, nondeterministic=nondet, ok=ok,
+                minified_error=None if ok else m.error))
+    return tuple(rows)
+
+
+def compare_execs(observed: Sequence[ExecOutcome], original: Exercise,
+                  minified: Exercise) -> tuple[ComparedExec, ...]:
+    """Per round and exec probe: the original's exit code in the same round, and its
+    stdout when that was the same in both of the original's rounds."""
+    rows = []
+    for n, m_round in enumerate(minified.rounds, 1):
+        o_round = original.rounds[n - 1]
+        for i, (e, m) in enumerate(zip(observed, m_round.execs)):
+            o = o_round.execs[i]
+            stable = len({r.execs[i].stdout for r in original.rounds}) == 1
+            ok = m.exit_code == o.exit_code and (not stable or m.stdout == o.stdout)
+            rows.append(ComparedExec(
+                round=n, argv=e.argv, compared="exit code+stdout" if stable else "exit code",
+                original_exit_code=o.exit_code, minified_exit_code=m.exit_code, ok=ok,
+                minified_output="" if ok else m.output[-2000:]))
+    return tuple(rows)
+
+
+def _request_text(r: ComparedRequest) -> str:
+    minified = r.minified_status if r.minified_status is not None else \
+        f"no answer ({r.minified_error})"
+    return (f"{r.method} {r.path} (port {r.port}): original {r.original_status}, "
+            f"minified {minified}{_when(r.round)}")
+
+
+def _exec_text(e: ComparedExec) -> str:
+    command = " ".join(e.argv)
+    if e.minified_exit_code != e.original_exit_code:
+        code = e.minified_exit_code if e.minified_exit_code is not None else \
+            f"none ({_one_line(e.minified_output)})"
+        text = f"exec {command}: original exit {e.original_exit_code}, minified exit {code}"
+    else:
+        text = f"exec {command}: the minified output differs from the original's"
+    return text + _when(e.round)
+
+
+def _original_failed(failed: tuple[int, str], original: Exercise) -> VerifyResult:
+    n, failure = failed
+    reason = (f"the original image, run with docker run, {failure}{_when(n)}: "
+              "there is nothing to compare the minified image with")
+    return VerifyResult(status="failed", reason=reason,
+                        mismatches=(Mismatch("error", reason),),
+                        minified_output=tuple(original.logs.splitlines()[-20:]))
+
+
+def _broken(which: str, exc: Exception) -> VerifyResult:
+    """An engine error or an HTTP-transport error while exercising a container."""
+    detail = getattr(exc, "explanation", None) or str(exc) or type(exc).__name__
+    source = "the Docker engine failed" if isinstance(exc, DockerException) else \
+        f"{type(exc).__name__}"
+    reason = f"verification could not finish while running the {which} image: {source}: " \
+             f"{_one_line(str(detail))}"
+    return VerifyResult(status="failed", reason=reason, mismatches=(Mismatch("error", reason),))
+
+
+def _when(round_: int) -> str:
+    return AFTER_RESTART if round_ > 1 else ""
+
+
+def _list(ports: Sequence[int]) -> str:
+    return ", ".join(str(p) for p in ports)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " | ".join(s.strip() for s in text.strip().splitlines() if s.strip())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _first_difference(a: str, b: str) -> str:
+    for x, y in zip(a.splitlines() + [""], b.splitlines() + [""]):
+        if x != y:
+            return f"original {x!r}, minified {y!r}"
+    return "the same lines, other line ends"
 
 
 def find_loader_errors(logs: str, original_logs: str = "") -> list[str]:
@@ -65,122 +352,3 @@ def include_hints(lines: Sequence[str], fs, kept: set[str]) -> list[str]:
             if res.final is not None and res.final not in kept and path not in hints:
                 hints.append(path)
     return hints
-
-
-def compare(original: Sequence[RequestResult], again: Sequence[RequestResult],
-            minified: Sequence[RequestResult]) -> tuple[list[dict], list[dict]]:
-    """Per request: how it was compared, and the mismatches."""
-    compared, mismatches = [], []
-    for o, a, m in zip(original, again, minified):
-        nondet = o.status != a.status or o.sha256 != a.sha256
-        how = "status" if nondet else "status+body"
-        ok = o.status == m.status and (nondet or o.sha256 == m.sha256)
-        row = {"method": o.method, "path": o.path, "port": o.port, "compared": how,
-               "original_status": o.status, "minified_status": m.status,
-               "nondeterministic": nondet, "ok": ok}
-        compared.append(row)
-        if not ok:
-            mismatches.append({**row, "minified_error": m.error})
-    return compared, mismatches
-
-
-def verify(client: docker.DockerClient, image: ImageInfo, result: BuildResult,
-           obs: Observation, opts: BuildOptions, ui: Progress,
-           seccomp: Optional[str] = None) -> dict:
-    """Compare the minified image with the original; `seccomp` (a profile's JSON text)
-    makes the minified image run under that profile, proving the profile too."""
-    if not opts.output.verify:
-        return {"status": "skipped", "mismatches": [], "requests": []}
-    recorded = obs.http.requests if obs.http else ()
-    again = _run_plain(client, image.id, opts, obs, recorded)
-    minified = _run_plain(client, result.image_id, opts, obs, recorded, seccomp)
-    compared, mismatches = compare(recorded, again.requests, minified.requests)
-    for (o_code, o_out), (m_code, m_out), e in zip(again.execs, minified.execs, obs.execs):
-        if (o_code, o_out) != (m_code, m_out):
-            mismatches.append({"exec": list(e.argv), "original_exit_code": o_code,
-                               "minified_exit_code": m_code,
-                               "minified_output": m_out[-2000:]})
-    loader = find_loader_errors(minified.logs, again.logs)
-    if recorded and again.running and not minified.running:
-        mismatches.append({"container": "the minified container stopped while the "
-                                        "original kept running"})
-    for line in loader:
-        mismatches.append({"log": line})
-    status = "failed" if mismatches else "passed"
-    for m in mismatches:
-        ui.warn(f"verification: {m}")
-    return {"status": status, "mismatches": mismatches, "requests": compared,
-            "minified_output": minified.logs.splitlines()[-20:] if mismatches else []}
-
-
-def _run_plain(client, image_id: str, opts: BuildOptions, obs: Observation,
-               recorded: Sequence[RequestResult], seccomp: Optional[str] = None) -> _Run:
-    requests: tuple[RequestResult, ...] = ()
-    running, logs = False, ""
-    if recorded:
-        try:
-            with owned_container(client, "verify", lambda name: _start(
-                    client, image_id, opts, obs.target.ports, seccomp, name)) as container:
-                requests, running, logs = _replay(container, opts, obs, recorded)
-        except (APIError, DockerException) as exc:
-            error = f"the image did not start: {getattr(exc, 'explanation', None) or exc}"
-            requests = tuple(_failed(r, error) for r in recorded)
-            return _Run(requests=requests, execs=tuple((None, error) for _ in obs.execs),
-                        running=False, logs=error)
-    execs = tuple(_run_exec(client, image_id, argv, opts, seccomp)
-                  for argv in (e.argv for e in obs.execs))
-    return _Run(requests=requests, execs=execs, running=running, logs=logs)
-
-
-def _replay(container, opts: BuildOptions, obs: Observation,
-            recorded: Sequence[RequestResult]) -> tuple[tuple[RequestResult, ...], bool, str]:
-    container.reload()
-    target = Target(host="127.0.0.1", ports=published_ports(container.attrs))
-    alive = running_check(container)
-    try:
-        probes.wait_ready(target, tuple(obs.target.ports), opts.probe.http.start_wait, alive)
-        requests = probes.replay(target, recorded)
-    except (probes.NotReadyError, probes.AppExitedError) as exc:
-        requests = tuple(_failed(r, str(exc)) for r in recorded)
-    return requests, alive(), container.logs().decode("utf-8", "replace")
-
-
-def _failed(r: RequestResult, error: str) -> RequestResult:
-    return replace(r, status=None, sha256="", length=0, error=error)
-
-
-def _start(client, image_id: str, opts: BuildOptions, ports, seccomp: Optional[str],
-           name: str):
-    kwargs = _overrides(opts, seccomp)
-    publish = {f"{p}/tcp": ("127.0.0.1", None) for p in ports}
-    return client.containers.run(image_id, detach=True, ports=publish, name=name,
-                                 labels=container_labels("verify"), **kwargs)
-
-
-def _overrides(opts: BuildOptions, seccomp: Optional[str] = None) -> dict:
-    """`docker run` as the user asked for the traced run (appspec.docker_run_kwargs);
-    a generated seccomp profile replaces theirs."""
-    return docker_run_kwargs(opts.run, seccomp=seccomp)
-
-
-def _run_exec(client, image_id: str, argv, opts: BuildOptions,
-              seccomp: Optional[str] = None) -> tuple[Optional[int], str]:
-    try:
-        return _run_exec_once(client, image_id, argv, opts, seccomp)
-    except (APIError, DockerException) as exc:
-        return None, f"did not run: {getattr(exc, 'explanation', None) or exc}"
-
-
-def _run_exec_once(client, image_id: str, argv, opts: BuildOptions,
-                   seccomp: Optional[str]) -> tuple[Optional[int], str]:
-    def create(name: str):
-        return client.containers.create(
-            image_id, name=name, entrypoint=[argv[0]], command=list(argv[1:]),
-            labels=container_labels("verify"),
-            **{k: v for k, v in _overrides(opts, seccomp).items()
-               if k not in ("entrypoint", "command")})
-
-    with owned_container(client, "verify", create) as container:
-        container.start()
-        code = container.wait(timeout=opts.probe.exec_timeout).get("StatusCode")
-        return code, container.logs().decode("utf-8", "replace")

@@ -2,6 +2,7 @@
 User and groups; `docker run`'s keyword arguments come from one derivation."""
 
 import signal
+from dataclasses import replace
 
 import pytest
 
@@ -12,6 +13,7 @@ from minifier.observe.appspec import (
     app_user,
     check_command,
     docker_run_kwargs,
+    health_spec,
     launch_spec,
     stop_signal,
     supplementary_groups,
@@ -105,3 +107,32 @@ def test_no_command_is_an_image_error():
     ("9", 9), ("SIGBOGUS", signal.SIGTERM)])
 def test_stop_signal(text, expected):
     assert stop_signal(text) == expected
+
+
+def _with_health(test, shell=None, **timing):
+    image = _image(cmd=("app",))
+    check = {"Test": list(test), **timing}
+    config = {"Healthcheck": check, **({"Shell": shell} if shell else {})}
+    return replace(image, healthcheck=check, config=config)
+
+
+def test_healthcheck_forms_run_like_docker_runs_them():
+    shell = health_spec(_with_health(["CMD-SHELL", "curl -f http://127.0.0.1/ || exit 1"]))
+    assert shell.argv == ("/bin/sh", "-c", "curl -f http://127.0.0.1/ || exit 1")
+    assert (shell.interval, shell.timeout, shell.start_period, shell.retries) == (30, 30, 0, 3)
+    own_shell = health_spec(_with_health(["CMD-SHELL", "check"], shell=["/bin/bash", "-ec"]))
+    assert own_shell.argv == ("/bin/bash", "-ec", "check")
+    argv = health_spec(_with_health(["CMD", "redis-cli", "ping"], Interval=1_000_000_000,
+                                    Timeout=5_000_000_000, StartPeriod=2_500_000_000,
+                                    Retries=5))
+    assert argv.argv == ("redis-cli", "ping")
+    assert (argv.interval, argv.timeout, argv.start_period, argv.retries) == (1, 5, 2.5, 5)
+    assert argv.bound == 2.5 + 5 * 1 + 5
+
+
+def test_no_healthcheck():
+    assert health_spec(_image(cmd=("app",))) is None
+    assert health_spec(_with_health(["NONE"])) is None
+    assert health_spec(_with_health([])) is None
+    with pytest.raises(ImageError, match="unknown form 'SHELL'"):
+        health_spec(_with_health(["SHELL", "x"]))

@@ -114,7 +114,7 @@ def test_the_text_report_names_the_api_documents_used() -> None:
     from collections import Counter
 
     from minifier.output.report import make_report, render_text
-    from minifier.records import AccessRecord, BuildPlan, BuildResult
+    from minifier.records import AccessRecord, BuildPlan, BuildResult, VerifyResult
 
     use = ApiSpecUse(source="/openapi.json", port=8000, version="3.0.2",
                      discovered_by="well-known", operations=4, requests=3)
@@ -122,7 +122,7 @@ def test_the_text_report_names_the_api_documents_used() -> None:
     report = make_report(_image(("8000/tcp",)), BuildResult("sha256:" + "b" * 64, "app.min:1", 1,
                                                             ""),
                          BuildPlan(kept=(), total_files=1, total_size=1),
-                         AccessRecord(accesses={}), probe_to_json(obs), {"status": "passed"},
+                         AccessRecord(accesses={}), probe_to_json(obs), VerifyResult("passed"),
                          Counter(), "")
     lines = render_text(report).splitlines()
     assert "api     /openapi.json (port 8000): 3 of 4 operation(s) requested" in lines

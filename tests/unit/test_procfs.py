@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
+import sys
 
-from minifier.procfs import listening_ports, parse_tcp_table
+from minifier.procfs import catches_signal, listening_ports, parse_tcp_table
 
 TABLE = """\
   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -32,3 +35,18 @@ def test_a_socket_listening_here_is_seen_and_gone_after_close():
 
 def test_a_process_that_is_gone_listens_on_nothing():
     assert listening_ports(2**22 + 12345) == frozenset()
+
+
+def test_a_caught_signal_is_seen_in_the_mask():
+    code = ("import signal, sys; signal.signal(signal.SIGUSR1, lambda *a: None); "
+            "print('ready', flush=True); sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        assert catches_signal(proc.pid, signal.SIGUSR1)
+        assert not catches_signal(proc.pid, signal.SIGUSR2)
+        assert catches_signal(proc.pid, signal.SIGINT)  # Python's KeyboardInterrupt handler
+    finally:
+        proc.communicate("")
+    assert not catches_signal(proc.pid, signal.SIGUSR1)  # gone

@@ -7,10 +7,15 @@ from minifier.records import (
     AccessRecord,
     BuildPlan,
     BuildResult,
+    ComparedRequest,
     Finding,
+    HealthVerdict,
     ImageInfo,
     KeptFile,
+    LivenessVerdict,
+    Mismatch,
     SelfCheck,
+    VerifyResult,
 )
 
 IMAGE = ImageInfo(ref="app:1", id="sha256:" + "a" * 64, repo_tags=("app:1",), size=10_000_000,
@@ -19,7 +24,18 @@ IMAGE = ImageInfo(ref="app:1", id="sha256:" + "a" * 64, repo_tags=("app:1",), si
                   stop_signal="", healthcheck=None, config={})
 
 
-def _report(selfcheck=None):
+ROW = ComparedRequest(round=1, method="GET", path="/", port=80, compared="status+body",
+                      original_status=200, minified_status=200, nondeterministic=False,
+                      ok=True)
+VERDICT = VerifyResult(
+    status="passed", requests=(ROW,),
+    health=HealthVerdict(status="passed", test=("/bin/sh", "-c", "curl -f localhost"),
+                         seconds=1.2),
+    liveness=LivenessVerdict(shape="service", ok=True, required_seconds=4.5, ports=(80,),
+                             minified_ports=(80,), restarted=True))
+
+
+def _report(verdict=VERDICT, selfcheck=None):
     plan = BuildPlan(kept=(KeptFile("/usr/bin/app", 400_000, "file", ("accessed",)),
                            KeptFile("/usr/bin", 0, "dir", ("parent",))),
                      total_files=1000, total_size=9_000_000, excluded=("/etc/secret",))
@@ -27,7 +43,7 @@ def _report(selfcheck=None):
                          layer_path="/tmp/x/layer.tar")
     return make_report(IMAGE, result, plan, AccessRecord(accesses={}),
                        {"requests": [], "counts": {"2xx": 3}, "discovered": [], "execs": []},
-                       {"status": "passed", "mismatches": []},
+                       verdict,
                        Counter({"/usr/share/doc": 2_000_000}), "/tmp/art",
                        selfcheck=selfcheck, index=INDEX)
 
@@ -55,12 +71,23 @@ def test_report_keys_are_pinned():
     assert doc["selfcheck"] == {"status": "passed", "findings": []}
     assert doc["dirs"] == [{"path": "/usr/bin", "kept": 400_000, "removed": 0},
                            {"path": "/usr/share/doc", "kept": 0, "removed": 2_000_000}]
+    assert set(doc["verify"]) == {"status", "reason", "mismatches", "requests", "execs",
+                                  "health", "liveness", "minified_output",
+                                  "include_path_hints"}
+    assert doc["verify"]["requests"] == [{
+        "round": 1, "method": "GET", "path": "/", "port": 80, "compared": "status+body",
+        "original_status": 200, "minified_status": 200, "nondeterministic": False, "ok": True,
+        "minified_error": None}]
+    assert set(doc["verify"]["liveness"]) == {
+        "shape", "ok", "required_seconds", "ports", "minified_ports", "original_exit_code",
+        "minified_exit_code", "compared", "restarted"}
+    assert set(doc["verify"]["health"]) == {"status", "reason", "test", "seconds", "output"}
 
 
 def test_selfcheck_findings_in_the_report():
     finding = Finding("library", "/usr/bin/curl", "libbrotlicommon.so.1",
                       "/usr/lib/x86_64-linux-gnu/libbrotlicommon.so.1.0.9", excluded=True)
-    report = _report(SelfCheck((finding,)))
+    report = _report(selfcheck=SelfCheck((finding,)))
     doc = report.to_json()
     text = ("/usr/bin/curl: library libbrotlicommon.so.1 is "
             "/usr/lib/x86_64-linux-gnu/libbrotlicommon.so.1.0.9 in the original image but "
@@ -74,6 +101,23 @@ def test_selfcheck_findings_in_the_report():
         report)
 
 
+def test_a_mismatch_is_its_kind_its_text_and_the_compared_fields():
+    bad = ComparedRequest(round=2, method="GET", path="/x", port=80, compared="status",
+                          original_status=200, minified_status=500, nondeterministic=True,
+                          ok=False, minified_error=None)
+    verdict = VerifyResult(status="failed", reason="GET /x (port 80): original 200",
+                           requests=(bad,), mismatches=(
+                               Mismatch("request", "GET /x (port 80): original 200, minified "
+                                        "500 (after docker restart)", request=bad),
+                               Mismatch("log", "libfoo.so: cannot open shared object file")))
+    doc = _report(verdict).to_json()["verify"]
+    assert doc["mismatches"][0]["kind"] == "request"
+    assert doc["mismatches"][0]["round"] == 2 and doc["mismatches"][0]["path"] == "/x"
+    assert doc["mismatches"][1] == {"kind": "log",
+                                    "text": "libfoo.so: cannot open shared object file"}
+    assert "verify  failed" in render_text(_report(verdict))
+
+
 def test_render_text_shows_sizes_ratio_and_dirs():
     text = render_text(_report())
     assert "20.0x smaller" in text
@@ -83,6 +127,7 @@ def test_render_text_shows_sizes_ratio_and_dirs():
     assert "check   passed (every kept interpreter, library and link target resolves)" in text
     assert ("index   storage reader (the image's overlay2 layer directories, read in place); "
             "cache hit") in text
+    assert "verify  passed (ran 4.5 s, ports 80; restarted; health passed)" in text
 
 
 def test_index_line_names_the_export_fallback_and_why():

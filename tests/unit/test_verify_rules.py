@@ -20,19 +20,33 @@ def _r(path, status, sha):
 
 
 def test_compare_detects_nondeterminism_and_mismatches():
-    original = [_r("/", 200, "a"), _r("/time", 200, "t1"), _r("/data", 200, "d")]
+    recorded = [_r("/", 200, "a"), _r("/time", 200, "t1"), _r("/data", 200, "d")]
     again = [_r("/", 200, "a"), _r("/time", 200, "t2"), _r("/data", 200, "d")]
+    after_restart = [_r("/", 200, "a"), _r("/time", 200, "t4"), _r("/data", 200, "d")]
     minified = [_r("/", 200, "a"), _r("/time", 200, "t3"), _r("/data", 500, "e")]
-    rows, mismatches = compare(original, again, minified)
-    assert [(r["path"], r["compared"], r["ok"]) for r in rows] == [
-        ("/", "status+body", True), ("/time", "status", True), ("/data", "status+body", False)]
-    assert [(m["path"], m["original_status"], m["minified_status"]) for m in mismatches] == [
-        ("/data", 200, 500)]
+    rows = compare(recorded, [again, after_restart], [minified, recorded])
+    assert [(r.round, r.path, r.compared, r.ok) for r in rows] == [
+        (1, "/", "status+body", True), (1, "/time", "status", True),
+        (1, "/data", "status+body", False),
+        (2, "/", "status+body", True), (2, "/time", "status", True),
+        (2, "/data", "status+body", True)]
+    bad = [r for r in rows if not r.ok]
+    assert [(r.path, r.original_status, r.minified_status) for r in bad] == [("/data", 200, 500)]
 
 
 def test_a_different_body_is_a_mismatch():
-    _, mismatches = compare([_r("/", 200, "a")], [_r("/", 200, "a")], [_r("/", 200, "b")])
-    assert len(mismatches) == 1
+    rows = compare([_r("/", 200, "a")], [[_r("/", 200, "a")]], [[_r("/", 200, "b")]])
+    assert [r.ok for r in rows] == [False]
+
+
+def test_the_status_is_the_originals_in_the_same_round():
+    """A request that changes state (a second POST) answers differently after the
+    restart in the original too: the minified is held to the original's same round."""
+    recorded = [_r("/make", 201, "x")]
+    rows = compare(recorded, [[_r("/make", 201, "x")], [_r("/make", 409, "y")]],
+                   [[_r("/make", 201, "x")], [_r("/make", 409, "y")]])
+    assert [(r.round, r.compared, r.original_status, r.ok) for r in rows] == [
+        (1, "status", 201, True), (2, "status", 409, True)]
 
 
 def test_loader_errors_only_when_the_original_did_not_print_them():

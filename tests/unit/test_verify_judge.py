@@ -1,0 +1,181 @@
+"""Verification's verdict from the runs of the original and the minified image: liveness
+for each app shape, HEALTHCHECK, exec probes, restart; and the exec-probe rule of
+observation (a non-zero exit is a probe failure unless allowed)."""
+
+import pytest
+
+from minifier.errors import ProbeError
+from minifier.observe.probing import check_probes
+from minifier.options import BuildOptions, ProbeSetup
+from minifier.output.exercise import ExecRun, Exercise, HealthState, Round, Script
+from minifier.output.verify import _overrides, judge, stable_ports
+from minifier.records import AppLife, ExecOutcome, HealthOutcome, HealthSpec, Observation
+
+SERVICE = AppLife(ran_seconds=4.2, exit_code=None, listening=(5432, 41234))
+ONE_SHOT = AppLife(ran_seconds=0.5, exit_code=0, listening=())
+PSQL = ("psql", "-h", "127.0.0.1", "-c", "select 1")
+CHECK = HealthSpec(argv=("/bin/sh", "-c", "curl -f http://127.0.0.1/"), interval=1.0,
+                   timeout=5.0, start_period=0.0, retries=3)
+
+
+def _obs(life, execs=(), health=None):
+    return Observation(http=None, execs=tuple(ExecOutcome(a, 0, "1\n", None) for a in execs),
+                       target=None, health=health, life=life)
+
+
+def _ok(stdout="1\n"):
+    return ExecRun(0, stdout, stdout)
+
+
+def _service(*rounds, logs=""):
+    return Exercise(rounds=tuple(rounds), logs=logs)
+
+
+def test_a_service_that_lives_like_the_original_passes():
+    original = _service(Round(execs=(_ok(),), listening=(5432, 38000)),
+                        Round(execs=(_ok(),), listening=(5432, 39000)))
+    minified = _service(Round(execs=(_ok(),), listening=(5432,)),
+                        Round(execs=(_ok(),), listening=(5432,)))
+    v = judge(_obs(SERVICE, [PSQL]), Script(), original, minified)
+    assert v.status == "passed", v.mismatches
+    assert v.liveness.shape == "service" and v.liveness.restarted
+    assert v.liveness.ports == (5432,)  # 41234 was an ephemeral port of the traced run
+    assert v.liveness.required_seconds == 4.2
+    assert [(e.round, e.compared, e.ok) for e in v.execs] == [
+        (1, "exit code+stdout", True), (2, "exit code+stdout", True)]
+    assert v.health.status == "none"
+
+
+def test_a_service_that_exits_at_start_fails_with_its_exit_and_last_lines():
+    original = _service(Round(execs=(_ok(),), listening=(5432,)),
+                        Round(execs=(_ok(),), listening=(5432,)))
+    minified = _service(Round(failure="exited with code 1 after 0.3 s, before listening on "
+                                      "port(s) 5432"),
+                        logs="initdb: error: file \"/usr/share/x.bki\" does not exist\n")
+    v = judge(_obs(SERVICE, [PSQL]), Script(), original, minified)
+    assert v.status == "failed"
+    assert v.reason == ("the minified app exited with code 1 after 0.3 s, before listening "
+                        "on port(s) 5432")
+    assert v.liveness.ok is False and v.liveness.restarted is False
+    assert v.minified_output == ('initdb: error: file "/usr/share/x.bki" does not exist',)
+    assert v.execs == ()  # nothing ran: nothing compared, nothing passed
+
+
+def test_a_port_no_longer_listened_on_after_restart_fails():
+    original = _service(Round(listening=(6379,)), Round(listening=(6379,)))
+    minified = _service(Round(listening=(6379,)), Round(listening=()))
+    v = judge(_obs(AppLife(1.0, None, (6379,))), Script(), original, minified)
+    assert [m.text for m in v.mismatches] == [
+        "the minified app does not listen on port(s) 6379 (the original does) "
+        "(after docker restart)"]
+
+
+def test_an_exec_probe_is_compared_by_exit_code_and_stable_stdout():
+    original = _service(Round(execs=(_ok("a\n"), _ok("t1\n"))),
+                        Round(execs=(_ok("a\n"), _ok("t2\n"))))
+    minified = _service(Round(execs=(ExecRun(2, "", "psql: error: no such file\n"),
+                                     _ok("t3\n"))),
+                        Round(execs=(_ok("b\n"), _ok("t4\n"))))
+    v = judge(_obs(AppLife(1.0, None, ()), [PSQL, ("date",)]), Script(), original, minified)
+    assert [(e.round, e.argv[0], e.compared, e.ok) for e in v.execs] == [
+        (1, "psql", "exit code+stdout", False), (1, "date", "exit code", True),
+        (2, "psql", "exit code+stdout", False), (2, "date", "exit code", True)]
+    assert [m.text for m in v.mismatches] == [
+        "exec psql -h 127.0.0.1 -c select 1: original exit 0, minified exit 2",
+        "exec psql -h 127.0.0.1 -c select 1: the minified output differs from the original's "
+        "(after docker restart)"]
+    assert v.execs[0].minified_output == "psql: error: no such file\n"
+
+
+def test_a_one_shot_command_needs_the_same_exit_code_and_output():
+    original = _service(Round(exit_code=0, stdout="items: 4\n"),
+                        Round(exit_code=0, stdout="items: 4\n"))
+    same = _service(Round(exit_code=0, stdout="items: 4\n"),
+                    Round(exit_code=0, stdout="items: 4\n"))
+    v = judge(_obs(ONE_SHOT), Script(one_shot=True), original, same)
+    assert v.status == "passed"
+    assert (v.liveness.shape, v.liveness.compared, v.liveness.original_exit_code,
+            v.liveness.minified_exit_code) == ("one-shot", "exit code+stdout", 0, 0)
+    broken = _service(Round(exit_code=2, stdout=""), Round(exit_code=0, stdout="items: 3\n"))
+    v = judge(_obs(ONE_SHOT), Script(one_shot=True), original, broken)
+    assert [m.text for m in v.mismatches] == [
+        "the minified command exited with code 2, the original with 0",
+        "the minified command printed other output than the original: original 'items: 4', "
+        "minified 'items: 3' (after docker restart)"]
+
+
+def test_a_one_shot_command_with_unstable_output_is_compared_by_exit_code():
+    original = _service(Round(exit_code=0, stdout="12:00\n"), Round(exit_code=0,
+                                                                     stdout="12:01\n"))
+    minified = _service(Round(exit_code=0, stdout="12:02\n"), Round(exit_code=0,
+                                                                     stdout="12:03\n"))
+    v = judge(_obs(ONE_SHOT), Script(one_shot=True), original, minified)
+    assert v.status == "passed" and v.liveness.compared == "exit code"
+
+
+def test_health_is_docker_s_verdict_on_the_minified_container():
+    passed = HealthOutcome(CHECK, "passed", 1, 0, "")
+    original = _service(Round(listening=(80,)), Round(listening=(80,)))
+    minified = _service(
+        Round(listening=(80,), health=HealthState("unhealthy", 3.4,
+                                                  "/bin/sh: 1: curl: not found")))
+    v = judge(_obs(AppLife(1.0, None, (80,)), health=passed), Script(), original, minified)
+    assert v.reason == "the minified container turned unhealthy: /bin/sh: 1: curl: not found"
+    assert (v.health.status, v.health.test, v.health.output) == (
+        "failed", CHECK.argv, "/bin/sh: 1: curl: not found")
+    healthy = _service(Round(listening=(80,), health=HealthState("healthy", 1.1)),
+                       Round(listening=(80,), health=HealthState("healthy", 1.2)))
+    v = judge(_obs(AppLife(1.0, None, (80,)), health=passed), Script(), original, healthy)
+    assert (v.status, v.health.status, v.health.seconds) == ("passed", "passed", 1.1)
+    starting = _service(Round(listening=(80,), health=HealthState("starting", 8.0)))
+    v = judge(_obs(AppLife(1.0, None, (80,)), health=passed), Script(), original, starting)
+    assert v.reason == "the minified container did not turn healthy within 8 s"
+
+
+def test_no_healthcheck_is_reported_as_skipped():
+    skipped = HealthOutcome(CHECK, "skipped")
+    original = _service(Round(), Round())
+    v = judge(_obs(AppLife(1.0, None, ())), Script(), original, original)
+    assert v.health.status == "none"
+    v = judge(_obs(AppLife(1.0, None, ()), health=skipped), Script(), original, original)
+    assert (v.status, v.health.status, v.health.reason) == ("passed", "skipped",
+                                                            "--no-healthcheck")
+    opts = BuildOptions(image="x:1", probe=ProbeSetup(http=None, healthcheck=False))
+    assert _overrides(opts)["healthcheck"] == {"test": ["NONE"]}
+    assert "healthcheck" not in _overrides(BuildOptions(image="x:1"))
+
+
+def test_stable_ports_are_those_of_every_run():
+    runs = _service(Round(listening=(80, 443, 40001)), Round(listening=(80, 443, 40002)))
+    assert stable_ports(AppLife(1.0, None, (80, 443, 39999)), runs) == (80, 443)
+
+
+def test_loader_errors_the_original_did_not_print_fail():
+    original = _service(Round(), Round(), logs="starting\n")
+    minified = _service(Round(), Round(),
+                        logs="starting\napp: error while loading shared libraries: libz.so.1\n")
+    v = judge(_obs(AppLife(1.0, None, ())), Script(), original, minified)
+    assert [(m.kind, m.text) for m in v.mismatches] == [
+        ("log", "app: error while loading shared libraries: libz.so.1")]
+
+
+@pytest.mark.parametrize("code,allowed,message", [
+    (2, False, "exec probe 'psql -h 127.0.0.1 -c select 1' exited with code 2"),
+    (-9, False, "exec probe 'psql -h 127.0.0.1 -c select 1' was killed by signal 9"),
+    (None, False, "exec probe 'psql -h 127.0.0.1 -c select 1' did not finish"),
+    (None, True, "exec probe 'psql -h 127.0.0.1 -c select 1' did not finish"),
+])
+def test_an_exec_probe_that_fails_is_a_probe_failure(code, allowed, message):
+    obs = Observation(http=None, target=None, execs=(
+        ExecOutcome(PSQL, code, "psql: error: the database system is starting up\n", None),))
+    with pytest.raises(ProbeError) as err:
+        check_probes(obs, ProbeSetup(http=None, exec_allow_fail=allowed))
+    assert err.value.message == message
+    if code is not None:
+        assert "the database system is starting up" in err.value.detail
+        assert "--exec-allow-fail" in err.value.detail
+
+
+def test_an_allowed_non_zero_exec_probe_passes_observation():
+    obs = Observation(http=None, target=None, execs=(ExecOutcome(PSQL, 1, "", None),))
+    check_probes(obs, ProbeSetup(http=None, exec_allow_fail=True))
