@@ -31,7 +31,7 @@ class ExitStatus(IntEnum):
     ENGINE = 4  # Docker engine not reachable or failed
     APP = 5  # the app did not start, exited early or never became ready
     PROBE = 6  # probing failed: a 5xx, no request succeeded, nothing that speaks HTTP
-    VERIFY = 7  # the minified image does not behave like the original
+    VERIFY = 7  # the minified image does not behave like the original, or was not verifiable
     THRESHOLD = 8  # --min-ratio / --max-size not met
     CAPABILITY = 9  # ptrace or fanotify not permitted here
     INCOMPLETE = 10  # the self-check found the planned image missing what a kept file needs
@@ -50,7 +50,8 @@ EXIT_MEANINGS = {
     ExitStatus.APP: "the app did not start, exited early or never answered",
     ExitStatus.PROBE: "probing failed: a 5xx answer, no request succeeded, a port that does "
                       "not speak HTTP, or an API document that is not there",
-    ExitStatus.VERIFY: "the minified image does not behave like the original (image kept)",
+    ExitStatus.VERIFY: "verification failed: the minified image does not behave like the "
+                       "original, or could not be verified (image kept, labelled)",
     ExitStatus.THRESHOLD: "--min-ratio or --max-size not met (image kept); xray: --max-waste, "
                           "--min-efficiency or --max-finding-bytes not met",
     ExitStatus.CAPABILITY: "ptrace or fanotify is not permitted here; doctor: another check "

@@ -88,7 +88,6 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
         result = rebuild.load_image(
             client, _config(image, verified=None if opts.output.verify else False), layer, tag)
 
-        ui.stage("verify", "verifying the minified image")
         verdict, result = _verify(client, image, result, observation, opts, ui, seccomp,
                                   lambda: rebuild.load_image(
                                       client, _config(image, verified=False), layer, tag))
@@ -135,6 +134,7 @@ def _verify(client: docker.DockerClient, image: ImageInfo, result: BuildResult,
     end (Ctrl-C, or the relabelling itself failed) is removed: no unverified image is
     ever left without that label."""
     try:
+        ui.stage("verify", "verifying the minified image")
         verdict = verify(client, image, result, observation, opts, ui, seccomp)
         if verdict.status == "failed":
             result = relabel()
@@ -146,9 +146,11 @@ def _verify(client: docker.DockerClient, image: ImageInfo, result: BuildResult,
 
 def _remove_image(client: docker.DockerClient, tag: str) -> None:
     try:
-        client.images.remove(tag)
+        # Forced: a verification container still being removed must not keep the tag
+        # alive; an image a container of the user's runs only loses the tag.
+        client.images.remove(tag, force=True)
     except DockerException:
-        pass  # in use by a container of the user's, or gone: nothing more to do here
+        pass  # already gone
 
 
 def _failure_lines(verdict: VerifyResult) -> list[str]:

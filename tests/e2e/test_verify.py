@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 
+from minifier.engine import inspect_image
 from minifier.errors import ExitStatus
+from minifier.options import BuildOptions, ProbeSetup
+from minifier.output.verify import verify
+from minifier.records import AppLife, BuildResult, Observation
+from minifier.ui import Progress
 
 from .conftest import SANDBOX
 from .helpers import minify
@@ -44,3 +49,20 @@ def test_no_verify_reports_skipped(client, tmp_path):
         assert json.loads(report_file.read_text())["verify"]["status"] == "skipped"
     finally:
         client.images.remove(tag, force=True)
+
+
+def test_an_engine_error_while_verifying_is_a_failed_verification(client):
+    """Whatever escapes while exercising a container (here the engine refusing to create
+    one) is a failed verification with its reason, never an internal error."""
+    image = inspect_image(client, SANDBOX["oneshot"])
+    observed = Observation(http=None, execs=(), target=None,
+                           life=AppLife(ran_seconds=0.5, exit_code=0, listening=()))
+    missing = BuildResult(image_id="sha256:" + "0" * 64, tag="minify-test/none:e2e", size=0,
+                          layer_path="")
+    opts = BuildOptions(image=image.ref, probe=ProbeSetup(http=None))
+    verdict = verify(client, image, missing, observed, opts, Progress(live=False, quiet=True))
+    assert verdict.status == "failed"
+    assert verdict.reason.startswith(
+        "verification could not finish while running the minified image: the Docker "
+        "engine failed: No such image: sha256:0000")
+    assert [m.kind for m in verdict.mismatches] == ["error"]

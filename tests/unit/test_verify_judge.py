@@ -179,3 +179,16 @@ def test_an_exec_probe_that_fails_is_a_probe_failure(code, allowed, message):
 def test_an_allowed_non_zero_exec_probe_passes_observation():
     obs = Observation(http=None, target=None, execs=(ExecOutcome(PSQL, 1, "", None),))
     check_probes(obs, ProbeSetup(http=None, exec_allow_fail=True))
+
+
+def test_an_http_timeout_while_verifying_is_a_reason():
+    from requests.exceptions import ReadTimeout
+
+    from minifier.output.verify import _broken
+
+    v = _broken("minified", ReadTimeout("HTTPConnectionPool(host='localhost', port=None): "
+                                        "Read timed out. (read timeout=120)"))
+    assert v.status == "failed"
+    assert v.reason == ("verification could not finish while running the minified image: "
+                        "ReadTimeout: HTTPConnectionPool(host='localhost', port=None): Read "
+                        "timed out. (read timeout=120)")
