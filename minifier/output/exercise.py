@@ -172,8 +172,8 @@ def _wait_ready(container, script: Script, started: float,
         return Round()
     missing = ", ".join(str(p) for p in sorted(set(script.listen) - _listening(container)))
     if not alive():
-        return Round(failure=f"{_exited(container, started)}, before listening on "
-                             f"port(s) {missing}")
+        where = f", before listening on port(s) {missing}" if missing else ""
+        return Round(failure=f"{_exited(container, started)}{where}")
     return Round(failure=f"did not listen on port(s) {missing} within "
                          f"{script.start_wait:g} s")
 
@@ -214,13 +214,13 @@ def _exec_in(container, argv: Sequence[str], script: Script,
     (the first probe) it also waits for the app to serve, as a server may listen before
     it does: it runs again until it exits with `expect`, within the start wait."""
     deadline = time.monotonic() + script.start_wait
-    stopped = running_check(container)
+    running = running_check(container)
     while True:
         run = _docker_exec(container, argv, script.exec_timeout)
         if expect is None or run.exit_code == expect or time.monotonic() + RETRY > deadline:
             return run
         # Between runs, a container that stops ends the wait (the round then fails).
-        if _wait_until(lambda: not stopped(), time.monotonic() + RETRY):
+        if _wait_until(lambda: not running(), time.monotonic() + RETRY):
             return run
 
 

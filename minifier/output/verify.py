@@ -27,6 +27,7 @@ from minifier.observe.appspec import docker_run_kwargs
 from minifier.options import BuildOptions
 from minifier.output.exercise import Exercise, Script, exercise
 from minifier.records import (
+    DEFAULT_PATH,
     AppLife,
     BuildResult,
     ComparedExec,
@@ -340,15 +341,20 @@ def find_loader_errors(logs: str, original_logs: str = "") -> list[str]:
 
 
 _PATH = re.compile(r"(?<![\w.])(/[\w.@+-]+(?:/[\w.@+-]+)*)")
+_NOT_FOUND = re.compile(r"(?:^|[\s:])([\w.+-]+): (?:command )?not found")
 
 
 def include_hints(lines: Sequence[str], fs, kept: set[str]) -> list[str]:
     """Paths named in the minified container's errors that the image has but the output
-    lacks: the `--include-path` candidates that make a failure actionable."""
-    hints = []
+    lacks: the `--include-path` candidates that make a failure actionable. A shell's
+    `NAME: not found` names a command: its file on Docker's default PATH."""
+    hints: dict[str, str] = {}  # what the image resolves it to -> the path as named
     for line in lines:
-        for path in _PATH.findall(line):
-            res = fs.resolve(path)
-            if res.final is not None and res.final not in kept and path not in hints:
-                hints.append(path)
-    return hints
+        commands = [next((p for p in (f"{d}/{name}" for d in DEFAULT_PATH.split(":"))
+                          if fs.resolve(p).final is not None), "")
+                    for name in _NOT_FOUND.findall(line)]
+        for path in (*_PATH.findall(line), *filter(None, commands)):
+            final = fs.resolve(path).final
+            if final is not None and final not in kept:
+                hints.setdefault(final, path)
+    return list(hints.values())

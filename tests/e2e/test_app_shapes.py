@@ -275,6 +275,7 @@ def test_health_command_missing_curl_fails_verification(client, built):
         "minify: error: verification failed: the minified container turned unhealthy: "
         "/bin/sh: 1: curl: not found; kept as minify-test/health-broken.min:e2e, labelled "
         "minify.verified=false")
+    assert "hint: try --include-path /usr/bin/curl" in b.run.stderr
     v = b.report["verify"]
     assert (v["health"]["status"], v["health"]["output"]) == ("failed",
                                                              "/bin/sh: 1: curl: not found")
@@ -351,3 +352,26 @@ def test_an_allowed_failing_exec_probe_must_fail_the_same_way(client, built):
             for e in b.report["verify"]["execs"]] == [
         (1, ["cat", "/etc/no-such-file"], 1, 1, True),
         (2, ["cat", "/etc/no-such-file"], 1, 1, True)]
+
+
+# -- readiness without HTTP: a port that never listens, an app that exits first ---------
+
+
+def test_a_port_that_never_listens_is_named(client):
+    run = minify("build", SANDBOX["nolisten"], "--no-http-probe", "--start-wait", "3")
+    assert run.code == ExitStatus.APP, run.stderr
+    errors = [ln for ln in run.stderr.splitlines() if ln.startswith("minify: error:")]
+    assert errors == ["minify: error: the app did not listen on port(s) 8080 within 3 s"]
+    assert "hint: the image exposes port(s) 8080; if the app starts slowly, a longer " \
+           "--start-wait" in run.stderr
+    assert run.seconds < 3 + 30
+
+
+def test_an_app_that_exits_before_listening_shows_its_output(client):
+    run = minify("build", SANDBOX["crash"], "--no-http-probe")
+    assert run.code == ExitStatus.APP, run.stderr
+    errors = [ln for ln in run.stderr.splitlines() if ln.startswith("minify: error:")]
+    assert len(errors) == 1 and re.fullmatch(
+        r"minify: error: the app exited after [0-9.]+ s, before listening on port\(s\) 8080",
+        errors[0])
+    assert "  fatal: config missing" in run.stderr

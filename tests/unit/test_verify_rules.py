@@ -85,3 +85,11 @@ def test_probe_ports():
     assert probe_ports(_image(()), ProbeSetup(http=None), ()) == ()
     with pytest.raises(UsageError, match="--expose PORT or --http-probe-ports PORT"):
         probe_ports(_image(("53/udp",)), http, ())
+
+
+def test_a_command_the_shell_did_not_find_is_hinted_by_its_path(tmp_path):
+    fs = scan(open(make_tar(tmp_path / "i.tar", [
+        member("usr", "dir"), member("usr/bin", "dir"), member("bin", "symlink", "usr/bin"),
+        member("usr/bin/curl", data=b"binary"), member("usr/bin/sh", data=b"x")]), "rb"))
+    lines = ["/bin/sh: 1: curl: not found", "sh: wget: not found"]
+    assert include_hints(lines, fs, {"/usr/bin/sh"}) == ["/usr/bin/curl"]
