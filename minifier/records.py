@@ -255,6 +255,7 @@ class AppLife:
     ran_seconds: float  # from its start until minify stopped it, or until it was seen ended
     exit_code: Optional[int]  # it ended by itself with this status (exit code or -signal)
     listening: tuple[int, ...]  # TCP ports its network namespace listened on before the stop
+    output: str = ""  # a one-shot command's output (stdout and stderr, its last 64 kB)
 
     @property
     def one_shot(self) -> bool:

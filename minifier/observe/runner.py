@@ -206,9 +206,11 @@ class TracedContainer:
                 raise MinifyError("the tracer ended without a result",
                                   detail=_tail(os.path.join(self._dir, "tracer-app.log")))
             traces.append(app_trace)
+        one_shot = ended and bool(traces)
         life = AppLife(ran_seconds=round(ran, 3),
-                       exit_code=traces[0].exit_status if ended and traces else None,
-                       listening=listening)
+                       exit_code=traces[0].exit_status if one_shot else None,
+                       listening=listening,
+                       output=_tail(self.app_log, lines=1 << 20) if one_shot else "")
         traces.extend(e.trace for e in self._execs if e.trace is not None)
         watch = None
         if self._watcher is not None:

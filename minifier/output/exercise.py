@@ -71,6 +71,7 @@ class Round:
     execs: tuple[ExecRun, ...] = ()
     exit_code: Optional[int] = None  # a one-shot command's exit code (None: did not exit)
     stdout: str = ""  # a one-shot command's stdout in this round
+    output: str = ""  # ... and its stdout and stderr, interleaved as the engine logged them
     listening: tuple[int, ...] = ()  # TCP ports listened on at the end of the round
     health: Optional[HealthState] = None
     failure: str = ""  # why the round could not go on (the app did not start, exited...)
@@ -107,7 +108,8 @@ def exercise(client, image_id: str, script: Script, run_kwargs: dict) -> Exercis
 
 def _round(client, container, script: Script, image_id: str, run_kwargs: dict,
            first: bool) -> Round:
-    stdout_before = len(container.logs(stdout=True, stderr=False)) if not first else 0
+    before = (0, 0) if first else (len(container.logs(stdout=True, stderr=False)),
+                                   len(container.logs()))
     try:
         if first:
             container.start()
@@ -120,7 +122,7 @@ def _round(client, container, script: Script, image_id: str, run_kwargs: dict,
     alive = running_check(container)
     if script.one_shot:
         return _one_shot_round(client, container, script, image_id, run_kwargs, started,
-                               stdout_before)
+                               before)
     ready = _wait_ready(container, script, started, alive)
     if ready.failure:
         return ready
@@ -138,7 +140,8 @@ def _round(client, container, script: Script, image_id: str, run_kwargs: dict,
 
 
 def _one_shot_round(client, container, script: Script, image_id: str, run_kwargs: dict,
-                    started: float, stdout_before: int) -> Round:
+                    started: float, before: tuple[int, int]) -> Round:
+    """`before`: how many bytes of stdout, and of both streams, earlier rounds logged."""
     requests = _replay(container, script)
     bound = script.run_seconds + script.start_wait
     running = running_check(container)
@@ -146,11 +149,13 @@ def _one_shot_round(client, container, script: Script, image_id: str, run_kwargs
         return Round(requests=requests,
                      failure=f"was still running after {bound:g} s")
     code = container.attrs["State"].get("ExitCode")
-    stdout = container.logs(stdout=True, stderr=False)[stdout_before:]
+    stdout = container.logs(stdout=True, stderr=False)[before[0]:]
+    output = container.logs()[before[1]:]
     execs = tuple(_exec_fresh(client, image_id, argv, script, run_kwargs)
                   for argv in script.execs)
     return Round(requests=requests, execs=execs, exit_code=code,
-                 stdout=stdout.decode("utf-8", "replace"))
+                 stdout=stdout.decode("utf-8", "replace"),
+                 output=output.decode("utf-8", "replace"))
 
 
 def _wait_ready(container, script: Script, started: float,

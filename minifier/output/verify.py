@@ -2,8 +2,9 @@
 would, exercise them the way observation exercised the original, compare.
 
 The original image is run first, untraced, with exactly the same script as the minified
-one (exercise.py: first start, then `docker restart`): its answers tell what is stable
-between runs (an HTTP body, an exec probe's stdout, a command's output) and so compared
+one (exercise.py: first start, then `docker restart`): its answers, with those of the
+traced run (another container, so another hostname and address), tell what is stable
+between runs (an HTTP body, an exec probe's output, a command's output) and so compared
 exactly, and which TCP ports it listens on in every run. The minified image must then:
 start; answer HTTP, or listen on those ports, within the start wait; turn `healthy` when
 the image has a HEALTHCHECK; answer every HTTP request and exec probe like the original;
@@ -165,7 +166,7 @@ def _liveness(life: AppLife, original: Exercise, minified: Exercise,
             what = "command" if life.one_shot else "app"
             out.append(Mismatch("liveness", f"the minified {what} {r.failure}{_when(n)}"))
     if life.one_shot:
-        verdict = _one_shot(original, minified, out)
+        verdict = _one_shot(life, original, minified, out)
     else:
         ports = stable_ports(life, original)
         for n, r in enumerate(minified.rounds, 1):
@@ -179,10 +180,11 @@ def _liveness(life: AppLife, original: Exercise, minified: Exercise,
     return replace(verdict, ok=len(out) == before, restarted=len(minified.rounds) > 1)
 
 
-def _one_shot(original: Exercise, minified: Exercise, out: list[Mismatch]) -> LivenessVerdict:
+def _one_shot(life: AppLife, original: Exercise, minified: Exercise,
+              out: list[Mismatch]) -> LivenessVerdict:
     """A command that ends by itself: same exit code in each round, and the same stdout
-    when the original printed the same in both of its runs."""
-    stable = len({r.stdout for r in original.rounds}) == 1
+    when the original printed the same in all of its runs (traced and untraced)."""
+    stable = _same(life.output, *(r.output for r in original.rounds))
     for n, (o, m) in enumerate(zip(original.rounds, minified.rounds), 1):
         if m.failure:
             continue
@@ -256,13 +258,14 @@ def compare(recorded: Sequence[RequestResult],
 def compare_execs(observed: Sequence[ExecOutcome], original: Exercise,
                   minified: Exercise) -> tuple[ComparedExec, ...]:
     """Per round and exec probe: the original's exit code in the same round, and its
-    stdout when that was the same in both of the original's rounds."""
+    stdout when the probe printed the same in every run of the original: traced (another
+    container: another hostname) and both untraced rounds."""
     rows = []
     for n, m_round in enumerate(minified.rounds, 1):
         o_round = original.rounds[n - 1]
         for i, (e, m) in enumerate(zip(observed, m_round.execs)):
             o = o_round.execs[i]
-            stable = len({r.execs[i].stdout for r in original.rounds}) == 1
+            stable = _same(e.output, *(r.execs[i].output for r in original.rounds))
             ok = m.exit_code == o.exit_code and (not stable or m.stdout == o.stdout)
             rows.append(ComparedExec(
                 round=n, argv=e.argv, compared="exit code+stdout" if stable else "exit code",
@@ -306,6 +309,11 @@ def _broken(which: str, exc: Exception) -> VerifyResult:
     reason = f"verification could not finish while running the {which} image: {source}: " \
              f"{_one_line(str(detail))}"
     return VerifyResult(status="failed", reason=reason, mismatches=(Mismatch("error", reason),))
+
+
+def _same(*outputs: str) -> bool:
+    """The same text, line for line (a log read back may lack the final newline)."""
+    return len({tuple(o.splitlines()) for o in outputs}) == 1
 
 
 def _when(round_: int) -> str:

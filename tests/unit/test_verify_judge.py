@@ -12,15 +12,21 @@ from minifier.output.verify import _overrides, judge, stable_ports
 from minifier.records import AppLife, ExecOutcome, HealthOutcome, HealthSpec, Observation
 
 SERVICE = AppLife(ran_seconds=4.2, exit_code=None, listening=(5432, 41234))
-ONE_SHOT = AppLife(ran_seconds=0.5, exit_code=0, listening=())
+ONE_SHOT = AppLife(ran_seconds=0.5, exit_code=0, listening=(), output="items: 4")
 PSQL = ("psql", "-h", "127.0.0.1", "-c", "select 1")
 CHECK = HealthSpec(argv=("/bin/sh", "-c", "curl -f http://127.0.0.1/"), interval=1.0,
                    timeout=5.0, start_period=0.0, retries=3)
 
 
-def _obs(life, execs=(), health=None):
-    return Observation(http=None, execs=tuple(ExecOutcome(a, 0, "1\n", None) for a in execs),
-                       target=None, health=health, life=life)
+def _obs(life, execs=(), health=None, outputs=None):
+    """`execs` probes whose traced runs printed `outputs` (default "1")."""
+    outputs = outputs or ["1\n"] * len(execs)
+    return Observation(http=None, target=None, health=health, life=life,
+                       execs=tuple(ExecOutcome(a, 0, o, None) for a, o in zip(execs, outputs)))
+
+
+def _printed(code, stdout):
+    return Round(exit_code=code, stdout=stdout, output=stdout)
 
 
 def _ok(stdout="1\n"):
@@ -76,7 +82,8 @@ def test_an_exec_probe_is_compared_by_exit_code_and_stable_stdout():
     minified = _service(Round(execs=(ExecRun(2, "", "psql: error: no such file\n"),
                                      _ok("t3\n"))),
                         Round(execs=(_ok("b\n"), _ok("t4\n"))))
-    v = judge(_obs(AppLife(1.0, None, ()), [PSQL, ("date",)]), Script(), original, minified)
+    v = judge(_obs(AppLife(1.0, None, ()), [PSQL, ("date",)], outputs=["a", "t0\n"]),
+              Script(), original, minified)
     assert [(e.round, e.argv[0], e.compared, e.ok) for e in v.execs] == [
         (1, "psql", "exit code+stdout", False), (1, "date", "exit code", True),
         (2, "psql", "exit code+stdout", False), (2, "date", "exit code", True)]
@@ -87,16 +94,27 @@ def test_an_exec_probe_is_compared_by_exit_code_and_stable_stdout():
     assert v.execs[0].minified_output == "psql: error: no such file\n"
 
 
+def test_an_exec_probe_printing_its_container_s_name_is_compared_by_exit_code():
+    """`hostname` prints the same in both rounds of one container (a restart keeps it),
+    but not in the traced container: not stable, so not compared."""
+    original = _service(Round(execs=(_ok("0a1b2c3d4e5f\n"),)),
+                        Round(execs=(_ok("0a1b2c3d4e5f\n"),)))
+    minified = _service(Round(execs=(_ok("9f8e7d6c5b4a\n"),)),
+                        Round(execs=(_ok("9f8e7d6c5b4a\n"),)))
+    v = judge(_obs(AppLife(1.0, None, ()), [("hostname",)], outputs=["5e5e5e5e5e5e\n"]),
+              Script(), original, minified)
+    assert v.status == "passed"
+    assert {e.compared for e in v.execs} == {"exit code"}
+
+
 def test_a_one_shot_command_needs_the_same_exit_code_and_output():
-    original = _service(Round(exit_code=0, stdout="items: 4\n"),
-                        Round(exit_code=0, stdout="items: 4\n"))
-    same = _service(Round(exit_code=0, stdout="items: 4\n"),
-                    Round(exit_code=0, stdout="items: 4\n"))
+    original = _service(_printed(0, "items: 4\n"), _printed(0, "items: 4\n"))
+    same = _service(_printed(0, "items: 4\n"), _printed(0, "items: 4\n"))
     v = judge(_obs(ONE_SHOT), Script(one_shot=True), original, same)
     assert v.status == "passed"
     assert (v.liveness.shape, v.liveness.compared, v.liveness.original_exit_code,
             v.liveness.minified_exit_code) == ("one-shot", "exit code+stdout", 0, 0)
-    broken = _service(Round(exit_code=2, stdout=""), Round(exit_code=0, stdout="items: 3\n"))
+    broken = _service(_printed(2, ""), _printed(0, "items: 3\n"))
     v = judge(_obs(ONE_SHOT), Script(one_shot=True), original, broken)
     assert [m.text for m in v.mismatches] == [
         "the minified command exited with code 2, the original with 0",
@@ -105,11 +123,13 @@ def test_a_one_shot_command_needs_the_same_exit_code_and_output():
 
 
 def test_a_one_shot_command_with_unstable_output_is_compared_by_exit_code():
-    original = _service(Round(exit_code=0, stdout="12:00\n"), Round(exit_code=0,
-                                                                     stdout="12:01\n"))
-    minified = _service(Round(exit_code=0, stdout="12:02\n"), Round(exit_code=0,
-                                                                     stdout="12:03\n"))
+    original = _service(_printed(0, "12:00\n"), _printed(0, "12:00\n"))
+    minified = _service(_printed(0, "12:02\n"), _printed(0, "12:02\n"))
     v = judge(_obs(ONE_SHOT), Script(one_shot=True), original, minified)
+    assert v.status == "passed" and v.liveness.compared == "exit code"
+    # The traced run (another container) is one of the original's runs: its output differs.
+    traced = AppLife(ran_seconds=0.5, exit_code=0, listening=(), output="11:59")
+    v = judge(_obs(traced), Script(one_shot=True), original, minified)
     assert v.status == "passed" and v.liveness.compared == "exit code"
 
 
