@@ -24,10 +24,10 @@ from minifier.image import closure, imagefs, rebuild, selfcheck
 from minifier.image.cache import open_cache
 from minifier.image.indexing import index_image
 from minifier.image.source import choose_source
-from minifier.observe.appspec import check_command, health_spec
+from minifier.observe.appspec import check_command, exposed_tcp_ports, health_spec
 from minifier.observe.monitor import access_to_json, merge
 from minifier.observe.preflight import check_include_paths, check_runnable
-from minifier.observe.probing import check_probes, exposed_tcp_ports, observe, probe_ports
+from minifier.observe.probing import check_probes, observe, probe_ports
 from minifier.observe.runner import ObservedRun, TracedContainer
 from minifier.options import BuildOptions
 from minifier.output.report import (

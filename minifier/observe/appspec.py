@@ -17,8 +17,8 @@ from minifier.image.users import Credentials
 from minifier.options import RunOptions
 from minifier.records import DEFAULT_PATH, HealthSpec, ImageInfo, LaunchSpec
 
-__all__ = ["app_user", "check_command", "docker_run_kwargs", "health_spec", "launch_spec",
-           "stop_signal", "supplementary_groups"]
+__all__ = ["app_user", "check_command", "docker_run_kwargs", "exposed_tcp_ports", "health_spec",
+           "launch_spec", "stop_signal", "supplementary_groups"]
 
 
 def _merge_env(base: tuple[str, ...], extra: tuple[str, ...]) -> tuple[str, ...]:
@@ -111,6 +111,12 @@ def stop_signal(name: str) -> int:
 # Docker's HEALTHCHECK defaults, for the durations an image leaves at 0 (unset).
 _HEALTH_DEFAULTS = {"Interval": 30.0, "Timeout": 30.0, "StartPeriod": 0.0}
 _DEFAULT_SHELL = ("/bin/sh", "-c")
+
+
+def exposed_tcp_ports(image: ImageInfo, expose: tuple[str, ...]) -> tuple[int, ...]:
+    """The TCP ports the container publishes: the image's EXPOSE plus --expose, sorted."""
+    return tuple(sorted({int(p.split("/")[0]) for p in (*image.exposed_ports, *expose)
+                         if p.endswith("/tcp") or "/" not in p}))
 
 
 def health_spec(image: ImageInfo) -> HealthSpec | None:

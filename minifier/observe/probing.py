@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 
 import probes
 from minifier.errors import AppError, ProbeError, UsageError
+from minifier.observe.appspec import exposed_tcp_ports
 from minifier.observe.runner import TracedContainer
 from minifier.options import ProbeSetup
 from minifier.procfs import listening_ports
@@ -27,7 +28,7 @@ from minifier.records import ExecOutcome, HealthOutcome, HealthSpec, ImageInfo, 
 from minifier.ui import Progress
 from probes import ContinueAfter, Target
 
-__all__ = ["probe_ports", "exposed_tcp_ports", "observe", "check_probes", "not_http_message"]
+__all__ = ["probe_ports", "observe", "check_probes", "not_http_message"]
 
 EXIT_GRACE = 2.0  # seconds for the tracer to report an exit after unanswered requests
 POLL = 0.1  # seconds between looks at the socket table while waiting for a port
@@ -53,12 +54,6 @@ def probe_ports(image: ImageInfo, setup: ProbeSetup, expose: tuple[str, ...]) ->
         raise UsageError(f"image {image.ref} exposes no TCP port to probe: pass --expose PORT "
                          "or --http-probe-ports PORT (or --no-http-probe with --exec)")
     return tuple(published)
-
-
-def exposed_tcp_ports(image: ImageInfo, expose: tuple[str, ...]) -> tuple[int, ...]:
-    """The TCP ports the image exposes (EXPOSE plus --expose), sorted."""
-    return tuple(sorted({int(p.split("/")[0]) for p in (*image.exposed_ports, *expose)
-                         if p.endswith("/tcp") or "/" not in p}))
 
 
 def not_http_message(port: int) -> str:

@@ -24,7 +24,7 @@ import docker
 from docker.errors import DockerException
 from requests import RequestException
 
-from minifier.observe.appspec import docker_run_kwargs
+from minifier.observe.appspec import docker_run_kwargs, exposed_tcp_ports
 from minifier.options import BuildOptions
 from minifier.output.exercise import Exercise, Script, exercise
 from minifier.records import (
@@ -87,12 +87,11 @@ def _script(image: ImageInfo, obs: Observation, opts: BuildOptions, life: AppLif
     """The original's script: readiness as in observation (an HTTP answer on the probed
     ports, or listening on every exposed TCP port)."""
     recorded = obs.http.requests if obs.http else ()
-    exposed = sorted({int(p.split("/")[0]) for p in (*image.exposed_ports, *opts.run.expose)
-                      if p.endswith("/tcp") or "/" not in p})
+    exposed = exposed_tcp_ports(image, opts.run.expose)
     http_ports = tuple(sorted(obs.target.ports)) if obs.target and recorded else ()
     return Script(
         requests=tuple(recorded), http_ports=http_ports,
-        listen=() if recorded or life.one_shot else tuple(exposed),
+        listen=() if recorded or life.one_shot else exposed,
         execs=tuple(e.argv for e in obs.execs),
         first_exec_code=obs.execs[0].exit_code if obs.execs else None,
         one_shot=life.one_shot, run_seconds=life.ran_seconds if life.one_shot else 0.0,

@@ -46,7 +46,10 @@ def test_no_verify_reports_skipped(client, tmp_path):
                  "--report-file", str(report_file))
     try:
         assert run.code == 0, run.stderr
-        assert json.loads(report_file.read_text())["verify"]["status"] == "skipped"
+        verdict = json.loads(report_file.read_text())["verify"]
+        assert (verdict["status"], verdict["reason"]) == ("skipped", "--no-verify")
+        # Not verified, and the image says so: only a verified image lacks the label.
+        assert client.images.get(tag).labels["minify.verified"] == "false"
     finally:
         client.images.remove(tag, force=True)
 
