@@ -252,7 +252,10 @@ def _verdict(name: str, verdict: object) -> str:
     if not isinstance(verdict, Mapping):
         return ""
     reason = f" — {verdict['reason']}" if verdict.get("reason") else ""
-    return f"<p>{_e(name)}: {_e(verdict.get('status'))}{_e(reason)}</p>"
+    # The liveness verdict says `ok` (and the app's shape) rather than a status.
+    status = verdict.get("status") or (
+        f"{'passed' if verdict.get('ok') else 'failed'} ({verdict.get('shape')})")
+    return f"<p>{_e(name)}: {_e(status)}{_e(reason)}</p>"
 
 
 def _selfcheck(doc: Mapping) -> str:
