@@ -119,7 +119,8 @@ def _parse(r) -> ElfInfo:
 
 def _parse_checked(r) -> ElfInfo:
     ident = r.pread(0, 64)
-    if ident[:4] != ELF_MAGIC or ident[4] not in (1, 2) or ident[5] not in (1, 2):
+    if len(ident) < 16 or ident[:4] != ELF_MAGIC or ident[4] not in (1, 2) \
+            or ident[5] not in (1, 2):
         raise ImageError("not a valid ELF file: bad identification bytes")
     bits = 64 if ident[4] == 2 else 32
     e = "<" if ident[5] == 1 else ">"

@@ -385,3 +385,11 @@ def test_a_library_loaded_on_its_own_and_through_its_program(tmp_path):
     p = run_plan(tmp_path, members, ["/app/lib/libmid.so", "/app/bin/prog"])
     assert "/app/lib/libdeep.so" in kept(p)
     assert p.warnings == ("/app/lib/libmid.so: library libgone.so not found in the image",)
+
+
+def test_a_file_that_is_only_the_elf_magic_is_kept_with_a_warning(tmp_path):
+    # Four bytes of magic and nothing else: indexing and planning must not crash on it.
+    members = [*BASE, member("srv/odd", data=b"\x7fELF", mode=0o755)]
+    p = run_plan(tmp_path, members, ["/srv/odd"])
+    assert "/srv/odd" in kept(p)
+    assert any("/srv/odd" in w and "not a valid ELF file" in w for w in p.warnings)

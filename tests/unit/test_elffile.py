@@ -78,6 +78,11 @@ def test_other_classes_and_byte_orders(bits, big):
 def test_broken_files_are_image_errors():
     with pytest.raises(ImageError, match="identification"):
         elf_info(io.BytesIO(b"\x7fELF garbage"))
+    for short in (b"\x7fELF", b"\x7fELF\x02\x01"):  # the magic alone: no class, no header
+        with pytest.raises(ImageError, match="identification"):
+            elf_info(io.BytesIO(short))
+        with pytest.raises(ImageError, match="identification"):
+            elf_info_streamed(short, io.BytesIO(b""))
     with pytest.raises(ImageError, match="truncated"):
         elf_info(io.BytesIO(tiny_elf(needed=("a.so",))[:70]))
     with pytest.raises(ImageError, match="DT_STRTAB outside"):
