@@ -123,7 +123,12 @@ def test_run_options_are_honoured_like_docker_run(options_run):
     assert any(x.startswith("mount: /scratch rw,") for x in lines)
     assert ({"memory/memory.limit_in_bytes: 67108864", "cpu/cpu.cfs_quota_us: 50000"}
             <= set(lines)) or ({"memory.max: 67108864", "cpu.max: 50000 100000"} <= set(lines))
-    assert report["verify"]["status"] == "passed"
+    # Verification ran the minified image under the same options: its fork loop also
+    # stopped at 18 (without --pids-limit it would start all 40 and exit 40).
+    verdict = report["verify"]
+    assert verdict["status"] == "passed"
+    assert (verdict["liveness"]["original_exit_code"],
+            verdict["liveness"]["minified_exit_code"]) == (18, 18)
 
 
 def test_pids_limit_stops_a_fork_loop_inside_the_container(options_run):
