@@ -150,8 +150,22 @@ def host_checks(h: HostFacts) -> list[Check]:
 # -- engine -----------------------------------------------------------------------------
 
 
-def engine_checks(engine: Optional[EngineInfo], error: str, host: HostFacts) -> list[Check]:
-    """The engine line, its storage driver and the cgroup versions (host and engine)."""
+def _storage_check(engine: EngineInfo, probe: Optional[ProbeFacts]) -> Check:
+    fs = f" on {engine.backing_filesystem}" if engine.backing_filesystem else ""
+    driver = f"{engine.storage_driver or 'unknown driver'}{fs}"
+    if probe is None or not probe.reader:
+        return Check("storage", OK, f"{driver}; which image reader applies is not checked "
+                     "(no test image)")
+    if probe.reader == "storage":
+        return Check("storage", OK, f"{driver}: builds index {probe.reader_why}")
+    return Check("storage", OK, f"{driver}: builds read images through the engine's export "
+                 f"stream ({probe.reader_why})")
+
+
+def engine_checks(engine: Optional[EngineInfo], error: str, host: HostFacts,
+                  probe: Optional[ProbeFacts] = None) -> list[Check]:
+    """The engine line, its storage driver (and how the test image would be read) and
+    the cgroup versions (host and engine)."""
     here = f"cgroup v{host.cgroup_version or '?'} here"
     if engine is None or engine.rootless:
         text = error if engine is None else rootless_text(engine)
@@ -159,12 +173,9 @@ def engine_checks(engine: Optional[EngineInfo], error: str, host: HostFacts) -> 
                 Check("storage", SKIP, "not checked: no usable engine"),
                 Check("cgroups", OK, f"{here}; the engine's not checked: no usable engine")]
     where = f"{engine.name} {engine.version} (API {engine.api_version}) at {engine_address()}"
-    fs = f" on {engine.backing_filesystem}" if engine.backing_filesystem else ""
     if engine.cgroup_version:
         here += f", v{engine.cgroup_version} ({engine.cgroup_driver} driver) for the engine"
-    return [Check("engine", OK, f"{where}, rootful"),
-            Check("storage", OK, f"{engine.storage_driver or 'unknown'}{fs}: minify reads "
-                  "images through the engine's export, which works with any driver"),
+    return [Check("engine", OK, f"{where}, rootful"), _storage_check(engine, probe),
             Check("cgroups", OK, here)]
 
 
@@ -246,7 +257,9 @@ def run_doctor() -> list[Check]:
         engine = describe(client)
     except MinifyError as exc:
         error = exc.message
-    checks = engine_checks(engine, error, host) + host_checks(host)
     if engine is None or engine.rootless:
-        return checks + _skipped("no usable engine")
-    return checks + probe_checks(probe_engine(client), host)
+        return engine_checks(engine, error, host) + host_checks(host) + _skipped(
+            "no usable engine")
+    probe = probe_engine(client)
+    return engine_checks(engine, error, host, probe) + host_checks(host) + probe_checks(
+        probe, host)

@@ -41,6 +41,8 @@ class ProbeFacts:
     cgroups: Mapping[str, object] = field(default_factory=dict)  # {"files": n, "error": text}
     fanotify: str = ""  # "" when marking the root filesystem worked, else why not
     root_fstype: str = ""
+    reader: str = ""  # how a build would read the test image: "storage" or "export"
+    reader_why: str = ""
 
 
 def read_text(path: str) -> Optional[str]:
@@ -147,15 +149,20 @@ def probe_engine(client) -> ProbeFacts:
     """Start the test container and read what a build relies on."""
     from docker.errors import DockerException
 
+    from minifier.image.source import choose_source
+
     try:
         with _test_image(client) as image_id:
+            chosen = choose_source(client, image_id)
+            read = {"reader": chosen.source.name, "reader_why": chosen.why}
             with _started(client, image_id) as pid:
                 if not _is_pause(pid):
-                    return ProbeFacts(pid=pid)
+                    return ProbeFacts(pid=pid, **read)
                 parent, netns = _parent(pid)
                 return ProbeFacts(pid=pid, pid_visible=True, parent=parent,
                                   parent_netns=netns, cgroups=_join_cgroups(pid),
-                                  fanotify=_fanotify(pid), root_fstype=_root_fstype(pid))
+                                  fanotify=_fanotify(pid), root_fstype=_root_fstype(pid),
+                                  **read)
     except MinifyError as exc:
         return ProbeFacts(error=exc.message)
     except DockerException as exc:

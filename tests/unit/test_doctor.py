@@ -25,7 +25,9 @@ HOST = HostFacts(cap_eff=ALL_CAPS, seccomp=0, ptrace_scope=None, cgroup_version=
 IN_CONTAINER = HostFacts(cap_eff=ALL_CAPS, seccomp=0, ptrace_scope=None, cgroup_version="2",
                          container="its cgroup is /docker/abc", own_netns="net:[4026532999]")
 SEEN = ProbeFacts(pid=4242, pid_visible=True, parent="containerd-shim",
-                  parent_netns="net:[4026531840]", cgroups={"files": 1}, root_fstype="overlay")
+                  parent_netns="net:[4026531840]", cgroups={"files": 1}, root_fstype="overlay",
+                  reader="storage", reader_why="the image's overlay2 layer directories, read "
+                                               "in place")
 ENGINE = EngineInfo(kind="docker", name="Docker Engine", version="24.0.7", api_version="1.43",
                     rootless=False, storage_driver="overlay2", backing_filesystem="extfs",
                     cgroup_version="2", cgroup_driver="systemd", root_dir="/var/lib/docker")
@@ -37,14 +39,28 @@ def _by_name(checks):
 
 def test_a_good_host_passes_everything(monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///var/run/docker.sock")
-    checks = engine_checks(ENGINE, "", HOST) + host_checks(HOST) + probe_checks(SEEN, HOST)
+    checks = engine_checks(ENGINE, "", HOST, SEEN) + host_checks(HOST) + probe_checks(SEEN,
+                                                                                     HOST)
     assert [c.status for c in checks] == [OK] * len(checks)
     assert [c.name for c in checks] == [
         "engine", "storage", "cgroups", "capabilities", "ptrace_scope", "seccomp",
         "container", "containers", "pid", "network", "cgroup join", "fanotify"]
     assert format_check(checks[0]) == ("ok    engine        Docker Engine 24.0.7 (API 1.43) at "
                                        "unix:///var/run/docker.sock, rootful")
+    assert checks[1].text == ("overlay2 on extfs: builds index the image's overlay2 layer "
+                              "directories, read in place")
     assert checks[2].text == "cgroup v2 here, v2 (systemd driver) for the engine"
+
+
+def test_storage_read_through_the_export_is_said_with_its_reason():
+    podman = EngineInfo(**{**ENGINE.__dict__, "kind": "podman", "name": "Podman",
+                           "storage_driver": "overlay"})
+    seen = ProbeFacts(**{**SEEN.__dict__, "reader": "export", "reader_why":
+                         "the engine's storage driver is overlay, not overlay2"})
+    storage = engine_checks(podman, "", HOST, seen)[1]
+    assert (storage.status, storage.text) == (OK, (
+        "overlay on extfs: builds read images through the engine's export stream (the "
+        "engine's storage driver is overlay, not overlay2)"))
 
 
 @pytest.mark.parametrize("cap_eff,missing", [
