@@ -139,7 +139,7 @@ def _seccomp(h: HostFacts) -> Check:
 def _container(h: HostFacts) -> Check:
     if h.container:
         return Check("container", OK, f"minify runs in a container ({h.container}): it "
-                     "needs --pid=host and --network=host (checked below)")
+                     "needs --pid=host and --network=host (the pid and network lines)")
     return Check("container", OK, "minify runs on the host, not in a container")
 
 
@@ -185,7 +185,7 @@ def engine_checks(engine: Optional[EngineInfo], error: str, host: HostFacts,
 def _pid_check(p: ProbeFacts, host: HostFacts) -> Check:
     if p.pid_visible:
         return Check("pid", OK, f"the test container's PID 1 (host pid {p.pid}) is visible "
-                     "here: the tracer can enter its namespaces")
+                     "here, where the tracer looks for it")
     fix = ("give minify's container --pid=host" if host.container else
            "minify must run on the engine's host (a remote engine's containers cannot be "
            "traced)")
