@@ -28,6 +28,7 @@ from typing import IO, Optional, Protocol
 from minifier.errors import ImageError
 from minifier.image.elffile import ELF_MAGIC, BehindStream, ElfInfo, elf_info, elf_info_streamed
 from minifier.image.index import ROOT, EntriesView, Entry, Index, in_memory
+from minifier.image.tarstream import TarStream
 
 __all__ = [
     "Spool",
@@ -89,6 +90,9 @@ DERIVED_PAX = frozenset(
 
 def normalize(name: str) -> str:
     """A tar member name or user path as a normalised absolute path ("/" for the root)."""
+    if (name and "//" not in name and "/." not in name and not name.startswith((".", "/"))
+            and not name.endswith("/")):
+        return "/" + name  # already normal: the usual tar member name, without normpath
     path = posixpath.normpath("/" + name.lstrip("/"))
     return "/" + path.lstrip("/")
 
@@ -97,6 +101,8 @@ def is_artefact(path: str) -> bool:
     """True for entries `docker export` adds that the image does not really have."""
     if path in _ARTEFACT_FILES:
         return True
+    if not path.startswith(_ARTEFACT_TREES):  # the usual case, in one C call
+        return False
     return any(path == t or path.startswith(t + "/") for t in _ARTEFACT_TREES)
 
 
@@ -379,13 +385,15 @@ class ImageFS:
         return out
 
 
-def entry_from_tar(path: str, ti: tarfile.TarInfo) -> Entry:
-    """An index entry from a tar member (the export stream's metadata, as it is)."""
+def entry_from_tar(path: str, ti) -> Entry:
+    """An index entry from a tar member (a `tarfile.TarInfo` or a `tarstream.Member`: the
+    export stream's metadata, as it is)."""
     kind = _TYPES.get(ti.type, "file")
     link = ti.linkname
     if kind == "hardlink":
         link = normalize(link)
-    pax = {k: v for k, v in ti.pax_headers.items() if k not in DERIVED_PAX}
+    pax = ({k: v for k, v in ti.pax_headers.items() if k not in DERIVED_PAX}
+           if ti.pax_headers else None)
     # tarfile reads a PAX mtime record as a float: whole seconds stay an int, so the
     # layer writer writes the record back as the engine wrote it ("mtime=8835955200").
     mtime = int(ti.mtime) if float(ti.mtime).is_integer() else ti.mtime
@@ -421,23 +429,23 @@ def scan(stream: IO[bytes], capture: Iterable[str] = DEFAULT_CAPTURE,
     patterns = tuple(capture)
     wanted_re = _capture_regex(patterns)
     index = index if index is not None else Index()
-    for tf, ti in iter_members(stream):
-        path = normalize(ti.name)
-        entry = entry_from_tar(path, ti)
+    tar = TarStream(stream)
+    for member in tar:
+        path = normalize(member.name)
+        entry = entry_from_tar(path, member)
         if entry.type != "file" or entry.artefact or not entry.size:
             index.add(entry)
             continue
-        f = tf.extractfile(ti)
-        wanted = ti.size <= MAX_CAPTURE and wanted_re.match(path) is not None
-        data = (f.read() if wanted else f.read(HEAD_SIZE)) if f is not None else b""
+        wanted = member.size <= MAX_CAPTURE and wanted_re.match(path) is not None
+        data = tar.read() if wanted else tar.read(HEAD_SIZE)
         head = _interesting(data[:HEAD_SIZE])
         index.add(entry, head or None)
         if wanted:
             index.add_captured(path, data)
-        elif spool is not None and spool.wants(path) and f is not None:
-            spool.put(path, data, f)
-        if elf_index and head.startswith(ELF_MAGIC) and f is not None:
-            info = _read_elf(path, data, f, spool)
+        elif spool is not None and spool.wants(path):
+            spool.put(path, data, tar)
+        if elf_index and head.startswith(ELF_MAGIC):
+            info = _read_elf(path, data, tar, spool)
             if info is not None:
                 index.add_elf(path, info)
     index.finish({"reader": "export", "contents": "all", **(meta or {})})

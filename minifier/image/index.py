@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
-from typing import Optional
+from dataclasses import asdict
+from typing import NamedTuple, Optional
 
 from minifier.image.elffile import ElfInfo
 
@@ -52,9 +52,9 @@ _ENTRY = ("SELECT path, type, mode, uid, gid, uname, gname, mtime, size, linknam
           "devminor, pax, artefact FROM entries")
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """Metadata of one image member. `linkname` is normalised for hard links."""
+class Entry(NamedTuple):
+    """Metadata of one image member. `linkname` is normalised for hard links. A named
+    tuple: one is made per member an index pass sees, so it must be cheap to build."""
 
     path: str
     type: str  # file dir symlink hardlink char block fifo
@@ -84,11 +84,12 @@ def _s(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def _parent(path: str) -> str:
-    if path == "/":
-        return ""
+def _parent(path: str) -> bytes:
+    """The parent directory of an absolute path ("/" for "/x"; "" for "/" itself)."""
     cut = path.rfind("/")
-    return path[:cut] if cut > 0 else "/"
+    if cut > 0:
+        return path[:cut].encode("utf-8", "surrogateescape")
+    return b"" if path == "/" else b"/"
 
 
 def elf_to_json(info: ElfInfo | str) -> str:
@@ -119,6 +120,7 @@ class Index:
         self.db.execute("PRAGMA cache_size = -4096")  # KiB: the page cache stays small
         self.db.execute("PRAGMA temp_store = FILE")
         self._names: dict[bytes, str] = {}
+        self._raws: dict[str, bytes] = {}
         self._cache: dict[str, Optional[Entry]] = {}
         self._rows: list[tuple] = []
         self._seq = 0
@@ -132,11 +134,14 @@ class Index:
     # -- writing -------------------------------------------------------------------------
 
     def add(self, e: Entry, head: Optional[bytes] = None) -> None:
+        (path, kind, mode, uid, gid, uname, gname, mtime, size, link, major, minor, pax,
+         artefact) = e
         self._seq += 1
         self._rows.append((
-            _b(e.path), _b(_parent(e.path)), self._seq, _TYPE_NO[e.type], e.mode, e.uid, e.gid,
-            _b(e.uname), _b(e.gname), e.mtime, e.size, _b(e.linkname), e.devmajor, e.devminor,
-            json.dumps(dict(e.pax)) if e.pax else None, int(e.artefact), head))
+            path.encode("utf-8", "surrogateescape"), _parent(path), self._seq, _TYPE_NO[kind],
+            mode, uid, gid, self._raw(uname), self._raw(gname), mtime, size,
+            link.encode("utf-8", "surrogateescape") if link else b"", major, minor,
+            json.dumps(dict(pax)) if pax else None, int(artefact), head))
         if len(self._rows) >= _BATCH:
             self.flush()
 
@@ -186,6 +191,12 @@ class Index:
 
     def meta(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT key, value FROM meta"))
+
+    def _raw(self, name: str) -> bytes:
+        raw = self._raws.get(name)
+        if raw is None:
+            raw = self._raws.setdefault(name, _b(name))
+        return raw
 
     def _name(self, raw: bytes) -> str:
         name = self._names.get(raw)

@@ -28,9 +28,10 @@ from typing import IO, Any, Optional, Protocol
 
 from minifier.engine import container_labels, owned_container
 from minifier.errors import EngineError, ImageError, UsageError
-from minifier.image.imagefs import ImageFS, Spool, iter_members, normalize, scan
+from minifier.image.imagefs import ImageFS, Spool, normalize, scan
 from minifier.image.index import Index
 from minifier.image.overlay import LayerReader, walk
+from minifier.image.tarstream import TarStream
 from minifier.image.users import parse_group, parse_passwd
 
 __all__ = [
@@ -80,13 +81,12 @@ def read_from_stream(open_stream: Callable[[], AbstractContextManager[IO[bytes]]
     if not wanted:
         return
     with open_stream() as stream:
-        for tf, ti in iter_members(stream):
-            path = normalize(ti.name)
-            if path in wanted and ti.isfile():
+        tar = TarStream(stream)
+        for member in tar:
+            path = normalize(member.name)
+            if path in wanted and member.isfile():
                 wanted.discard(path)
-                f = tf.extractfile(ti)
-                if f is not None:
-                    yield path, f
+                yield path, tar
                 if not wanted:
                     return
 
