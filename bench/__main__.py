@@ -1,9 +1,12 @@
 """`python -m bench`: run the four benchmarks, print their tables, write the results.
 
 Environment: BENCH_ONLY=overhead,buildtime,size,scale,xray runs a subset (the other sections
-are kept from the previous bench/results.json);
-BENCH_REPS (default 3 for overhead, 2 for build time); BENCH_REQUESTS (default 2000);
-BENCH_CONCURRENCY (default 8).
+are kept from the previous bench/results.json); BENCH_REPS (overhead, default 3),
+BENCH_BUILD_REPS (default 3), BENCH_SCALE_REPS (default 3), BENCH_SCALE_SIZES (e.g.
+100m,1g; default all four), BENCH_KEEP_IMAGES=1 (keep the generated scale images),
+BENCH_XRAY_REPS (default 2), BENCH_REQUESTS (default 2000), BENCH_CONCURRENCY (default
+8), BENCH_PEER and
+BENCH_PEER_ARGS (another minifier timed on the same images, see common.peer_build).
 """
 
 from __future__ import annotations
@@ -38,14 +41,11 @@ def main() -> int:
                 c, reps=int(os.environ.get("BENCH_REPS", "3")),
                 total=int(os.environ.get("BENCH_REQUESTS", "2000")),
                 concurrency=int(os.environ.get("BENCH_CONCURRENCY", "8")))
-        reports = {}
-        if want("buildtime") or want("size"):
-            bt = buildtime.run(c, reps=int(os.environ.get("BENCH_BUILD_REPS", "2")))
-            reports = bt.pop("reports")
-            if want("buildtime"):
-                doc["buildtime"] = bt
+        if want("buildtime"):
+            doc["buildtime"] = buildtime.run(c, reps=int(os.environ.get("BENCH_BUILD_REPS",
+                                                                         "3")))
         if want("size"):
-            doc["size"] = size.run(c, reports)
+            doc["size"] = size.run(c)
         if want("scale"):
             doc["scale"] = scale.run(c)
         if want("xray"):

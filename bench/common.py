@@ -141,6 +141,7 @@ def machine_info(c: docker.DockerClient) -> dict:
         "storage_driver": storage,
         "python": platform.python_version(),
         "minify": minify_version,
+        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
 
@@ -162,3 +163,132 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 
 def verdict(met: Optional[bool]) -> str:
     return "n/a" if met is None else ("met" if met else "NOT met")
+
+
+# -- the measured runs ----------------------------------------------------------------
+
+REPO = os.path.dirname(HERE)
+
+
+def minify_cli(args: Sequence[str], tag: str, timeout: float = 3600,
+               full_report: bool = False) -> dict:
+    """`minify build --json --tag TAG ARGS` as its own process (through bench.rss_wrapper):
+    wall time, the report, peak RSS and CPU of minify and of its tracer(s)."""
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="minify-bench-") as d:
+        out = os.path.join(d, "rss.json")
+        cmd = ["build", "--json", "--tag", tag, *args]
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "bench.rss_wrapper", out, *cmd],
+                              capture_output=True, text=True, cwd=REPO, timeout=timeout)
+        wall = time.monotonic() - t0
+        try:
+            with open(out) as f:
+                rss = json.load(f)
+        except (OSError, ValueError):
+            rss = {}
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError:
+        report = {}
+    return {"cmd": "minify " + " ".join(cmd), "exit_code": proc.returncode,
+            "wall_s": round(wall, 3), "timings": report.get("timings", {}),
+            "index": report.get("index", {}), "verify": report.get("verify", {}).get("status"),
+            "files": report.get("files", {}), "output_size": report.get("output", {}).get("size"),
+            "output_id": report.get("output", {}).get("id"),
+            "requests": report.get("probe", {}).get("requests", []),
+            "maxrss_bytes": rss.get("maxrss_bytes"), "cpu_s": rss.get("cpu_s"),
+            "tracer_maxrss_bytes": rss.get("tracer_maxrss_bytes"),
+            "tracer_cpu_s": rss.get("tracer_cpu_s"),
+            "stderr_tail": proc.stderr[-1500:] if proc.returncode else "",
+            **({"report": report} if full_report else {})}
+
+
+def export_devnull(c: docker.DockerClient, image: str) -> dict:
+    """Baseline (a): `docker export` of a container created from the image, to /dev/null
+    (the container is created before and removed after the timed command)."""
+    cid = c.api.create_container(image, command=["/none"], labels=dict(BENCH_LABEL))["Id"]
+    try:
+        t0 = time.monotonic()
+        subprocess.run(["docker", "export", cid], stdout=subprocess.DEVNULL, check=True)
+        seconds = time.monotonic() - t0
+    finally:
+        c.api.remove_container(cid, force=True, v=True)
+    return {"cmd": "docker export $(docker create IMAGE) > /dev/null", "seconds": round(seconds, 3)}
+
+
+def recorded_requests(requests: Sequence[dict]) -> tuple:
+    """The requests a minify report says it sent, ready for probes.replay."""
+    from probes import RequestResult
+
+    return tuple(
+        RequestResult(method=r["method"], url="", path=r["path"], port=r["port"],
+                      protocol=r["protocol"], status=r["status"],
+                      content_type=r["content_type"], length=r["length"], sha256=r["sha256"],
+                      elapsed=r["elapsed"], error=r["error"], discovered_by=r["discovered_by"])
+        for r in requests)
+
+
+def run_requests_stop(c: docker.DockerClient, image: str, port: int, recorded) -> dict:
+    """Baseline (b), and the verification run: plain `docker run -d -p`, wait for the
+    first answer, replay the build's requests, `docker kill`, `docker rm`. Kill, the
+    fastest stop, keeps the baseline small: `docker stop` would wait out its 10 s grace
+    for a PID 1 that ignores SIGTERM (busybox httpd does)."""
+    import probes
+
+    t0 = time.monotonic()
+    container = run_plain(c, image, port)
+    try:
+        target = probes.Target(ports={port: published(container)[port]})
+        probes.wait_ready(target, (port,), 60, alive_check(container))
+        answers = probes.replay(target, recorded)
+        container.kill()
+    finally:
+        remove_container(container)
+    return {"cmd": f"docker run -d -p 127.0.0.1::{port} IMAGE; replay {len(recorded)} "
+                   "requests; docker kill; docker rm",
+            "seconds": round(time.monotonic() - t0, 3),
+            "answered": sum(1 for a in answers if a.status is not None)}
+
+
+def peer_build(image: str, tag: str) -> Optional[dict]:
+    """BENCH_PEER=/path/to/minifier: its wall time and output size on the same image.
+    BENCH_PEER_ARGS (default docker-slim's `build --target {image} --tag {tag}`)."""
+    peer = os.environ.get("BENCH_PEER")
+    if not peer:
+        return None
+    template = os.environ.get("BENCH_PEER_ARGS", "build --target {image} --tag {tag}")
+    args = [a.format(image=image, tag=tag) for a in template.split()]
+    t0 = time.monotonic()
+    proc = subprocess.Popen([peer, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    size = None
+    try:
+        size = int(docker.from_env().images.get(tag).attrs.get("Size") or 0)
+    except DockerException:
+        pass
+    return {"cmd": " ".join([peer, *args]), "exit_code": proc.returncode,
+            "wall_s": round(wall, 3), "maxrss_bytes": usage.ru_maxrss * 1024,
+            "output_size": size}
+
+
+def spread(values: Sequence[float]) -> dict:
+    """Median, min and max of the repetitions."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return {"median": None, "min": None, "max": None, "n": 0}
+    return {"median": round(statistics.median(vals), 3), "min": round(min(vals), 3),
+            "max": round(max(vals), 3), "n": len(vals)}
+
+
+def fmt_spread(s: dict, unit: str = "s", scale: float = 1.0, digits: int = 1) -> str:
+    if not s or s.get("median") is None:
+        return "-"
+    f = f"{{:.{digits}f}}"
+    med, lo, hi = (f.format(s[k] / scale) for k in ("median", "min", "max"))
+    return f"{med} {unit} ({lo}-{hi})"

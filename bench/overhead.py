@@ -10,13 +10,12 @@ answer (probes.wait_ready), so both sides include container creation and start.
 from __future__ import annotations
 
 import os
-import resource
 import tempfile
 import time
 
 from minifier.engine import inspect_image
-from minifier.image import imagefs
-from minifier.image.source import DockerExportSource
+from minifier.image.index import Index
+from minifier.image.source import choose_source
 from minifier.image.users import resolve_user
 from minifier.observe.appspec import launch_spec
 from minifier.observe.runner import TracedContainer
@@ -35,9 +34,15 @@ TARGET_RPS_RATIO = 0.7
 TARGET_READY_RATIO = 3.0
 
 
-def _children_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: int) -> float:
+    """utime + stime of one process (all its threads), from /proc/PID/stat: the tracer's
+    own CPU, not the traced app's (RUSAGE_CHILDREN would count both)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def _untraced(c, image: str, port: int, path: str, total: int, conc: int,
@@ -57,25 +62,26 @@ def _untraced(c, image: str, port: int, path: str, total: int, conc: int,
 
 def _traced(c, info, spec, port: int, path: str, total: int, conc: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="minify-bench-") as workdir:
-        cpu0 = _children_cpu()
         t0 = time.monotonic()
         with TracedContainer(c, info, spec, RunOptions(), workdir) as tc:
             hport = tc.ports[port]
             wait_ready(Target(ports={port: hport}), (port,), 60, tc.app_alive)
             ready = time.monotonic() - t0
             run_load(hport, path, total=min(100, total), concurrency=conc)
+            tracer = tc.app_process.pid
+            cpu0 = _process_cpu(tracer)
             res = run_load(hport, path, total=total, concurrency=conc)
+            tracer_cpu = _process_cpu(tracer) - cpu0
             observed = tc.finish()
-        tracer_cpu = _children_cpu() - cpu0
     events = sum(len(t.events) for t in observed.traces)
     return {"ready_s": round(ready, 3), **res.to_json(), "tracer_cpu_s": round(tracer_cpu, 3),
             "trace_events": events}
 
 
 def _tracer_us(a: dict) -> float:
-    """Tracer CPU (user+sys of the tracer process) per request sent while traced."""
-    vals = [r["tracer_cpu_s"] / (r["requests"] + min(100, r["requests"])) * 1e6
-            for r in a["runs"]["traced"]]
+    """Tracer CPU (user+sys of the tracer process, /proc/PID/stat) per request of the
+    measured load (the warm-up is outside the window)."""
+    vals = [r["tracer_cpu_s"] / r["requests"] * 1e6 for r in a["runs"]["traced"]]
     return median(vals)
 
 
@@ -83,8 +89,7 @@ def run(c, reps: int = 3, total: int = 2000, concurrency: int = 8) -> dict:
     out = {"requests": total, "concurrency": concurrency, "reps": reps, "apps": {}}
     for name, image, port, path in APPS:
         info = inspect_image(c, image)
-        with DockerExportSource(c, info.id).open() as stream:
-            fs = imagefs.scan(stream)
+        fs = choose_source(c, info.id).source.scan(Index(), None, {})
         spec = launch_spec(info, RunOptions(), resolve_user(fs, info.user))
         runs = {"untraced": [], "untraced_nolog": [], "traced": []}
         for i in range(reps):
