@@ -2,8 +2,9 @@
 
 Each image is the busybox sandbox image (static busybox, /www, httpd entrypoint on 8080)
 plus /data/dNNN/fNNNNNN files of 10 kB of incompressible bytes, generated as one tar
-stream and `docker import`ed straight from Python (no file on disk). They are removed at
-the end unless BENCH_KEEP_IMAGES=1 (then a later run reuses them).
+stream and `docker import`ed straight from Python (no file on disk). An image this run
+generated is removed at the end unless BENCH_KEEP_IMAGES=1; one that existed is reused
+and kept.
 
 Per image, BENCH_SCALE_REPS (default 3) interleaved repetitions of, in this order:
   export    baseline (a): `docker export` of a created container to /dev/null
@@ -171,7 +172,7 @@ def run(c) -> dict:
             for rep in range(reps):
                 runs.append(_rep(c, name, rep + 1))
         finally:
-            if not keep:
+            if gen and not keep:  # only what this run generated: others may share the tag
                 remove_image(c, tag_for(name))
         rows[name] = _summary(name, files, image, gen, runs)
     return _judge(rows)

@@ -43,6 +43,7 @@ __all__ = [
     "choose_source",
     "storage_decision",
     "read_from_stream",
+    "readable_dir",
     "SOURCES",
 ]
 
@@ -295,7 +296,8 @@ def storage_decision(*, requested: str, docker_host: str, driver: str,
     return layers, "the image's overlay2 layer directories, read in place"
 
 
-def _readable(path: str) -> str:
+def readable_dir(path: str) -> str:
+    """What keeps `path` from being a readable directory here ("" when nothing)."""
     if not os.path.isdir(path):
         return "no such directory" if not os.path.lexists(path) else "not a directory"
     if not os.access(path, os.R_OK | os.X_OK):
@@ -321,7 +323,7 @@ def choose_source(client: Any, image_id: str, requested: str = "auto",
         requested=requested, docker_host=env.get("DOCKER_HOST", ""),
         driver=graph.get("Name") or "", graph_data=graph.get("Data") or {},
         layer_count=len((attrs.get("RootFS") or {}).get("Layers") or ()),
-        security_options=info.get("SecurityOptions") or (), readable=_readable)
+        security_options=info.get("SecurityOptions") or (), readable=readable_dir)
     if layers is None:
         if requested == "storage":
             raise UsageError(f"--image-source storage: {why}")
