@@ -151,10 +151,7 @@ def builds(client, tmp_path_factory):
         tags.append(tag)
         # minify in a mount namespace where the engine's storage is not visible (as in a
         # container without /var/lib/docker): the export stream, and why
-        runs["hidden"], tag = _build(
-            tmp, "hidden", "--no-cache",
-            prefix=("unshare", "-m", "sh", "-c",
-                    'mount -t tmpfs none /var/lib/docker && exec "$@"', "sh"))
+        runs["hidden"], tag = _build(tmp, "hidden", "--no-cache", prefix=HIDE_STORAGE)
         tags.append(tag)
         runs["files"] = {t: _files(client, t) for t in tags}
         runs["image"] = _files(client, LAYERS)
@@ -234,3 +231,24 @@ def test_every_reader_builds_the_same_image_from_the_image_itself(builds):
         assert other.keys() == storage.keys(), tag
         assert {p: v for p, v in other.items() if p != "/etc"} == {
             p: v for p, v in storage.items() if p != "/etc"}, tag
+
+
+HIDE_STORAGE = ("unshare", "-m", "sh", "-c",
+                'mount -t tmpfs none /var/lib/docker && exec "$@"', "sh")
+
+
+@pytest.mark.parametrize("command, option", [("build", "--image-source"),
+                                             ("xray", "--layer-source")])
+def test_storage_reader_asked_for_where_it_cannot_work(client, command, option):
+    """The storage reader asked for where the layer directories are not visible (minify in
+    a mount namespace without the engine's storage): refused before anything starts."""
+    proc = subprocess.Popen([*HIDE_STORAGE, *helpers.MINIFY, command, SANDBOX["busybox"],
+                             option, "storage"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=helpers.ENV)
+    helpers.STARTED.append(proc.pid)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"minify: error: {option} storage: the layer directories are "
+                           "not readable here (/var/lib/docker/overlay2/")
+    assert last.endswith("/diff: no such directory)")
