@@ -29,6 +29,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from typing import IO, Optional
 
+from minifier.errors import ImageError
 from minifier.image.imagefs import is_artefact
 from minifier.image.index import Entry
 
@@ -73,8 +74,9 @@ def _listing(sources: Sequence[bytes]) -> list[tuple[bytes, _Found]]:
     for i, src in enumerate(sources):
         try:
             it = os.scandir(src)
-        except OSError:
-            continue
+        except OSError as exc:  # a layer removed under us: never index half an image
+            raise ImageError(f"cannot read the layer directory {os.fsdecode(src)}: "
+                             f"{exc.strerror}") from exc
         with it:
             for de in it:
                 name = de.name
