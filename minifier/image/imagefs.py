@@ -293,7 +293,12 @@ class ImageFS:
         if data is not None and len(data) == entry.size:
             return io.BytesIO(data)
         if contents.reader is not None:
-            return contents.reader.open_file(real)
+            f = contents.reader.open_file(real)
+            if f is not None and os.fstat(f.fileno()).st_size != entry.size:
+                f.close()  # the layer is not what was indexed: never ship other bytes
+                raise ImageError(f"{real} in the image's layers is {entry.size} bytes in the "
+                                 "index but not on disk: rebuild the index (--no-cache)")
+            return f
         return None
 
     def lookup(self, path: str) -> Optional[Entry]:
