@@ -294,10 +294,11 @@ class ImageFS:
             return io.BytesIO(data)
         if contents.reader is not None:
             f = contents.reader.open_file(real)
-            if f is not None and os.fstat(f.fileno()).st_size != entry.size:
+            size = os.fstat(f.fileno()).st_size if f is not None else entry.size
+            if size != entry.size:
                 f.close()  # the layer is not what was indexed: never ship other bytes
-                raise ImageError(f"{real} in the image's layers is {entry.size} bytes in the "
-                                 "index but not on disk: rebuild the index (--no-cache)")
+                raise ImageError(f"{real}: the index says {entry.size} bytes, the image's "
+                                 f"layer holds {size}; build again with --no-cache")
             return f
         return None
 
