@@ -164,3 +164,14 @@ def test_storage_source_index_names_from_the_image(tmp_path, layers):
     assert fs.content("/etc/passwd").startswith(b"root:x:0:0")
     nameless = StorageSource(layers, image_names=False).scan(Index(), None, {})
     assert nameless.lookup("/owned").uname == ""
+
+
+def test_a_layer_file_changed_since_indexing_stops_the_build(tmp_path, layers):
+    from minifier.errors import ImageError
+
+    fs = StorageSource(layers).scan(Index(), None, {})
+    with open(os.path.join(layers[2], "a", "keep"), "ab") as f:
+        f.write(b" and more")
+    with pytest.raises(ImageError, match=r"^/a/keep: the index says 26 bytes, the image's "
+                                         r"layer holds 35; build again with --no-cache$"):
+        fs.open_content("/a/keep")
