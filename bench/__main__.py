@@ -20,6 +20,17 @@ from . import buildtime, overhead, results, scale, size, xray
 from .common import HERE, cleanup_bench_containers, client, leftover_containers, log, machine_info
 
 
+def _write(doc: dict, path: str, t0: float) -> None:
+    """results.json and RESULTS.md as they stand (after every section: a crash later keeps
+    what was measured)."""
+    doc["machine"]["bench_seconds"] = round(time.monotonic() - t0, 1)
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
+        f.write(results.render_markdown(doc))
+
+
 def main() -> int:
     only = {s.strip() for s in os.environ.get("BENCH_ONLY", "").split(",") if s.strip()}
 
@@ -35,35 +46,30 @@ def main() -> int:
             doc = {k: v for k, v in json.load(f).items() if k != "machine"}
     doc["machine"] = machine_info(c)
     t0 = time.monotonic()
+    sections = (
+        ("overhead", lambda: overhead.run(
+            c, reps=int(os.environ.get("BENCH_REPS", "3")),
+            total=int(os.environ.get("BENCH_REQUESTS", "2000")),
+            concurrency=int(os.environ.get("BENCH_CONCURRENCY", "8")))),
+        ("buildtime", lambda: buildtime.run(c, reps=int(os.environ.get("BENCH_BUILD_REPS",
+                                                                        "3")))),
+        ("size", lambda: size.run(c)),
+        ("scale", lambda: scale.run(c)),
+        ("xray", lambda: xray.run(c, reps=int(os.environ.get("BENCH_XRAY_REPS", "2")))),
+    )
     try:
-        if want("overhead"):
-            doc["overhead"] = overhead.run(
-                c, reps=int(os.environ.get("BENCH_REPS", "3")),
-                total=int(os.environ.get("BENCH_REQUESTS", "2000")),
-                concurrency=int(os.environ.get("BENCH_CONCURRENCY", "8")))
-        if want("buildtime"):
-            doc["buildtime"] = buildtime.run(c, reps=int(os.environ.get("BENCH_BUILD_REPS",
-                                                                         "3")))
-        if want("size"):
-            doc["size"] = size.run(c)
-        if want("scale"):
-            doc["scale"] = scale.run(c)
-        if want("xray"):
-            doc["xray"] = xray.run(c, reps=int(os.environ.get("BENCH_XRAY_REPS", "2")))
+        for name, run in sections:
+            if want(name):
+                doc[name] = run()
+                _write(doc, path, t0)
     finally:
         left = leftover_containers(c)
         if left:
             log(f"removing leftover bench containers: {[x.name for x in left]}")
             cleanup_bench_containers(c)
-    doc["machine"]["bench_seconds"] = round(time.monotonic() - t0, 1)
-    with open(path, "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
-    text = results.render_markdown(doc)
-    with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
-        f.write(text)
+    _write(doc, path, t0)
     sys.stdout.write(results.render_tables(doc) + "\n")
-    log(f"wrote {os.path.join(HERE, 'results.json')} and {os.path.join(HERE, 'RESULTS.md')}")
+    log(f"wrote {path} and {os.path.join(HERE, 'RESULTS.md')}")
     return 0
 
 

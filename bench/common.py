@@ -20,7 +20,8 @@ from minifier.engine import published_ports, running_check
 # minify.pid: a live pid marks the containers as owned (make clean and the e2e leftover
 # checks of a concurrent test run leave them alone while the bench runs).
 BENCH_LABEL = {"minify.run": "bench", "minify.pid": str(os.getpid())}
-SANDBOX = {n: f"minify-sandbox/{n}:latest" for n in ("nginx", "python", "busybox", "jq", "quirks")}
+SANDBOX = {n: f"minify-sandbox/{n}:latest"
+           for n in ("nginx", "python", "busybox", "jq", "quirks", "layers")}
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

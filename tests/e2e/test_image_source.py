@@ -146,9 +146,10 @@ def builds(client, tmp_path_factory):
         os.truncate(entry, runs["entry_size"] // 3)
         runs["corrupt"], tag = _build(tmp, "corrupt", "--cache-dir", cache)
         tags.append(tag)
-        runs["export"], tag = _build(tmp, "export", "--cache-dir", cache, "--image-source",
+        for name in ("export", "export-hit"):
+            runs[name], tag = _build(tmp, name, "--cache-dir", cache, "--image-source",
                                      "export")
-        tags.append(tag)
+            tags.append(tag)
         # minify in a mount namespace where the engine's storage is not visible (as in a
         # container without /var/lib/docker): the export stream, and why
         runs["hidden"], tag = _build(tmp, "hidden", "--no-cache", prefix=HIDE_STORAGE)
@@ -205,6 +206,9 @@ def test_forced_export_stream_is_said_and_cached_apart(builds):
     assert [n.split(".", 1)[1] for n in builds["cache_dir"]] == ["export.index",
                                                                  "storage.index"]
     assert builds["export"]["verify"]["status"] == "passed"
+    # a hit of the export stream's entry: the kept files' bytes come from one more pass
+    assert builds["export-hit"]["index"] == {**index, "cache": "hit"}
+    assert builds["export-hit"]["verify"]["status"] == "passed"
 
 
 def test_unreadable_storage_falls_back_to_the_export_stream(builds):
