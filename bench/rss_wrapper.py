@@ -2,11 +2,13 @@
 
     python -m bench.rss_wrapper OUT.json build [minify build options] IMAGE
 
-OUT.json gets the exit code, this process's own peak RSS and CPU (the minify process:
-`getrusage(RUSAGE_SELF)`), and for each child process (the tracer, one per traced
-launch) its peak RSS after exec (VmHWM of /proc/PID/status) and its own CPU (utime +
-stime of /proc/PID/stat), sampled every 20 ms while it lives: RUSAGE_CHILDREN would
-count the fork's copy of minify's memory and the waited-for children all in one.
+OUT.json gets the exit code, this process's own peak RSS (the minify process: VmHWM of
+/proc/self/status, the high-water mark of its memory since exec; `ru_maxrss` would also
+count the memory of whoever spawned it, which exec inherits as a starting point) and
+CPU (getrusage), and for each child process (the tracer, one per traced launch) its
+peak RSS after exec (VmHWM) and its own CPU (utime + stime of /proc/PID/stat), sampled
+every 20 ms while it lives: RUSAGE_CHILDREN would count the fork's copy of minify's
+memory and the waited-for children all in one.
 """
 
 from __future__ import annotations
@@ -62,9 +64,11 @@ class _Watcher(threading.Thread):
                 got = _sample(pid)
                 if got is not None and got[0]:
                     cmd, hwm, cpu = got
-                    rec = self.seen.setdefault(pid, {"cmd": cmd[:200], "maxrss_bytes": 0,
-                                                     "cpu_s": 0.0})
-                    rec["cmd"] = cmd[:200]  # after exec
+                    rec = self.seen.get(pid)
+                    if rec is None or rec["cmd"] != cmd[:200]:
+                        # new, or exec'd since: only what the program itself used counts
+                        rec = self.seen[pid] = {"cmd": cmd[:200], "maxrss_bytes": 0,
+                                                "cpu_s": 0.0}
                     rec["maxrss_bytes"] = max(rec["maxrss_bytes"], hwm)
                     rec["cpu_s"] = max(rec["cpu_s"], cpu)
 
@@ -79,9 +83,11 @@ def main() -> int:
         watcher.stop.set()
         watcher.join()
     me = resource.getrusage(resource.RUSAGE_SELF)
+    with open("/proc/self/status") as f:
+        hwm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
     tracers = [c for c in watcher.seen.values() if "minifier.sensor.tracer" in c["cmd"]]
     with open(out, "w") as f:
-        json.dump({"exit_code": int(code), "maxrss_bytes": me.ru_maxrss * 1024,
+        json.dump({"exit_code": int(code), "maxrss_bytes": hwm,
                    "cpu_s": round(me.ru_utime + me.ru_stime, 3),
                    "tracer_maxrss_bytes": max((t["maxrss_bytes"] for t in tracers), default=0),
                    "tracer_cpu_s": round(sum(t["cpu_s"] for t in tracers), 3),
