@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import posixpath
 import shutil
 import tempfile
 from dataclasses import replace
@@ -214,8 +215,14 @@ def _seccomp_profile(access, path: str | None, workdir: str) -> str | None:
 
 
 def _removed_sizes(fs, plan):
-    kept = {k.path for k in plan.kept}
-    return dir_sizes((p, size) for p, size in fs.file_sizes() if p not in kept)
+    """Bytes of the image's files the plan drops, per directory prefix: every directory's
+    bytes (summed by the index, one row per directory) minus the kept files'."""
+    sizes = dir_sizes((posixpath.join(d, "*"), size) for d, size in fs.file_bytes_by_dir())
+    for k in plan.kept:
+        e = fs.lookup(k.path)
+        if e is not None and e.type == "file" and not e.artefact:
+            sizes.subtract(dir_sizes([(k.path, e.size)]))
+    return sizes
 
 
 def _write_outputs(report: Report, plan, fs, opts: BuildOptions, workdir: str) -> None:

@@ -336,6 +336,10 @@ class ImageFS:
         """(path, size) of each regular file of the image (streamed from the index)."""
         return self.index.file_sizes()
 
+    def file_bytes_by_dir(self) -> Iterator[tuple[str, int]]:
+        """(directory, bytes of its own regular files) of the image, one row per directory."""
+        return self.index.file_bytes_by_dir()
+
     def paths(self) -> Iterator[str]:
         """Every path of the image in byte order, without docker's artefacts."""
         return self.index.paths()

@@ -260,6 +260,14 @@ class Index:
                 "SELECT path, size FROM entries WHERE type = 0 AND artefact = 0"):
             yield _s(path), size
 
+    def file_bytes_by_dir(self) -> Iterator[tuple[str, int]]:
+        """(directory, bytes of the regular files directly in it) for the image itself,
+        summed by sqlite: one row per directory, not per file."""
+        for parent, size in self.db.execute(
+                "SELECT parent, TOTAL(size) FROM entries WHERE type = 0 AND artefact = 0 "
+                "GROUP BY parent"):
+            yield _s(parent), int(size)
+
     def paths(self, artefacts: bool = False) -> Iterator[str]:
         """Every path in byte order; the artefacts `docker export` adds only when asked."""
         where = "" if artefacts else "WHERE artefact = 0"
