@@ -4,7 +4,8 @@ Per image, BENCH_BUILD_REPS (default 3) interleaved repetitions of:
   export   baseline (a): `docker export` of a created container to /dev/null
   run      baseline (b): plain `docker run`, the build's recorded requests replayed,
            `docker kill` (the fastest stop)
-  verify   one verification run: the same on the minified image
+  verify   one verification run, as minify's verification does it on the minified
+           image: start, requests, the liveness hold, `docker restart`, requests again
   minify   `minify build --no-cache` as its own process (storage reader where it applies)
   cached   `minify build` again with the index in a cache directory
 The target compares the whole build with (a)+(b)+one verification run (baseline c),
@@ -39,7 +40,8 @@ def _rep(c, name: str, image: str, port: int, cache: str) -> dict:
         out["minify"] = minify_cli(["--no-cache", image], tag)
         recorded = recorded_requests(out["minify"].pop("requests"))
         out["run"] = run_requests_stop(c, image, port, recorded)
-        out["verify"] = run_requests_stop(c, tag, port, recorded)
+        out["verify"] = run_requests_stop(c, tag, port, recorded, restart=True,
+                                          hold=out["minify"]["liveness_hold_s"])
     finally:
         remove_image(c, tag)
     try:

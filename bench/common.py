@@ -199,6 +199,8 @@ def minify_cli(args: Sequence[str], tag: str, timeout: float = 3600,
     return {"cmd": "minify " + " ".join(cmd), "exit_code": proc.returncode,
             "wall_s": round(wall, 3), "timings": report.get("timings", {}),
             "index": report.get("index", {}), "verify": report.get("verify", {}).get("status"),
+            "liveness_hold_s": ((report.get("verify") or {}).get("liveness") or {}).get(
+                "required_seconds") or 0,
             "files": report.get("files", {}), "output_size": report.get("output", {}).get("size"),
             "output_id": report.get("output", {}).get("id"),
             "requests": report.get("probe", {}).get("requests", []),
@@ -237,26 +239,43 @@ def recorded_requests(requests: Sequence[dict]) -> tuple:
         for r in requests)
 
 
-def run_requests_stop(c: docker.DockerClient, image: str, port: int, recorded) -> dict:
-    """Baseline (b), and the verification run: plain `docker run -d -p`, wait for the
-    first answer, replay the build's requests, `docker kill`, `docker rm`. Kill, the
-    fastest stop, keeps the baseline small: `docker stop` would wait out its 10 s grace
-    for a PID 1 that ignores SIGTERM (busybox httpd does)."""
+def run_requests_stop(c: docker.DockerClient, image: str, port: int, recorded,
+                      restart: bool = False, hold: float = 0.0) -> dict:
+    """Baseline (b): plain `docker run -d -p`, wait for the first answer, replay the
+    build's requests, `docker kill`, `docker rm`. Kill, the fastest stop, keeps the
+    baseline small: `docker stop` would wait out its 10 s grace for a PID 1 that ignores
+    SIGTERM (busybox httpd does). With `restart` (one verification run, as minify's
+    verification does it): the app kept up `hold` seconds (its liveness hold), `docker
+    restart` (no grace where PID 1 has no handler for the stop signal) and the requests
+    again, then kill."""
     import probes
+    from minifier.observe.appspec import stop_signal
+    from minifier.procfs import catches_signal
 
     t0 = time.monotonic()
     container = run_plain(c, image, port)
+    answered = 0
     try:
-        target = probes.Target(ports={port: published(container)[port]})
-        probes.wait_ready(target, (port,), 60, alive_check(container))
-        answers = probes.replay(target, recorded)
+        for first in (True, False) if restart else (True,):
+            start = time.monotonic()
+            if not first:
+                pid = container.attrs["State"]["Pid"]
+                signum = stop_signal(container.attrs["Config"].get("StopSignal") or "")
+                container.restart(timeout=10 if catches_signal(pid, signum) else 0)
+                container.reload()
+            target = probes.Target(ports={port: published(container)[port]})
+            alive = alive_check(container)
+            probes.wait_ready(target, (port,), 60, alive)
+            answered += sum(1 for a in probes.replay(target, recorded) if a.status is not None)
+            while first and restart and time.monotonic() < start + hold and alive():
+                time.sleep(0.1)
         container.kill()
     finally:
         remove_container(container)
-    return {"cmd": f"docker run -d -p 127.0.0.1::{port} IMAGE; replay {len(recorded)} "
-                   "requests; docker kill; docker rm",
-            "seconds": round(time.monotonic() - t0, 3),
-            "answered": sum(1 for a in answers if a.status is not None)}
+    what = ("replay; hold; docker restart; replay again" if restart else "replay")
+    return {"cmd": f"docker run -d -p 127.0.0.1::{port} IMAGE; {what} ({len(recorded)} "
+                   "requests); docker kill; docker rm",
+            "seconds": round(time.monotonic() - t0, 3), "answered": answered}
 
 
 def peer_build(image: str, tag: str) -> Optional[dict]:

@@ -23,7 +23,8 @@ SECTIONS = (
     ("buildtime", "2. Build time of the sample apps", f"BENCH_ONLY=buildtime {RUN}",
      "Target: `minify build` (verification included) <= 2 x baseline (c) = (a) `docker "
      "export` of the image to /dev/null + (b) plain `docker run`, the build's requests, "
-     "`docker kill` + one verification run (the same on the minified image), rep by rep. "
+     "`docker kill` + one verification run (on the minified image, as minify's verification "
+     "runs it: requests, liveness hold, `docker restart`, requests again), rep by rep. "
      "Median (min-max) of interleaved repetitions.",
      buildtime.render),
     ("size", "3. What is kept", f"BENCH_ONLY=size {RUN}",

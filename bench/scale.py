@@ -12,7 +12,8 @@ Per image, BENCH_SCALE_REPS (default 3) interleaved repetitions of, in this orde
   cached    the same build again, the index now in that cache directory
   fallback  `minify build --image-source export --no-cache` (the export stream)
   run       baseline (b): plain `docker run`, the build's requests replayed, `docker kill`
-  verify    one verification run: the same on the minified image
+  verify    one verification run, as minify's verification does it on the minified
+            image: start, requests, the liveness hold, `docker restart`, requests again
   peer      BENCH_PEER's build of the same image (optional)
 Every `minify build` runs as its own process through bench.rss_wrapper: wall time, and
 the peak RSS and CPU of the minify process and of the tracer process, each its own.
@@ -139,7 +140,8 @@ def _rep(c, name: str, rep: int) -> dict:
             if kind == "storage" and out[kind]["exit_code"] == 0:
                 recorded = recorded_requests(out[kind]["requests"])
                 out["run"] = run_requests_stop(c, src, PORT, recorded)
-                out["verify"] = run_requests_stop(c, tag, PORT, recorded)
+                out["verify"] = run_requests_stop(c, tag, PORT, recorded, restart=True,
+                                                  hold=out[kind]["liveness_hold_s"])
             remove_image(c, tag)
             out[kind].pop("requests", None)
     peer = peer_build(src, f"minify-bench/scale-{name}-peer:latest")
