@@ -85,6 +85,9 @@ class LaunchSpec:
     stdin_path: str = "/dev/null"
     keep_caps: Optional[tuple[str, ...]] = None  # bounding set to keep ("CHOWN", ...); None: all
     all_syscalls: bool = False  # stop on every syscall (exact syscall counts) instead of seccomp
+    # The container's main process: when it exits, every process it leaves behind is
+    # killed, as the kernel does when a container's PID 1 exits (docker exec's are not).
+    container_main: bool = False
 
 
 @dataclass(frozen=True)

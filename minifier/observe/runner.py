@@ -143,7 +143,8 @@ class TracedContainer:
                 self._spec = launch_spec(self._image, self._opts, creds)
             if self._opts.fanotify:
                 self._watcher = start_watcher(self._root_dir(), self.warnings)
-            spec = replace(self._spec, target_pid=self.pid1, output_path=self.app_log)
+            spec = replace(self._spec, target_pid=self.pid1, output_path=self.app_log,
+                           container_main=True)
             self._app = self._start_tracer(spec, "app")
             self._app_started = time.monotonic()
         except BaseException:

@@ -118,7 +118,8 @@ class Tracer:
         self.spec = spec
         self.tasks: dict[int, _Task] = {}
         self.root = 0
-        self.killing = False
+        self.killing = False  # interrupted: every task is killed
+        self.ending = False  # the container's main process exited: the rest is killed
         self.exit_status: Optional[int] = None
         self.processes = 0
         self.counts: Counter[str] = Counter()
@@ -130,6 +131,15 @@ class Tracer:
     def kill_all(self) -> None:
         """SIGKILL every traced task, and any task seen from now on (signal-handler safe)."""
         self.killing = True
+        for pid in list(self.tasks):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _end_left_behind(self) -> None:
+        """The main process has exited: under `docker run` the container ends with it and
+        the kernel kills every other process in it, so the app's leftovers (a daemon it
+        started, an orphaned child) get SIGKILL here too instead of keeping the run alive."""
+        self.ending = True
         for pid in list(self.tasks):
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
@@ -197,9 +207,11 @@ class Tracer:
 
     def _handle(self, pid: int, status: int) -> None:
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            self._drop(pid)
             if pid == self.root:
                 self.exit_status = os.waitstatus_to_exitcode(status)
-            self._drop(pid)
+                if self.spec.container_main:
+                    self._end_left_behind()
             return
         if not os.WIFSTOPPED(status):
             return
@@ -228,7 +240,7 @@ class Tracer:
             self._close_mem(task)
 
     def _resume(self, pid: int, task: _Task, sig: int = 0) -> None:
-        if self.killing:
+        if self.killing or self.ending:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         elif self.spec.all_syscalls or task.pending is not None:

@@ -181,6 +181,30 @@ def test_exit_status_code_and_signal(tmp_path):
     assert run(("/bin/sh", "-c", "kill -9 $$"), tmp_path)[0].exit_status == -signal.SIGKILL
 
 
+def test_the_main_process_ending_ends_what_it_left_behind(tmp_path):
+    """Like a container whose PID 1 exits: the daemon the app started is killed, the
+    trace ends at once, and nothing says the run was interrupted."""
+    child = tmp_path / "child.pid"
+    start = time.monotonic()
+    script = (f"sleep 60 & until [ $(cat /proc/$!/comm) = sleep ]; do :; done; "
+              f"echo $! > {child}; exit 7")
+    result, _ = run(("/bin/sh", "-c", script), tmp_path, container_main=True)
+    assert time.monotonic() - start < 30
+    assert result.exit_status == 7
+    assert result.warnings == ()
+    assert _gone(int(child.read_text()))
+    assert find(result, {"/bin/sleep", "/usr/bin/sleep"}, "exec")
+
+
+def test_an_exec_probe_s_children_are_traced_to_their_end(tmp_path):
+    """Not the container's main process (an exec probe): what it started is still
+    followed after it exits, so its accesses are recorded."""
+    result, _ = run(("/bin/sh", "-c", "(sleep 0.3; cat /etc/hostname > /dev/null) & exit 0"),
+                    tmp_path)
+    assert result.exit_status == 0
+    assert find(result, "/etc/hostname", "openat", ok=True)
+
+
 def test_signals_are_delivered_to_the_app(tmp_path):
     script = "trap 'echo got-usr1' USR1; kill -USR1 $$; kill -STOP $$; echo after-stop"
     result, out = run(("/bin/sh", "-c", script), tmp_path)
