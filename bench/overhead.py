@@ -68,12 +68,12 @@ def _traced(c, info, spec, port: int, path: str, total: int, conc: int) -> dict:
             wait_ready(Target(ports={port: hport}), (port,), 60, tc.app_alive)
             ready = time.monotonic() - t0
             run_load(hport, path, total=min(100, total), concurrency=conc)
-            tracer = tc.app_process.pid
+            tracer = tc.tracer_pid
             cpu0 = _process_cpu(tracer)
             res = run_load(hport, path, total=total, concurrency=conc)
             tracer_cpu = _process_cpu(tracer) - cpu0
             observed = tc.finish()
-    events = sum(len(t.events) for t in observed.traces)
+    events = sum(e.source == "ptrace" for r in observed.results for e in r.events)
     return {"ready_s": round(ready, 3), **res.to_json(), "tracer_cpu_s": round(tracer_cpu, 3),
             "trace_events": events}
 

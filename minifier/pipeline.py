@@ -67,7 +67,7 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
 
     with _artifacts_dir(opts.output.artifacts_dir) as workdir:
         observation, observed = _run_and_probe(client, image, ports, opts, ui, workdir)
-        access = merge(observed.traces, observed.watch)
+        access = merge(observed.results)
         write_json(access_to_json(access), os.path.join(workdir, "access.json"))
         seccomp = _seccomp_profile(access, opts.output.seccomp_profile, workdir)
 
@@ -122,8 +122,7 @@ def _run_and_probe(client: docker.DockerClient, image: ImageInfo, ports: tuple[i
                               health=health_spec(image))
         ui.stage("stop", "stopping the app")
         observed = tc.finish()
-    check_probes(observation, opts.probe, observed.app_output,
-                 observed.traces[0].exit_status if observed.traces else None)
+    check_probes(observation, opts.probe, observed.app_output, observed.app_exit)
     return replace(observation, life=observed.life), observed
 
 

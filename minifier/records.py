@@ -122,6 +122,11 @@ class WatchResult:
     overflows: int = 0
     warnings: tuple[str, ...] = ()
 
+    @property
+    def syscall_counts(self) -> Mapping[str, int]:
+        """fanotify sees file events, not syscalls."""
+        return {}
+
 
 @dataclass(frozen=True)
 class Access:

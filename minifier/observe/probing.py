@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import select
 import signal
-import subprocess
 import sys
 import time
 from typing import Optional, Sequence
@@ -107,12 +106,8 @@ def _outlived_probing(tc: TracedContainer, summary: Optional[probes.ProbeSummary
     """Whether the app is still running after HTTP probing (before minify stops it).
     After requests that got no answer at all, the tracer gets a short, bounded moment to
     report an exit that is under way, so a crash on the last request is not missed."""
-    proc = tc.app_process
-    if summary is not None and summary.counts.get("error") and proc is not None:
-        try:
-            proc.wait(timeout=EXIT_GRACE)
-        except subprocess.TimeoutExpired:
-            pass  # still running: it did not crash
+    if summary is not None and summary.counts.get("error"):
+        tc.wait_app(EXIT_GRACE)  # still running after it: it did not crash
     return tc.app_alive()
 
 
@@ -127,11 +122,11 @@ def _wait_ready(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
                                   listening=lambda: listening_ports(tc.pid1))
     except probes.AppExitedError as exc:
         raise AppError(f"the app exited before it was ready: {exc}",
-                       detail=_tail(tc.app_output_tail())) from exc
+                       detail=_titled(tc.app_output_tail())) from exc
     except probes.NotReadyError as exc:
         hint = ("hint: if the app listens on another port, pass --http-probe-ports PORT; "
                 "if it starts slowly, a longer --http-probe-start-wait")
-        raise AppError(str(exc), detail=f"{_tail(tc.app_output_tail())}\n{hint}") from exc
+        raise AppError(str(exc), detail=f"{_titled(tc.app_output_tail())}\n{hint}") from exc
     refused = [r.port for r in ready if not r.speaks_http]
     asked = set(setup.http.ports) | {c.port for c in setup.http.commands if c.port}
     # A port the user named for HTTP, or no HTTP port at all and nothing else to probe
@@ -156,13 +151,13 @@ def _wait_listening(tc: TracedContainer, ports: Sequence[int], timeout: float,
         elapsed = time.monotonic() - start
         if not tc.app_alive():
             raise AppError(f"the app exited after {elapsed:.1f} s, before listening on "
-                           f"port(s) {_ports(missing)}", detail=_tail(tc.app_output_tail()))
+                           f"port(s) {_ports(missing)}", detail=_titled(tc.app_output_tail()))
         if elapsed >= timeout:
             hint = (f"hint: the image exposes port(s) {_ports(missing)}; if the app starts "
                     "slowly, a longer --start-wait")
             raise AppError(f"the app did not listen on port(s) {_ports(missing)} within "
-                           f"{timeout:g} s", detail=f"{_tail(tc.app_output_tail())}\n{hint}")
-        _wait_app_exit(tc, min(POLL, timeout - elapsed))
+                           f"{timeout:g} s", detail=f"{_titled(tc.app_output_tail())}\n{hint}")
+        tc.wait_app(min(POLL, timeout - elapsed))
 
 
 def _first_exec(tc: TracedContainer, argv: tuple[str, ...], setup: ProbeSetup,
@@ -177,7 +172,7 @@ def _first_exec(tc: TracedContainer, argv: tuple[str, ...], setup: ProbeSetup,
                 or time.monotonic() + RETRY > deadline:
             return outcome
         ui.info(f"exit code {outcome.exit_code}: the app may not serve yet, running it again")
-        _wait_app_exit(tc, RETRY)
+        tc.wait_app(RETRY)
 
 
 def _healthcheck(tc: TracedContainer, spec: Optional[HealthSpec], enabled: bool,
@@ -202,9 +197,9 @@ def _healthcheck(tc: TracedContainer, spec: Optional[HealthSpec], enabled: bool,
                 f"the image's HEALTHCHECK did not pass within {spec.bound:g} s "
                 f"({attempts} attempt(s), last {_probe_exit(last.exit_code)}): "
                 "Docker would call the original unhealthy",
-                detail=_tail(last.output, title="last lines of the health command's output")
+                detail=_titled(last.output, title="last lines of the health command's output")
                 + "\nhint: --no-healthcheck skips the HEALTHCHECK")
-        _wait_app_exit(tc, spec.interval)
+        tc.wait_app(spec.interval)
     # The app ended by itself (a one-shot command): there is nothing left to check.
     return HealthOutcome(spec, "not-run", attempts, last.exit_code if last else None,
                          last.output if last else "")
@@ -224,7 +219,7 @@ def check_probes(obs: Observation, setup: ProbeSetup, app_output: str = "",
         if not obs.app_alive_after_probes:
             crashed = f"; the app exited by itself during probing ({_exit_text(app_exit)})"
         raise ProbeError(f"HTTP probing failed: {obs.http.failure}{crashed}",
-                         detail=_tail(app_output) if crashed else "")
+                         detail=_titled(app_output) if crashed else "")
     for e in obs.execs:
         _check_exec(e, setup.exec_allow_fail)
 
@@ -238,7 +233,7 @@ def _check_exec(e: ExecOutcome, allow_fail: bool) -> None:
     if e.exit_code != 0 and not allow_fail:
         raise ProbeError(
             f"exec probe {command!r} {_probe_exit(e.exit_code)}",
-            detail=_tail(e.output, title="last lines of its output") + "\nhint: "
+            detail=_titled(e.output, title="last lines of its output") + "\nhint: "
             "--exec-allow-fail accepts exec probes that exit non-zero (verification then "
             "requires the same exit code)")
 
@@ -264,7 +259,8 @@ def _exit_text(status: Optional[int]) -> str:
     return f"exit status {status}"
 
 
-def _tail(output: str, lines: int = 15, title: str = "last lines of the app's output") -> str:
+def _titled(output: str, lines: int = 15, title: str = "last lines of the app's output") -> str:
+    """An error's detail: the output's last lines, indented under a title."""
     return f"{title}:\n" + "\n".join(f"  {line}" for line in output.splitlines()[-lines:])
 
 
@@ -281,22 +277,13 @@ def _continue_after(tc: TracedContainer, mode: ContinueAfter, ui: Progress) -> N
             ui.info("the app has ended by itself: nothing more to observe")
             return
         ui.stage("wait", f"observing for {mode.seconds:g} s more")
-        _wait_app_exit(tc, mode.seconds)
+        tc.wait_app(mode.seconds)
     elif mode.mode == "signal":
         ui.stage("wait", "observing until SIGUSR1")
         _wait_signal(tc)
     elif mode.mode == "enter":
         ui.stage("wait", "observing until Enter is pressed")
         sys.stdin.readline()
-
-
-def _wait_app_exit(tc: TracedContainer, seconds: Optional[float]) -> None:
-    proc = tc.app_process
-    if proc is not None:
-        try:
-            proc.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            pass  # the app keeps running: observation ends here
 
 
 def _wait_signal(tc: TracedContainer) -> None:

@@ -3,21 +3,19 @@
 The container's PID 1 is a tiny do-nothing program (see pause.py) copied into it,
 so the container exists with all its namespaces, ports and mounts, but the app is not
 yet running. The tracer then enters those namespaces from the host and execs the app
-with exactly the image's Entrypoint + Cmd, Env, WorkingDir and User. The fanotify watcher
-marks the container's root filesystem before the app starts. Everything created here is
-removed on every exit path: the context manager's exit runs on errors and on the
-Interrupted exception that the CLI raises for SIGINT/SIGTERM.
+with exactly the image's Entrypoint + Cmd, Env, WorkingDir and User. The monitors (the
+fanotify watcher on the container's root filesystem, then the app's tracer process) are
+started and stopped through monitor.py. Everything created here is removed on every exit
+path: the context manager's exit runs on errors and on the Interrupted exception that the
+CLI raises for SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import posixpath
 import secrets
-import subprocess
-import sys
 import tarfile
 import time
 from dataclasses import dataclass, field, replace
@@ -27,26 +25,19 @@ import docker
 from docker.errors import APIError, DockerException
 
 from minifier.engine import container_labels, published_ports, remove_container, signals_deferred
-from minifier.errors import CapabilityError, EngineError, MinifyError, UsageError
+from minifier.errors import CapabilityError, EngineError, UsageError
 from minifier.image.imagefs import ImageFS, scan
 from minifier.image.users import resolve_user
 from minifier.observe.appspec import app_user, docker_run_kwargs, launch_spec, stop_signal
+from minifier.observe.monitor import Monitor, MonitorResult, start_monitors, stop_monitors
 from minifier.observe.pause import pause_binary
+from minifier.observe.tracerprocess import TracerProcess, tail
 from minifier.observe.watcher import Watcher
 from minifier.options import RunOptions
 from minifier.procfs import listening_ports
-from minifier.records import (
-    AppLife,
-    ExecOutcome,
-    ImageInfo,
-    LaunchSpec,
-    TraceResult,
-    WatchResult,
-)
-from minifier.sensor.tracejson import result_from_json, spec_to_json
-from minifier.sensor.tracer import CONFINEMENT_FAILED
+from minifier.records import AppLife, ExecOutcome, ImageInfo, LaunchSpec
 
-__all__ = ["ObservedRun", "TracedContainer", "start_watcher"]
+__all__ = ["ObservedRun", "TracedContainer"]
 
 PAUSE_PATH = "/.minify-pause"
 # With --read-only the engine refuses to copy into the root filesystem, but not into a
@@ -56,38 +47,14 @@ PAUSE_VOLUME = "/.minify"
 
 @dataclass(frozen=True)
 class ObservedRun:
-    traces: tuple[TraceResult, ...]
-    watch: Optional[WatchResult]
+    """What the monitors recorded of a run, and how the app ended."""
+
+    results: tuple[MonitorResult, ...]  # every monitor's, exec probes' traces included
+    app_exit: Optional[int]  # the launched app's exit status (exit code, or -signal)
     app_output: str
     execs: tuple[ExecOutcome, ...] = field(default_factory=tuple)
     warnings: tuple[str, ...] = ()
     life: Optional[AppLife] = None
-
-
-def start_watcher(path: str, warnings: list[str]) -> Optional[Watcher]:
-    """The fanotify watcher, or None with a warning where fanotify is not available:
-    ptrace alone still records everything the app does (only `docker exec`-started
-    processes go unseen), so this is the documented fallback, not an error."""
-    watcher = Watcher(path)
-    try:
-        watcher.start()
-    except CapabilityError as exc:
-        warnings.append(f"{exc.message}: continuing with ptrace only "
-                        "(processes started with docker exec are not seen)")
-        return None
-    return watcher
-
-
-def _tail(path: str, lines: int = 20) -> str:
-    """The last lines of a log file (its last 64 kB), "" when there is none."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 65536))
-            data = f.read()
-    except OSError:
-        return ""
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
 def _pause_archive(name: str) -> bytes:
@@ -118,11 +85,10 @@ class TracedContainer:
         self._dir = workdir
         self._id = secrets.token_hex(6)
         self._container = None
-        self._watcher: Optional[Watcher] = None
-        self._app: Optional[subprocess.Popen] = None
+        self._monitors: list[Monitor] = []
+        self._app: Optional[TracerProcess] = None
         self._app_started = 0.0
         self._execs: list[ExecOutcome] = []
-        self._exec_traces: list[TraceResult] = []
         self.ports: dict[int, int] = {}
         self.warnings: list[str] = []
         self.pid1 = 0
@@ -141,11 +107,12 @@ class TracedContainer:
             if self._spec is None:
                 creds = resolve_user(self._user_files(), app_user(self._image, self._opts))
                 self._spec = launch_spec(self._image, self._opts, creds)
-            if self._opts.fanotify:
-                self._watcher = start_watcher(self._root_dir(), self.warnings)
             spec = replace(self._spec, target_pid=self.pid1, output_path=self.app_log,
                            container_main=True)
-            self._app = self._start_tracer(spec, "app")
+            self._app = TracerProcess(spec, self._dir, "app", self._opts.stop_timeout)
+            # The watcher first: it sees the app's first accesses too.
+            watch = [Watcher(self._root_dir())] if self._opts.fanotify else []
+            self._monitors = start_monitors([*watch, self._app], self.warnings)
             self._app_started = time.monotonic()
         except BaseException:
             self._cleanup()
@@ -162,22 +129,33 @@ class TracedContainer:
         return self._spec
 
     @property
-    def app_process(self) -> Optional[subprocess.Popen]:
-        return self._app
+    def tracer_pid(self) -> Optional[int]:
+        """The app's tracer process (the bench measures its CPU time)."""
+        return self._app.tracer_pid if self._app is not None else None
 
     def app_alive(self) -> bool:
-        return self._app is not None and self._app.poll() is None
+        """The app's main process still runs (its leftovers end with it, as in a container)."""
+        return self._app is not None and self._app.alive()
+
+    def wait_app(self, timeout: Optional[float]) -> bool:
+        """Until the app has ended, at most `timeout` s; whether it has."""
+        return self._app is None or self._app.wait(timeout)
 
     def app_output_tail(self, lines: int = 20) -> str:
-        return _tail(self.app_log, lines)
+        return tail(self.app_log, lines)
 
     def run_exec(self, argv: tuple[str, ...], timeout: float) -> ExecOutcome:
         """Run a command inside the container, traced, and wait for it (an exec probe)."""
         n = len(self._execs)
         out = os.path.join(self._dir, f"exec-{n}.log")
         spec = replace(self._spec, argv=argv, target_pid=self.pid1, output_path=out)
-        self._end_tracer(self._start_tracer(spec, f"exec-{n}"), timeout)
-        trace = self._read_result(f"exec-{n}")
+        tracer = TracerProcess(spec, self._dir, f"exec-{n}", self._opts.stop_timeout)
+        try:
+            tracer.start()
+            tracer.wait(timeout)
+        finally:
+            tracer.stop()
+        trace = tracer.read_result()
         with open(out, "rb") as f:
             output = f.read().decode("utf-8", "replace")
         outcome = ExecOutcome(argv=argv, exit_code=trace.exit_status if trace else None,
@@ -194,31 +172,23 @@ class TracedContainer:
         grace period, then SIGKILL), so its shutdown is traced too; collect the results."""
         # How it lived, read before the stop: whether it had ended by itself, how long it
         # ran and what it listened on are what verification asks of the minified app.
-        ended = self._app is not None and self._app.poll() is not None
+        assert self._app is not None
+        ended = not self._app.alive()
         ran = time.monotonic() - self._app_started
         listening = tuple(sorted(self.listening_ports()))
         self._stop_app()
         self._kill_container()
-        traces = []
-        if self._app is not None:
-            self._end_tracer(self._app, self._opts.stop_timeout)
-            app_trace = self._read_result("app")
-            if app_trace is None:
-                raise MinifyError("the tracer ended without a result",
-                                  detail=_tail(os.path.join(self._dir, "tracer-app.log")))
-            traces.append(app_trace)
-        one_shot = ended and bool(traces)
+        self._app.wait(self._opts.stop_timeout)  # the kill above ends what was left
+        monitors, self._monitors = self._monitors, []
+        stop_monitors(monitors)
+        results = [m.result() for m in monitors]
+        app_exit = self._app.result().exit_status
         life = AppLife(ran_seconds=round(ran, 3),
-                       exit_code=traces[0].exit_status if one_shot else None,
+                       exit_code=app_exit if ended else None,
                        listening=listening,
-                       output=_tail(self.app_log, lines=1 << 20) if one_shot else "")
-        traces.extend(e.trace for e in self._execs if e.trace is not None)
-        watch = None
-        if self._watcher is not None:
-            self._watcher.stop()
-            watch = self._watcher.result()
-            self._watcher = None
-        return ObservedRun(traces=tuple(traces), watch=watch,
+                       output=tail(self.app_log, lines=1 << 20) if ended else "")
+        results.extend(e.trace for e in self._execs if e.trace is not None)
+        return ObservedRun(results=tuple(results), app_exit=app_exit,
                            app_output=self.app_output_tail(50), execs=tuple(self._execs),
                            warnings=tuple(self.warnings), life=life)
 
@@ -317,68 +287,15 @@ class TracedContainer:
         # the engine's merged dir, reachable without knowing the engine's storage paths.
         return f"/proc/{self.pid1}/root"
 
-    def _start_tracer(self, spec: LaunchSpec, name: str) -> subprocess.Popen:
-        spec_path = os.path.join(self._dir, f"{name}.spec.json")
-        with open(spec_path, "w") as f:
-            json.dump(spec_to_json(spec), f)
-        log = open(os.path.join(self._dir, f"tracer-{name}.log"), "wb")
-        try:
-            # Own session: a terminal's Ctrl-C reaches minify only, which then cleans up.
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "minifier.sensor.tracer", spec_path,
-                 os.path.join(self._dir, f"{name}.trace.json")],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-        finally:
-            log.close()
-        self._await_launch(proc, name, spec.argv[0])
-        return proc
-
-    def _await_launch(self, proc: subprocess.Popen, name: str, program: str) -> None:
-        """Until the tracer has launched its program (it writes the pid file) or given
-        up; bounded. A confinement it could not reproduce ends the run here: nothing of
-        the image runs freer than under `docker run`."""
-        pid_file = os.path.join(self._dir, f"{name}.trace.json.pid")
-        deadline = time.monotonic() + self._opts.stop_timeout
-        while not os.path.exists(pid_file) and proc.poll() is None \
-                and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if proc.poll() == CONFINEMENT_FAILED:
-            result = self._read_result(name)
-            reason = result.warnings[0] if result and result.warnings else "no reason given"
-            raise CapabilityError(f"cannot confine {program} like docker run would: {reason}")
-
-    def _read_result(self, name: str) -> Optional[TraceResult]:
-        try:
-            with open(os.path.join(self._dir, f"{name}.trace.json")) as f:
-                return result_from_json(json.load(f))
-        except (OSError, ValueError):
-            return None
-
-    def _end_tracer(self, proc: subprocess.Popen, timeout: float) -> None:
-        """Let a tracer finish within `timeout`, then ask it to stop (it kills its
-        tracees and still writes its result), and kill it as a last resort."""
-        for step in (None, proc.terminate, proc.kill):
-            if step is not None:
-                step()
-            try:
-                proc.wait(timeout=timeout if step is None else self._opts.stop_timeout)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-        proc.wait()
-
     def _stop_app(self) -> None:
-        if self._app is None or self._app.poll() is not None:
+        pid = self._app.pid if self._app is not None and self._app.alive() else None
+        if pid is None:
             return
         try:
-            with open(os.path.join(self._dir, "app.trace.json.pid")) as f:
-                pid = int(f.read().split()[-1])
             os.kill(pid, stop_signal(self._image.stop_signal))
-        except (OSError, ValueError, IndexError):
+        except OSError:
             return  # already gone: the kill below ends whatever is left
-        try:
-            self._app.wait(timeout=self._opts.stop_grace)
-        except subprocess.TimeoutExpired:
+        if not self._app.wait(self._opts.stop_grace):
             self.warnings.append(f"the app did not stop within {self._opts.stop_grace:g} s "
                                  "of its stop signal and was killed")
 
@@ -394,8 +311,5 @@ class TracedContainer:
         # By name: also when a signal cut the create short before its answer arrived.
         remove_container(self._client, self.name)
         self._container = None
-        if self._app is not None and self._app.poll() is None:
-            self._end_tracer(self._app, 0)
-        if self._watcher is not None:
-            self._watcher.stop()
-            self._watcher = None
+        monitors, self._monitors = self._monitors, []
+        stop_monitors(monitors)

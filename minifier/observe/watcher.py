@@ -49,7 +49,12 @@ class Watcher:
 
     `bounded_queue` keeps the kernel's default 16384-event queue instead of an
     unlimited one; overflows are then possible and are counted (tests use it).
+    A monitor (monitor.py): where fanotify is not permitted, ptrace alone still records
+    everything the app does, so the run goes on without it.
     """
+
+    name = "fanotify"
+    degraded = "continuing with ptrace only (processes started with docker exec are not seen)"
 
     def __init__(self, path: str, bounded_queue: bool = False) -> None:
         self._path = path

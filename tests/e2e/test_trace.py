@@ -33,7 +33,7 @@ def _observe(client, tmp_path, name, paths, port):
         answers = {p: session.get(f"http://127.0.0.1:{tc.ports[port]}{p}", timeout=10)
                    for p in paths}
         observed = tc.finish()
-    return merge(observed.traces, observed.watch), answers, observed
+    return merge(observed.results), answers, observed
 
 
 def test_nginx_trace(client, tmp_path):
@@ -83,9 +83,9 @@ def test_fanotify_sees_docker_exec(client, tmp_path):
         code, _ = container.exec_run(["/bin/cat", "/www/page.html"])
         assert code == 0
         observed = tc.finish()
-    by_fanotify = {e.path for e in observed.watch.events}
+    by_fanotify = {e.path for r in observed.results for e in r.events if e.source == "fanotify"}
     assert "/www/page.html" in by_fanotify
-    ptrace_paths = {e.path for t in observed.traces for e in t.events}
+    ptrace_paths = {e.path for r in observed.results for e in r.events if e.source == "ptrace"}
     assert "/www/page.html" not in ptrace_paths  # only fanotify can see a docker exec
 
 
@@ -93,11 +93,11 @@ def test_app_output_and_exit_are_reported(client, tmp_path):
     image = inspect_image(client, SANDBOX["crash"])
     spec = launch_spec(image, RunOptions(), resolve_user(_fs(client, image), image.user))
     with TracedContainer(client, image, spec, RunOptions(), str(tmp_path)) as tc:
-        tc.app_process.wait(timeout=30)
+        assert tc.wait_app(30)
         assert not tc.app_alive()
         assert "fatal: config missing" in tc.app_output_tail()
         observed = tc.finish()
-    assert observed.traces[0].exit_status == 3
+    assert observed.app_exit == 3
 
 
 def _fs(client, image):

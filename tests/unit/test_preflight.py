@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from minifier.errors import CapabilityError, ImageError
+from minifier.observe.monitor import start_monitors
 from minifier.observe.preflight import check_privileges, check_runnable
-from minifier.observe.runner import start_watcher
+from minifier.observe.watcher import Watcher
 from minifier.records import ImageInfo
 
 
@@ -47,6 +48,7 @@ def test_missing_capabilities_are_named(tmp_path):
 
 def test_fanotify_unavailable_falls_back_to_ptrace_with_a_warning(tmp_path):
     warnings: list[str] = []
-    assert start_watcher(str(tmp_path / "missing"), warnings) is None
-    assert len(warnings) == 1
-    assert "continuing with ptrace only" in warnings[0]
+    assert start_monitors([Watcher(str(tmp_path / "missing"))], warnings) == []
+    assert warnings == [f"fanotify failed on {tmp_path / 'missing'}: No such file or directory: "
+                        "continuing with ptrace only (processes started with docker exec are "
+                        "not seen)"]

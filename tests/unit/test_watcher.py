@@ -59,8 +59,3 @@ def test_queue_overflow_is_counted_and_warned(tmpfs):
     assert result.overflows >= 1
     assert any("overflowed" in w for w in result.warnings)
 
-
-def test_watcher_is_a_monitor(tmp_path):
-    from minifier.observe.monitor import Monitor
-
-    assert isinstance(Watcher(str(tmp_path)), Monitor)

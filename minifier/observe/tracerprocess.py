@@ -1,0 +1,144 @@
+"""The ptrace monitor as the runner sees it: one `python -m minifier.sensor.tracer`
+process, its spec file in, its result file out.
+
+The tracer runs as a process of its own (it reaps every child of the process it runs
+in, and joining the container's pid namespace changes its pid_for_children); this class
+owns that process and its files in the run's directory, so the runner only starts,
+stops and reads it like any other monitor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Optional
+
+from minifier.errors import CapabilityError, MinifyError
+from minifier.records import LaunchSpec, TraceResult
+from minifier.sensor.tracejson import result_from_json, spec_to_json
+from minifier.sensor.tracer import CONFINEMENT_FAILED
+
+__all__ = ["TracerProcess", "tail"]
+
+LAUNCH_POLL = 0.01  # seconds between looks for the pid file while the program launches
+
+
+def tail(path: str, lines: int = 20) -> str:
+    """The last lines of a log file (its last 64 kB), "" when there is none."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 65536))
+            data = f.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+class TracerProcess:
+    """One traced program (the app, an exec probe, a health command) in its tracer process.
+
+    `label` names its files in `workdir`: LABEL.spec.json, LABEL.trace.json (and its .pid),
+    tracer-LABEL.log. `within` bounds the launch and each step of the stop. How long the
+    trace may run by itself before it is stopped is the caller's choice (`wait`).
+    """
+
+    name = "ptrace"
+    degraded = None  # nothing is recorded without it: a run cannot go on
+
+    def __init__(self, spec: LaunchSpec, workdir: str, label: str, within: float) -> None:
+        self.spec = spec
+        self.label = label
+        self._within = within
+        self._spec_path = os.path.join(workdir, f"{label}.spec.json")
+        self._result_path = os.path.join(workdir, f"{label}.trace.json")
+        self._log_path = os.path.join(workdir, f"tracer-{label}.log")
+        self._proc: Optional[subprocess.Popen] = None
+        self._result: Optional[TraceResult] = None
+
+    def start(self) -> None:
+        """Start the tracer and return once it has launched its program (or given up).
+        A confinement it could not reproduce is a CapabilityError: nothing of the image
+        runs freer than under `docker run`."""
+        with open(self._spec_path, "w") as f:
+            json.dump(spec_to_json(self.spec), f)
+        log = open(self._log_path, "wb")
+        try:
+            # Own session: a terminal's Ctrl-C reaches minify only, which then cleans up.
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "minifier.sensor.tracer", self._spec_path,
+                 self._result_path],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        finally:
+            log.close()
+        self._await_launch()
+
+    def _await_launch(self) -> None:
+        deadline = time.monotonic() + self._within
+        while not os.path.exists(self._result_path + ".pid") and self.alive() \
+                and time.monotonic() < deadline:
+            time.sleep(LAUNCH_POLL)
+        if self._proc.poll() == CONFINEMENT_FAILED:
+            result = self.read_result()
+            reason = result.warnings[0] if result and result.warnings else "no reason given"
+            raise CapabilityError(f"cannot confine {self.spec.argv[0]} like docker run "
+                                  f"would: {reason}")
+
+    @property
+    def pid(self) -> Optional[int]:
+        """The launched program's host pid, once it runs."""
+        try:
+            with open(self._result_path + ".pid") as f:
+                return int(f.read().split()[-1])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    @property
+    def tracer_pid(self) -> Optional[int]:
+        """The tracer process itself, once started."""
+        return self._proc.pid if self._proc is not None else None
+
+    def alive(self) -> bool:
+        """The traced program, or something it left running, is still traced."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def wait(self, timeout: Optional[float]) -> bool:
+        """Until the trace has ended, at most `timeout` s (None: no bound); whether it has."""
+        if self._proc is None:
+            return True
+        try:
+            self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def stop(self) -> None:
+        """Ask the tracer to stop now (it kills its tracees and still writes its result),
+        and kill it as a last resort; at once when the trace has already ended."""
+        if not self.alive():
+            return
+        for step in (self._proc.terminate, self._proc.kill):
+            step()
+            if self.wait(self._within):
+                return
+        self._proc.wait()
+
+    def read_result(self) -> Optional[TraceResult]:
+        """The trace once the tracer has written it, else None."""
+        if self._result is None:
+            try:
+                with open(self._result_path) as f:
+                    self._result = result_from_json(json.load(f))
+            except (OSError, ValueError):
+                return None
+        return self._result
+
+    def result(self) -> TraceResult:
+        """The trace; an error carrying the tracer's log when it wrote none."""
+        result = self.read_result()
+        if result is None:
+            raise MinifyError("the tracer ended without a result", detail=tail(self._log_path))
+        return result
