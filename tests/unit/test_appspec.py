@@ -19,14 +19,11 @@ from minifier.observe.appspec import (
     supplementary_groups,
 )
 from minifier.options import ContainerOptions
-from minifier.records import ImageInfo
+from tests.unit.fixtures import image_info
 
 
 def _image(entrypoint=(), cmd=(), env=(), workdir="", user=""):
-    return ImageInfo(ref="x:1", id="sha256:" + "0" * 64, repo_tags=(), size=0,
-                     architecture="amd64", os="linux", entrypoint=entrypoint, cmd=cmd, env=env,
-                     workdir=workdir, user=user, exposed_ports=(), volumes=(), labels={},
-                     stop_signal="", healthcheck=None, config={})
+    return image_info(entrypoint=entrypoint, cmd=cmd, env=env, workdir=workdir, user=user)
 
 
 APP = Credentials(1000, 1001, (27, 50), "app", "/home/app")

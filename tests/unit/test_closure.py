@@ -9,27 +9,20 @@ from minifier.image.closure import glob_to_regex, plan
 from minifier.image.imagefs import scan
 from minifier.image.source import TarFileSource
 from minifier.options import KeepOptions
-from minifier.records import ImageInfo
 from tests.unit.elves import gcc_elf, tiny_elf
-from tests.unit.test_elfdeps import LIBDIR, elf_members
-from tests.unit.test_imagefs import make_tar, member
+from tests.unit.fixtures import LIBDIR, chain_members, elf_members, image_info, make_tar, member
 
 PY = b"\x7fELF-not-parsed-python"  # only heads matter unless kept ELF content is parsed
 
 
-def image_info(entrypoint=(), cmd=(), env=("PATH=/usr/local/bin:/usr/bin:/bin",), workdir=""):
-    return ImageInfo(ref="t:latest", id="sha256:" + "a" * 64, repo_tags=("t:latest",), size=0,
-                     architecture="amd64", os="linux", entrypoint=tuple(entrypoint),
-                     cmd=tuple(cmd), env=tuple(env), workdir=workdir, user="",
-                     exposed_ports=(), volumes=(), labels={}, stop_signal="", healthcheck=None,
-                     config={})
+PATH_ENV = ("PATH=/usr/local/bin:/usr/bin:/bin",)
 
 
 def run_plan(tmp_path, members, accessed, keep=None, image=None):
     source = TarFileSource(make_tar(tmp_path / "image.tar", members))
     with source.open() as f:
         fs = scan(f)
-    return plan(fs, accessed, image or image_info(), keep or KeepOptions(), source)
+    return plan(fs, accessed, image or image_info(env=PATH_ENV), keep or KeepOptions(), source)
 
 
 def kept(p):
@@ -149,7 +142,7 @@ def test_shebang_env_chain(tmp_path):
         member("usr/bin/sh", "symlink", link="dash"),
         member("usr/bin/dash", data=b"#!/usr/bin/python3.11\n", mode=0o755),
     ])
-    image = image_info(entrypoint=["/app/run.sh"])
+    image = image_info(entrypoint=["/app/run.sh"], env=PATH_ENV)
     k = kept(run_plan(tmp_path, members, ["/app/main.py"], image=image))
     assert k["/app/run.sh"].reasons == ("entrypoint",)
     assert k["/usr/bin/dash"].reasons == ("shebang",) and k["/bin"].reasons == ("symlink",)
@@ -189,9 +182,9 @@ def test_certs_kept_when_accessed(tmp_path):
 
 
 def test_entrypoint_via_path_and_missing_warning(tmp_path):
-    p = run_plan(tmp_path, elf_members(), [], image=image_info(cmd=["true", "x"]))
+    p = run_plan(tmp_path, elf_members(), [], image=image_info(cmd=["true", "x"], env=PATH_ENV))
     assert kept(p)["/usr/bin/true"].reasons == ("entrypoint",)
-    p = run_plan(tmp_path, elf_members(), [], image=image_info(cmd=["nope"]))
+    p = run_plan(tmp_path, elf_members(), [], image=image_info(cmd=["nope"], env=PATH_ENV))
     assert p.warnings == ("entrypoint nope not found in the image",)
 
 
@@ -209,20 +202,6 @@ class _CountingSource:
         return self.source.read(paths)
 
 
-def chain_members(tmp_path):
-    """/usr/bin/a needs libb.so.1 needs libc2.so.1, stored against the dependency order."""
-    gcc_elf(tmp_path, "libc2.so.1", shared=True, soname="libc2.so.1")
-    gcc_elf(tmp_path, "libb.so.1", shared=True, soname="libb.so.1", needs=["libc2.so.1"],
-            link_dirs=[tmp_path])
-    gcc_elf(tmp_path, "a", needs=["libb.so.1"], link_dirs=[tmp_path])
-    tree = elf_members()
-    return tree[:9] + [
-        member(f"{LIBDIR}/libc2.so.1", data=(tmp_path / "libc2.so.1").read_bytes()),
-        member(f"{LIBDIR}/libb.so.1", data=(tmp_path / "libb.so.1").read_bytes()),
-        member("usr/bin/a", data=(tmp_path / "a").read_bytes(), mode=0o755),
-    ] + tree[9:]
-
-
 CHAIN = {"/usr/bin/a", f"/{LIBDIR}/libb.so.1", f"/{LIBDIR}/libc2.so.1", f"/{LIBDIR}/libc.so.6",
          f"/{LIBDIR}/ld-linux-x86-64.so.2"}
 
@@ -235,7 +214,8 @@ def test_dependency_chain_against_stream_order(tmp_path, how):
         fs = scan(f)
     counting = _CountingSource(source)
     keep = KeepOptions(include_bins=("a",)) if how == "include-bin" else KeepOptions()
-    p = plan(fs, ["/usr/bin/a"] if how == "accessed" else [], image_info(), keep, counting)
+    accessed = ["/usr/bin/a"] if how == "accessed" else []
+    p = plan(fs, accessed, image_info(env=PATH_ENV), keep, counting)
     k = kept(p)
     assert CHAIN <= set(k) and not p.warnings
     assert k[f"/{LIBDIR}/libc2.so.1"].reasons == ("elf-dep",)
@@ -248,7 +228,7 @@ def test_dependency_chain_read_by_path_without_the_index(tmp_path):
     with source.open() as f:
         fs = scan(f, elf_index=False)
     counting = _CountingSource(source)
-    p = plan(fs, [], image_info(), KeepOptions(include_bins=("/usr/bin/a",)), counting)
+    p = plan(fs, [], image_info(env=PATH_ENV), KeepOptions(include_bins=("/usr/bin/a",)), counting)
     assert CHAIN <= set(kept(p)) and not p.warnings
     assert counting.reads == [
         ["/usr/bin/a"],
@@ -296,7 +276,7 @@ def test_argv_env_and_workdir_overrides_seed_the_closure(tmp_path):
     ])
     keep = KeepOptions(argv=("/opt/app/run", "x"), env=("LD_LIBRARY_PATH=/opt/lib",),
                        workdir="/opt", include_paths=("app",), include_bins=("needs-extra",))
-    p = run_plan(tmp_path, members, [], keep, image=image_info(cmd=["nope"]))
+    p = run_plan(tmp_path, members, [], keep, image=image_info(cmd=["nope"], env=PATH_ENV))
     k = kept(p)
     assert k["/opt/app/run"].reasons == ("entrypoint", "include-path")
     assert k["/opt/lib/libextra.so.1"].reasons == ("elf-dep",)

@@ -21,36 +21,9 @@ from minifier.image.elfdeps import (
 )
 from minifier.image.elffile import ElfInfo, elf_info
 from tests.unit.elves import tiny_elf
-from tests.unit.test_imagefs import member, scan_members
+from tests.unit.fixtures import LIBDIR, elf_members, host_bytes, member, scan_members
 
-LIBDIR = "usr/lib/x86_64-linux-gnu"
 LIB = b"\x7fELF-not-parsed"  # a library file whose content the test does not need
-
-
-def host_bytes(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def elf_members(extra=()):
-    """A merged-/usr Debian-like tree holding the host's /usr/bin/true and its libs."""
-    return [
-        member("bin", "symlink", link="usr/bin"),
-        member("lib", "symlink", link="usr/lib"),
-        member("lib64", "dir"),
-        member("lib64/ld-linux-x86-64.so.2", "symlink",
-               link="/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
-        member("usr", "dir"),
-        member("usr/bin", "dir"),
-        member("usr/bin/true", data=host_bytes("/usr/bin/true"), mode=0o755),
-        member("usr/lib", "dir"),
-        member(LIBDIR, "dir"),
-        member(f"{LIBDIR}/ld-linux-x86-64.so.2",
-               data=host_bytes("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"), mode=0o755),
-        member(f"{LIBDIR}/libc.so.6", data=host_bytes("/lib/x86_64-linux-gnu/libc.so.6"),
-               mode=0o755),
-        *extra,
-    ]
 
 
 def dirs(*paths):

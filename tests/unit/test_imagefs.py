@@ -3,42 +3,11 @@
 from __future__ import annotations
 
 import io
-import tarfile
 
 import pytest
 
 from minifier.image.imagefs import HEAD_SIZE, Resolution, normalize, scan
-from minifier.image.source import TarFileSource
-
-
-def member(name, kind="file", data=b"", mode=None, link="", uid=0, gid=0, mtime=1_600_000_000,
-           pax=None, dev=(0, 0)):
-    ti = tarfile.TarInfo(name)
-    ti.type = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
-               "hardlink": tarfile.LNKTYPE, "char": tarfile.CHRTYPE, "fifo": tarfile.FIFOTYPE,
-               "block": tarfile.BLKTYPE}[kind]
-    ti.mode = mode if mode is not None else (0o755 if kind == "dir" else 0o644)
-    ti.linkname, ti.uid, ti.gid, ti.mtime = link, uid, gid, mtime
-    ti.uname, ti.gname = ("root", "root") if uid == 0 else ("app", "app")
-    ti.devmajor, ti.devminor = dev
-    if pax:
-        ti.pax_headers = dict(pax)
-    ti.size = len(data) if kind == "file" else 0
-    return ti, data
-
-
-def make_tar(path, members) -> str:
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
-        for ti, data in members:
-            tf.addfile(ti, io.BytesIO(data) if ti.isfile() else None)
-    return str(path)
-
-
-def scan_members(tmp_path, members):
-    path = make_tar(tmp_path / "image.tar", members)
-    with TarFileSource(path).open() as f:
-        return scan(f)
-
+from tests.unit.fixtures import make_tar, member, scan_members
 
 BASE = [
     member("bin", "symlink", link="usr/bin"),

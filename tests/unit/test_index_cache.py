@@ -15,7 +15,7 @@ from minifier.image.cache import IndexCache, default_dir, open_cache
 from minifier.image.index import FORMAT
 from minifier.image.indexing import index_image
 from minifier.image.source import TarFileSource, storage_decision
-from tests.unit.test_imagefs import make_tar, member
+from tests.unit.fixtures import make_tar, member
 
 IMAGE = "sha256:" + "1" * 64
 OTHER = "sha256:" + "2" * 64

@@ -10,13 +10,11 @@ from minifier.observe.monitor import start_monitors
 from minifier.observe.preflight import check_privileges, check_runnable
 from minifier.observe.watcher import Watcher
 from minifier.records import ImageInfo
+from tests.unit.fixtures import image_info
 
 
 def _image(arch: str, os_: str = "linux") -> ImageInfo:
-    return ImageInfo(ref="x:1", id="sha256:" + "0" * 64, repo_tags=(), size=0,
-                     architecture=arch, os=os_, entrypoint=(), cmd=("x",), env=(), workdir="",
-                     user="", exposed_ports=(), volumes=(), labels={}, stop_signal="",
-                     healthcheck=None, config={})
+    return image_info(architecture=arch, os=os_, cmd=("x",))
 
 
 def test_image_for_another_cpu_is_refused():

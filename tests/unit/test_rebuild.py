@@ -16,9 +16,7 @@ from minifier.image.rebuild import check_tag, default_tag, load_image, output_co
 from minifier.image.source import TarFileSource
 from minifier.options import KeepOptions
 from minifier.records import BuildPlan, KeptFile
-from tests.unit.test_closure import image_info
-from tests.unit.test_elfdeps import LIBDIR, elf_members
-from tests.unit.test_imagefs import make_tar, member
+from tests.unit.fixtures import LIBDIR, elf_members, image_info, make_tar, member
 
 XATTR = {"SCHILY.xattr.security.capability": "\x01\x00\x00\x02"}
 BASE = [
@@ -154,9 +152,7 @@ def test_output_config_preserves_fields():
            "ExposedPorts": {"80/tcp": {}}, "Volumes": {"/v": {}}, "Labels": {"a": "b"},
            "StopSignal": "SIGQUIT", "Healthcheck": {"Test": ["CMD", "x"]}, "OnBuild": ["RUN x"],
            "Shell": ["/bin/bash", "-c"], "Hostname": "abc", "Image": "sha256:x"}
-    info = image_info()
-    info = info.__class__(**{**info.__dict__, "config": cfg})
-    out = output_config(info, {"minify.source": "t:latest"})
+    out = output_config(image_info(config=cfg), {"minify.source": "t:latest"})
     expected = {k: v for k, v in cfg.items() if k not in ("Hostname", "Image")}
     expected["Labels"] = {"a": "b", "minify.source": "t:latest"}
     assert out == {"architecture": "amd64", "os": "linux", "config": expected}
@@ -164,9 +160,7 @@ def test_output_config_preserves_fields():
 
 
 def test_default_and_check_tag():
-    info = image_info()
-    mk = lambda ref, tags=(): info.__class__(**{**info.__dict__, "ref": ref,  # noqa: E731
-                                               "repo_tags": tags})
+    mk = lambda ref, tags=(): image_info(ref=ref, repo_tags=tags)  # noqa: E731
     assert default_tag(mk("minify-sandbox/nginx")) == "minify-sandbox/nginx.min:latest"
     assert default_tag(mk("localhost:5000/a/b:1.2")) == "localhost:5000/a/b.min:1.2"
     assert default_tag(mk("aaaaaaaaaaaa")) == "minified-aaaaaaaaaaaa:latest"

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from minifier.observe.runner import PAUSE_PATH, PAUSE_VOLUME, TracedContainer
 from minifier.options import ContainerOptions, RunOptions
-from minifier.records import ImageInfo
+from tests.unit.fixtures import image_info
 
-IMAGE = ImageInfo(ref="x:1", id="sha256:" + "0" * 64, repo_tags=(), size=0,
-                  architecture="amd64", os="linux", entrypoint=("/app",), cmd=(), env=(),
-                  workdir="", user="app", exposed_ports=("8080/tcp",), volumes=(), labels={},
-                  stop_signal="", healthcheck=None, config={})
+IMAGE = image_info(ref="x:1", entrypoint=("/app",), user="app", exposed_ports=("8080/tcp",))
 
 
 def _kwargs(container: ContainerOptions, **run) -> tuple[dict, str]:

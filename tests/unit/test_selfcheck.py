@@ -9,9 +9,7 @@ from minifier.image.source import TarFileSource
 from minifier.options import KeepOptions
 from minifier.records import BuildPlan, Finding, KeptFile
 from tests.unit.elves import tiny_elf
-from tests.unit.test_closure import chain_members, image_info
-from tests.unit.test_elfdeps import LIBDIR, elf_members
-from tests.unit.test_imagefs import make_tar, member
+from tests.unit.fixtures import LIBDIR, chain_members, elf_members, image_info, make_tar, member
 
 LIBC, LDSO = f"/{LIBDIR}/libc.so.6", f"/{LIBDIR}/ld-linux-x86-64.so.2"
 

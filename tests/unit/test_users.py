@@ -6,7 +6,7 @@ import pytest
 
 from minifier.errors import ImageError
 from minifier.image.users import Credentials, resolve_user
-from tests.unit.test_imagefs import member, scan_members
+from tests.unit.fixtures import member, scan_members
 
 PASSWD = b"""root:x:0:0:root:/root:/bin/bash
 daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin

@@ -8,9 +8,8 @@ from minifier.image.imagefs import scan
 from minifier.observe.probing import probe_ports
 from minifier.options import ProbeSetup
 from minifier.output.verify import compare, find_loader_errors, include_hints
-from minifier.records import ImageInfo
 from probes import HttpProbeOptions, RequestResult
-from tests.unit.test_imagefs import make_tar, member
+from tests.unit.fixtures import image_info, make_tar, member
 
 
 def _r(path, status, sha):
@@ -70,10 +69,7 @@ def test_include_hints_name_image_paths_that_were_not_kept(tmp_path):
 
 
 def _image(ports):
-    return ImageInfo(ref="x:1", id="sha256:" + "0" * 64, repo_tags=(), size=0,
-                     architecture="amd64", os="linux", entrypoint=(), cmd=("x",), env=(),
-                     workdir="", user="", exposed_ports=ports, volumes=(), labels={},
-                     stop_signal="", healthcheck=None, config={})
+    return image_info(cmd=("x",), exposed_ports=ports)
 
 
 def test_probe_ports():

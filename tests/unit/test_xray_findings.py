@@ -29,7 +29,7 @@ from minifier.xray.packages import (
     read_packages,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent / "data"
 STATUS = """Package: gcc-12
 Status: install ok installed
 Version: 12.2.0-14
@@ -143,7 +143,7 @@ def test_apk_and_rpm_databases():
 
 
 def test_a_real_rpm_database():
-    # made by rpm 4.18 itself (tests/unit/fixtures/README.md says how)
+    # made by rpm 4.18 itself (tests/unit/data/README.md says how)
     data = gzip.decompress((FIXTURES / "rpmdb.sqlite.gz").read_bytes())
     view = {"/usr/bin/hello-xray": _Placed(FILE), "/usr/share/hello-xray/data.txt": _Placed(FILE)}
     db = read_packages({"/var/lib/rpm/rpmdb.sqlite": data}, view)
