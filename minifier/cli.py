@@ -269,7 +269,7 @@ def build(image: str, **kw) -> None:
 
 
 def _size(text: Optional[str], option: str) -> Optional[int]:
-    from minifier.output.report import parse_size
+    from minifier.output.summary import parse_size
 
     if text is None:
         return None
@@ -282,10 +282,10 @@ def _size(text: Optional[str], option: str) -> Optional[int]:
 def _emit(report, as_json: bool, summary_md: Optional[str],
           report_html: Optional[str] = None) -> None:
     from minifier.output.html_report import render_html
-    from minifier.output.report import render_markdown, render_text
+    from minifier.output.summary import render_markdown, render_text
 
     if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2))
+        click.echo(json.dumps(report.document, indent=2))
     else:
         click.echo(render_text(report))
     if summary_md:
@@ -293,32 +293,31 @@ def _emit(report, as_json: bool, summary_md: Optional[str],
             f.write(render_markdown(report))
     if report_html:
         with open(report_html, "w", encoding="utf-8") as f:
-            f.write(render_html(report.to_json()))
+            f.write(render_html(report.document))
 
 
 def _check(report, min_ratio: Optional[float], max_size: Optional[int]) -> None:
     """Verification first, then thresholds: both leave the built image for inspection."""
     from minifier.errors import ThresholdError, VerifyError
-    from minifier.output.report import mismatch_text, threshold_failures
+    from minifier.output.summary import threshold_failures
 
     verdict = report.verify
-    if verdict.get("status") == "failed":
-        lines = [mismatch_text(m) for m in verdict.get("mismatches", [])]
-        output = verdict.get("minified_output") or []
-        hints = verdict.get("include_path_hints") or []
+    if verdict.status == "failed":
+        lines = [m.text for m in verdict.mismatches]
+        output, hints = verdict.minified_output, verdict.include_path_hints
         detail = "\n".join(
             [f"  {line}" for line in lines]
             + (["container output (last lines):"] + [f"  {o}" for o in output[-10:]]
                if output else [])
             + ([f"hint: try --include-path {' --include-path '.join(hints)}"] if hints else []))
         raise VerifyError(
-            f"verification failed: {verdict.get('reason') or 'mismatch'}"
+            f"verification failed: {verdict.reason or 'mismatch'}"
             f"{f' (and {len(lines) - 1} more)' if len(lines) > 1 else ''}; "
-            f"kept as {report.output['image']}, labelled minify.verified=false",
+            f"kept as {report.output.image}, labelled minify.verified=false",
             detail=detail)
     failures = threshold_failures(report, min_ratio, max_size)
     if failures:
-        raise ThresholdError("; ".join(failures) + f" (image kept as {report.output['image']})")
+        raise ThresholdError("; ".join(failures) + f" (image kept as {report.output.image})")
 
 
 @cli.command(epilog="Exit codes:\n\n" + EXIT_CODES_HELP)

@@ -31,13 +31,7 @@ from minifier.observe.preflight import check_include_paths, check_runnable
 from minifier.observe.probing import check_probes, observe, probe_ports
 from minifier.observe.runner import ObservedRun, TracedContainer
 from minifier.options import BuildOptions
-from minifier.output.report import (
-    Report,
-    dir_sizes,
-    make_report,
-    probe_to_json,
-    write_json,
-)
+from minifier.output.report import Report, dir_sizes, make_report, write_json
 from minifier.output.seccomp_profile import build_profile
 from minifier.output.verify import include_hints, verify
 from minifier.records import BuildResult, ImageInfo, Observation, SelfCheck, VerifyResult
@@ -97,15 +91,13 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
                 _failure_lines(verdict), fs, {k.path for k in plan.kept})))
 
         ui.done()
-        report = make_report(image, result, plan, access, probe_to_json(observation), verdict,
+        report = make_report(image, result, plan, access, observation, verdict,
                              _removed_sizes(fs, plan),
                              workdir if opts.output.artifacts_dir else "",
+                             index=replace(indexed, why=chosen.why),
                              warnings=(*observation.warnings, *observed.warnings,
                                        *([cache_warning] if cache_warning else [])),
-                             timings=ui.timings, selfcheck=checked,
-                             index={"reader": indexed.reader, "why": chosen.why,
-                                    "cache": indexed.cache, "cache_file": indexed.cache_file,
-                                    "entries": indexed.entries})
+                             timings=ui.timings, selfcheck=checked)
         _write_outputs(report, plan, fs, opts, workdir)
     return report
 
@@ -225,7 +217,7 @@ def _removed_sizes(fs, plan):
 
 
 def _write_outputs(report: Report, plan, fs, opts: BuildOptions, workdir: str) -> None:
-    doc = report.to_json()
+    doc = report.document
     write_json(doc, os.path.join(workdir, "report.json"))
     if opts.output.report_file:
         write_json(doc, opts.output.report_file)

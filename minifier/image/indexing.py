@@ -18,12 +18,13 @@ __all__ = ["Indexed", "index_image"]
 
 @dataclass(frozen=True)
 class Indexed:
-    """How the index was obtained (the report's `index` part, with the reader's why)."""
+    """How the index was obtained (the report's `index` part)."""
 
     reader: str  # "storage", "export" or "tar"
     cache: str  # "hit", "miss", "rebuilt: <why the entry was not used>" or "off"
     cache_file: str  # the cache entry used or written, "" when the cache is off
     entries: int
+    why: str = ""  # why this reader (the source choice's reason)
 
 
 def index_image(source: ImageSource, image_id: str, cache: Optional[IndexCache],

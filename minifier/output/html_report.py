@@ -13,7 +13,7 @@ from __future__ import annotations
 from html import escape
 from typing import Iterable, Mapping, Sequence
 
-from minifier.output.report import human_size, mismatch_text
+from minifier.output.summary import human_size
 
 __all__ = ["render_html", "squarify"]
 
@@ -242,7 +242,7 @@ def _verification(doc: Mapping) -> str:
                                     "result"], _verify_rows(verify),
                    empty="nothing compared" if status != "skipped" else "skipped")
     mismatches = verify.get("mismatches") or ()
-    listed = "".join(f"<li>{_e(m.get('text') or mismatch_text(m))}</li>" for m in mismatches)
+    listed = "".join(f"<li>{_e(m.get('text'))}</li>" for m in mismatches)
     return (head + table + (f'<ul id="mismatches">{listed}</ul>' if listed else "")
             + "".join(_verdict(key, verify.get(key)) for key in ("health", "liveness")))
 

@@ -1,6 +1,7 @@
 """Side by side: what the classic fixes would save vs what `minify build` kept.
 
-Input is the JSON report of a `minify build` of the same image (`minify.report/v1`).
+Input is the JSON report of a `minify build` of the same image (`minify.report/v2`, or
+v1 of an earlier minify: the keys read here are the same in both).
 For each finding, the bytes of its files that are in the final filesystem and that
 the minified image still carries; versions hidden by later layers are never carried
 (the minified image is built from the final filesystem).
@@ -14,15 +15,17 @@ from minifier.errors import UsageError
 from minifier.xray.findings import Finding
 from minifier.xray.overlay import Stack
 
-__all__ = ["BUILD_SCHEMA", "check_build_report", "side_by_side"]
+__all__ = ["BUILD_SCHEMAS", "check_build_report", "side_by_side"]
 
-BUILD_SCHEMA = "minify.report/v1"
+# xray reads reports, it does not import the build's output package: the schema strings
+# are spelled here, and a unit test keeps the first equal to the one the build writes.
+BUILD_SCHEMAS = ("minify.report/v2", "minify.report/v1")
 
 
 def check_build_report(doc: object, image_id: str, path: str) -> Mapping:
-    if not isinstance(doc, dict) or doc.get("schema") != BUILD_SCHEMA:
+    if not isinstance(doc, dict) or doc.get("schema") not in BUILD_SCHEMAS:
         raise UsageError(f"--build-report {path}: not a minify build report "
-                         f"(schema {BUILD_SCHEMA})")
+                         f"(schema {BUILD_SCHEMAS[0]})")
     source = doc.get("source") or {}
     if source.get("id") != image_id:
         raise UsageError(f"--build-report {path} is a report of {source.get('image')} "

@@ -11,7 +11,7 @@ import os
 import docker
 import pytest
 
-from . import helpers
+from . import builds, helpers
 
 SANDBOX = {
     name: f"minify-sandbox/{name}:latest"
@@ -73,6 +73,24 @@ def no_leftovers(request):
         except docker.errors.APIError:
             pass
     assert not left, f"containers left behind: {sorted(left)}"
+
+
+@pytest.fixture(scope="session")
+def build(client):
+    """The shared runs of builds.CASES: `build(case)` runs a case once per session."""
+    done: dict[str, builds.Built] = {}
+
+    def get(case: str) -> builds.Built:
+        if case not in done:
+            done[case] = builds.run_case(case)
+        return done[case]
+
+    yield get
+    for built in done.values():
+        try:
+            client.images.remove(built.tag, force=True)
+        except docker.errors.ImageNotFound:
+            pass  # not built (the case fails before that)
 
 
 @pytest.fixture(scope="session", autouse=True)

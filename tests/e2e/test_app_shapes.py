@@ -10,10 +10,8 @@ variant (a file only startup or only the health command needs, excluded) fails w
 
 from __future__ import annotations
 
-import json
 import re
 import time
-from dataclasses import dataclass
 
 import pytest
 
@@ -21,7 +19,7 @@ from minifier.errors import ExitStatus
 from minifier.procfs import listening_ports
 
 from .conftest import SANDBOX
-from .helpers import Run, answers, minify
+from .helpers import answers, minify
 
 PSQL = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", "select 1"]
 PSQL_OUT = " ?column? \n----------\n        1\n(1 row)\n\n"
@@ -30,65 +28,10 @@ CURL_CHECK = ["/bin/sh", "-c", "curl -fsS http://127.0.0.1:8080/healthz || exit 
 BOUND = 60  # seconds the tests give a plain container to come up
 
 
-@dataclass
-class Built:
-    run: Run
-    tag: str
-    report: dict
-
-    @property
-    def error_line(self) -> str:
-        lines = [ln for ln in self.run.stderr.splitlines() if ln.startswith("minify: error:")]
-        assert len(lines) == 1, self.run.stderr
-        assert "Traceback" not in self.run.stderr
-        return lines[0]
-
-
-CASES = {
-    "postgres": ("postgres", "--no-http-probe", "--exec",
-                 "psql -h 127.0.0.1 -U postgres -c 'select 1'"),
-    "postgres-broken": ("postgres", "--no-http-probe", "--exec",
-                        "psql -h 127.0.0.1 -U postgres -c 'select 1'",
-                        "--exclude-pattern", "/usr/share/postgresql/15/postgres.bki"),
-    "redis": ("redis", "--no-http-probe", "--exec", "redis-cli -h 127.0.0.1 ping"),
-    # No probe at all: liveness alone must catch an app that cannot start.
-    "redis-broken": ("redis", "--no-http-probe", "--continue-after", "timeout:2",
-                     "--exclude-pattern", "/etc/redis/minify.conf"),
-    "health": ("health",),
-    "health-broken": ("health", "--exclude-pattern", "/usr/bin/curl"),
-    "health-opt-out": ("health", "--no-healthcheck"),
-    "oneshot": ("oneshot", "--no-http-probe"),
-    "oneshot-broken": ("oneshot", "--no-http-probe",
-                       "--exclude-pattern", "/usr/share/oneshot/items.txt"),
-    "oneshot-no-start": ("oneshot", "--no-http-probe",
-                         "--exclude-pattern", "/usr/local/bin/summary"),
-    "oneshot-exec-fails": ("oneshot", "--no-http-probe", "--exec", "cat /etc/no-such-file"),
-    "oneshot-exec-allowed": ("oneshot", "--no-http-probe", "--exec", "cat /etc/no-such-file",
-                             "--exec-allow-fail"),
-}
-
-
 @pytest.fixture(scope="module")
-def built(client, tmp_path_factory):
-    done: dict[str, Built] = {}
-
-    def build(case: str) -> Built:
-        if case not in done:
-            sample, *args = CASES[case]
-            report_file = tmp_path_factory.mktemp(case) / "report.json"
-            tag = f"minify-test/{case}.min:e2e"
-            run = minify("build", SANDBOX[sample], "--tag", tag, "--report-file",
-                         str(report_file), *args)
-            report = json.loads(report_file.read_text()) if report_file.exists() else {}
-            done[case] = Built(run, tag, report)
-        return done[case]
-
-    yield build
-    for b in done.values():
-        try:
-            client.images.remove(b.tag, force=True)
-        except Exception:  # noqa: BLE001 - not built (a probe failure)
-            pass
+def built(build):
+    """One minify run per case (builds.CASES), shared with the other e2e modules."""
+    return build
 
 
 # -- plain containers, as a user runs them ---------------------------------------------

@@ -135,6 +135,13 @@ def test_cli_tool_with_exec_probe(client, built):
     assert out.strip() == b'"minify"'
     access = json.loads((art / "access.json").read_text())
     assert "/data/sample.json" in {p["path"] for p in access["paths"]}
+    # The access record's own contract: its schema, every key of every object.
+    assert list(access) == ["schema", "paths", "syscall_counts", "warnings"]
+    assert access["schema"] == "minify.access/v1"
+    assert {tuple(p) for p in access["paths"]} == {
+        ("path", "ops", "exes", "sources", "exists")}
+    sample = next(p for p in access["paths"] if p["path"] == "/data/sample.json")
+    assert sample["exists"] is True and "ptrace" in sample["sources"]
 
 
 @pytest.mark.parametrize("name", ["nginx", "python", "busybox", "quirks", "java", "node",

@@ -291,7 +291,7 @@ def test_json_on_stdout_equals_the_report_file(client, busybox_outputs):
     doc = json.loads(proc.stdout)  # stdout is the JSON and nothing else
     assert proc.stdout.lstrip().startswith("{") and proc.stdout.rstrip().endswith("}")
     assert doc == json.loads((out / "report.json").read_text())
-    assert doc["schema"] == "minify.report/v1"
+    assert doc["schema"] == "minify.report/v2"
     assert doc["verify"]["status"] == "passed"
     assert _exists(client, tag)
 

@@ -13,6 +13,7 @@ import pytest
 
 from minifier.errors import ExitStatus
 
+from .builds import TOOLS_INCOMPLETE
 from .conftest import SANDBOX
 from .helpers import minify
 
@@ -85,8 +86,7 @@ def test_report_shows_the_closure(tools_min):
     assert kept["/usr/bin/zcat"] == ["include-bin"] and "shebang" in kept["/usr/bin/dash"]
 
 
-INCOMPLETE = ("--include-bin", "/usr/bin/curl", "--include-bin", "sh",
-              "--exclude-pattern", "**/libbrotlicommon.so*")
+INCOMPLETE = TOOLS_INCOMPLETE  # curl kept, a library it needs excluded
 FINDING = (f"{LIBS}/libbrotlidec.so.1.0.9: library libbrotlicommon.so.1 is "
            f"{LIBS}/libbrotlicommon.so.1.0.9 in the original image but missing from the "
            "minified one (removed by --exclude-pattern)")
@@ -106,27 +106,20 @@ def test_an_incomplete_image_is_refused(client):
         client.images.get(tag)
 
 
-def test_allow_incomplete_builds_and_reports_the_truth(client, tmp_path):
-    tag = "minify-test/tools-incomplete.min:e2e"
-    report_file = tmp_path / "report.json"
-    run = minify("build", TOOLS, "--tag", tag, "--no-http-probe", *INCOMPLETE,
-                 "--allow-incomplete", "--entrypoint", "head -n1 /etc/tools.txt",
-                 "--report-file", str(report_file))
-    try:
-        assert run.code == 0, run.stderr
-        report = json.loads(report_file.read_text())
-        assert report["selfcheck"]["status"] == "incomplete"
-        assert [f["text"] for f in report["selfcheck"]["findings"]] == [FINDING]
-        assert f"incomplete (--allow-incomplete): {FINDING}" in report["warnings"]
-        # What the self-check said is what the loader says.
-        with pytest.raises(docker.errors.ContainerError) as failed:
-            _run(client, tag, ["curl", "--version"])
-        assert (b"error while loading shared libraries: libbrotlicommon.so.1"
-                in failed.value.stderr)
-        # `sh` was found on PATH as /usr/bin/sh; /bin/sh resolves too.
-        assert _run(client, tag, ["/bin/sh", "-c", "echo ok"]) == b"ok\n"
-        # The closure was seeded from the app as run (--entrypoint), not the image's Cmd.
-        kept = {k["path"]: k["reasons"] for k in report["kept"]}
-        assert "entrypoint" in kept["/usr/bin/head"] and "/usr/bin/cat" not in kept
-    finally:
-        client.images.remove(tag, force=True)
+def test_allow_incomplete_builds_and_reports_the_truth(client, build):
+    b = build("tools-incomplete")  # the same, --allow-incomplete, head as the entrypoint
+    tag, report = b.tag, b.report
+    assert b.run.code == 0, b.run.stderr
+    assert report["selfcheck"]["status"] == "incomplete"
+    assert [f["text"] for f in report["selfcheck"]["findings"]] == [FINDING]
+    assert f"incomplete (--allow-incomplete): {FINDING}" in report["warnings"]
+    # What the self-check said is what the loader says.
+    with pytest.raises(docker.errors.ContainerError) as failed:
+        _run(client, tag, ["curl", "--version"])
+    assert (b"error while loading shared libraries: libbrotlicommon.so.1"
+            in failed.value.stderr)
+    # `sh` was found on PATH as /usr/bin/sh; /bin/sh resolves too.
+    assert _run(client, tag, ["/bin/sh", "-c", "echo ok"]) == b"ok\n"
+    # The closure was seeded from the app as run (--entrypoint), not the image's Cmd.
+    kept = {k["path"]: k["reasons"] for k in report["kept"]}
+    assert "entrypoint" in kept["/usr/bin/head"] and "/usr/bin/cat" not in kept

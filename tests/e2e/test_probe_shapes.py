@@ -35,11 +35,15 @@ def _build(client, name: str, *extra: str, label: str = "plain"):
 
 
 @pytest.fixture(scope="module")
-def built(client):
-    """One plain build per sample, shared by the assertions below."""
+def built(client, build):
+    """One plain build per sample (builds.CASES, shared with the other e2e modules), and
+    the builds with other flags of this module, each shared by the assertions below."""
     done: dict[str, tuple] = {}
 
     def get(name: str, *extra: str, label: str = "plain"):
+        if not extra:
+            b = build(f"{name}-{label}")
+            return b.run, b.report
         if (name, label) not in done:
             done[(name, label)] = _build(client, name, *extra, label=label)
         return done[(name, label)][:2]

@@ -33,7 +33,7 @@ def test_squarify_keeps_rectangles_squarish():
 
 def _doc(**over):
     doc = {
-        "schema": "minify.report/v1",
+        "schema": "minify.report/v2",
         "source": {"image": "app:1", "id": "sha256:" + "a" * 64, "size": 10_000_000},
         "output": {"image": "app.min:1", "id": "sha256:" + "b" * 64, "size": 500_000},
         "ratio": 20.0, "files": {"kept": 2, "total": 1000, "kept_size": 400_000,

@@ -3,24 +3,33 @@ before anything starts, and the report's `probe` part."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 import probes
 from minifier.errors import ProbeError, UsageError
+from minifier.image.indexing import Indexed
 from minifier.observe.probing import check_probes, not_http_message, probe_ports
 from minifier.options import ProbeSetup
-from minifier.output.report import probe_to_json
-from minifier.records import ImageInfo, Observation
+from minifier.output.report import make_report
+from minifier.output.summary import render_text
+from minifier.records import (
+    AccessRecord,
+    BuildPlan,
+    BuildResult,
+    ImageInfo,
+    Observation,
+    VerifyResult,
+)
 from probes import ApiSpecUse, HttpProbeOptions, ProbeCommand, ProbeSummary, ReadyInfo
+from tests.unit.fixtures import image_info
 
 SETUP = ProbeSetup(http=HttpProbeOptions())
 
 
 def _image(ports: tuple[str, ...]) -> ImageInfo:
-    return ImageInfo(ref="app:1", id="sha256:" + "a" * 64, repo_tags=(), size=1,
-                     architecture="amd64", os="linux", entrypoint=(), cmd=("app",), env=(),
-                     workdir="", user="", exposed_ports=ports, volumes=(), labels={},
-                     stop_signal="", healthcheck=None, config={})
+    return image_info(ref="app:1", size=1, cmd=("app",), exposed_ports=ports)
 
 
 def _request(path: str, status, by: str = "default", method: str = "GET"):
@@ -84,15 +93,22 @@ def test_a_probe_command_on_an_unpublished_port_is_a_usage_error() -> None:
     assert probe_ports(_image(("8080/tcp",)), setup, ("9000",)) == (8080, 9000)
 
 
-def test_probe_part_of_the_report_is_pinned() -> None:
+def _report(obs: Observation):
+    return make_report(_image(("8000/tcp",)), BuildResult("sha256:" + "b" * 64, "app.min:1", 1, ""),
+                       BuildPlan(kept=(), total_files=1, total_size=1), AccessRecord(accesses={}),
+                       obs, VerifyResult("passed"), Counter(), "",
+                       index=Indexed(reader="export", cache="off", cache_file="", entries=1))
+
+
+def test_probe_part_of_the_report() -> None:
     use = ApiSpecUse(source="/openapi.json", port=8080, version="3.0.2",
                      discovered_by="well-known", operations=3, requests=2,
                      skipped=("POST /orders: not sent",))
     obs = _observation([_request("/", 200), _request("/items/1", 200, "apispec")],
                        apispecs=(use,), notes=("a note",))
-    doc = probe_to_json(obs)
-    assert set(doc) == {"requests", "counts", "discovered", "ports", "apispecs", "notes",
-                        "execs"}
+    doc = _report(obs).document["probe"]
+    assert list(doc) == ["requests", "counts", "discovered", "ports", "apispecs", "notes",
+                         "execs"]
     assert doc["requests"][1] == {
         "method": "GET", "path": "/items/1", "port": 8080, "protocol": "http", "status": 200,
         "content_type": None, "length": 0, "sha256": "0" * 64, "elapsed": 0.01, "error": None,
@@ -105,24 +121,13 @@ def test_probe_part_of_the_report_is_pinned() -> None:
     assert doc["notes"] == ["a note"]
     assert doc["counts"] == {"2xx": 2, "3xx": 0, "4xx": 0, "5xx": 0, "unsupported": 0,
                              "error": 0}
-    empty = probe_to_json(Observation(http=None, execs=(), target=None))
+    empty = _report(Observation(http=None, execs=(), target=None)).document["probe"]
     assert empty == {"requests": [], "counts": {}, "discovered": [], "ports": [],
                      "apispecs": [], "notes": [], "execs": []}
 
 
 def test_the_text_report_names_the_api_documents_used() -> None:
-    from collections import Counter
-
-    from minifier.output.report import make_report, render_text
-    from minifier.records import AccessRecord, BuildPlan, BuildResult, VerifyResult
-
     use = ApiSpecUse(source="/openapi.json", port=8000, version="3.0.2",
                      discovered_by="well-known", operations=4, requests=3)
-    obs = _observation([_request("/", 200)], apispecs=(use,))
-    report = make_report(_image(("8000/tcp",)), BuildResult("sha256:" + "b" * 64, "app.min:1", 1,
-                                                            ""),
-                         BuildPlan(kept=(), total_files=1, total_size=1),
-                         AccessRecord(accesses={}), probe_to_json(obs), VerifyResult("passed"),
-                         Counter(), "")
-    lines = render_text(report).splitlines()
-    assert "api     /openapi.json (port 8000): 3 of 4 operation(s) requested" in lines
+    lines = render_text(_report(_observation([_request("/", 200)], apispecs=(use,))))
+    assert "api     /openapi.json (port 8000): 3 of 4 operation(s) requested" in lines.splitlines()

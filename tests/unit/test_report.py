@@ -1,8 +1,11 @@
-"""The report's JSON contract (keys pinned) and its human rendering."""
+"""The report's JSON rendering from its records, and its human rendering."""
 
+import json
 from collections import Counter
 
-from minifier.output.report import SCHEMA, dir_sizes, index_text, make_report, render_text
+from minifier.image.indexing import Indexed
+from minifier.output.report import SCHEMA, dir_sizes, make_report
+from minifier.output.summary import index_text, render_markdown, render_text
 from minifier.records import (
     AccessRecord,
     BuildPlan,
@@ -10,18 +13,18 @@ from minifier.records import (
     ComparedRequest,
     Finding,
     HealthVerdict,
-    ImageInfo,
     KeptFile,
     LivenessVerdict,
     Mismatch,
+    Observation,
     SelfCheck,
     VerifyResult,
 )
+from probes import ProbeSummary
+from tests.unit.fixtures import image_info
 
-IMAGE = ImageInfo(ref="app:1", id="sha256:" + "a" * 64, repo_tags=("app:1",), size=10_000_000,
-                  architecture="amd64", os="linux", entrypoint=(), cmd=("app",), env=(),
-                  workdir="", user="", exposed_ports=("80/tcp",), volumes=(), labels={},
-                  stop_signal="", healthcheck=None, config={})
+IMAGE = image_info(ref="app:1", repo_tags=("app:1",), size=10_000_000, cmd=("app",),
+                   exposed_ports=("80/tcp",))
 
 
 ROW = ComparedRequest(round=1, method="GET", path="/", port=80, compared="status+body",
@@ -41,26 +44,28 @@ def _report(verdict=VERDICT, selfcheck=None):
                      total_files=1000, total_size=9_000_000, excluded=("/etc/secret",))
     result = BuildResult(image_id="sha256:" + "b" * 64, tag="app.min:1", size=500_000,
                          layer_path="/tmp/x/layer.tar")
+    probes_ = ProbeSummary(requests=(), discovered=(), counts={"2xx": 3}, failure=None)
     return make_report(IMAGE, result, plan, AccessRecord(accesses={}),
-                       {"requests": [], "counts": {"2xx": 3}, "discovered": [], "execs": []},
-                       verdict,
+                       Observation(http=probes_, execs=(), target=None), verdict,
                        Counter({"/usr/share/doc": 2_000_000}), "/tmp/art",
                        selfcheck=selfcheck, index=INDEX)
 
 
-INDEX = {"reader": "storage", "why": "the image's overlay2 layer directories, read in place",
-         "cache": "hit", "cache_file": "/root/.cache/minify/" + "a" * 64 + ".index",
-         "entries": 1001}
+INDEX = Indexed(reader="storage", why="the image's overlay2 layer directories, read in place",
+                cache="hit", cache_file="/root/.cache/minify/" + "a" * 64 + ".index",
+                entries=1001)
 
 
 def test_report_keys_are_pinned():
-    doc = _report().to_json()
-    assert doc["schema"] == SCHEMA
-    assert set(doc) == {"schema", "source", "output", "ratio", "files", "kept", "excluded",
-                        "probe", "access", "verify", "selfcheck", "biggest_kept_dirs",
-                        "biggest_removed_dirs", "dirs", "warnings", "artifacts_dir",
-                        "timings", "index"}
-    assert doc["index"] == INDEX
+    doc = _report().document
+    assert doc["schema"] == SCHEMA == "minify.report/v2"
+    assert list(doc) == ["schema", "source", "output", "ratio", "files", "kept", "excluded",
+                         "probe", "access", "verify", "selfcheck", "biggest_kept_dirs",
+                         "biggest_removed_dirs", "dirs", "warnings", "artifacts_dir",
+                         "timings", "index"]
+    assert doc["index"] == {"reader": "storage", "why": INDEX.why, "cache": "hit",
+                            "cache_file": INDEX.cache_file, "entries": 1001}
+    assert json.loads(json.dumps(doc)) == doc  # plain JSON values only: no tuples
     assert set(doc["source"]) == {"image", "id", "size"}
     assert set(doc["output"]) == {"image", "id", "size"}
     assert set(doc["files"]) == {"kept", "total", "kept_size", "total_size"}
@@ -74,6 +79,7 @@ def test_report_keys_are_pinned():
     assert set(doc["verify"]) == {"status", "reason", "mismatches", "requests", "execs",
                                   "health", "liveness", "minified_output",
                                   "include_path_hints"}
+    assert doc["verify"]["health"]["test"] == ["/bin/sh", "-c", "curl -f localhost"]
     assert doc["verify"]["requests"] == [{
         "round": 1, "method": "GET", "path": "/", "port": 80, "compared": "status+body",
         "original_status": 200, "minified_status": 200, "nondeterministic": False, "ok": True,
@@ -88,7 +94,7 @@ def test_selfcheck_findings_in_the_report():
     finding = Finding("library", "/usr/bin/curl", "libbrotlicommon.so.1",
                       "/usr/lib/x86_64-linux-gnu/libbrotlicommon.so.1.0.9", excluded=True)
     report = _report(selfcheck=SelfCheck((finding,)))
-    doc = report.to_json()
+    doc = report.document
     text = ("/usr/bin/curl: library libbrotlicommon.so.1 is "
             "/usr/lib/x86_64-linux-gnu/libbrotlicommon.so.1.0.9 in the original image but "
             "missing from the minified one (removed by --exclude-pattern)")
@@ -110,12 +116,20 @@ def test_a_mismatch_is_its_kind_its_text_and_the_compared_fields():
                                Mismatch("request", "GET /x (port 80): original 200, minified "
                                         "500 (after docker restart)", request=bad),
                                Mismatch("log", "libfoo.so: cannot open shared object file")))
-    doc = _report(verdict).to_json()["verify"]
+    doc = _report(verdict).document["verify"]
     assert doc["mismatches"][0]["kind"] == "request"
-    assert doc["mismatches"][0]["round"] == 2 and doc["mismatches"][0]["path"] == "/x"
+    assert doc["mismatches"][0]["request"] == {
+        "round": 2, "method": "GET", "path": "/x", "port": 80, "compared": "status",
+        "original_status": 200, "minified_status": 500, "nondeterministic": True, "ok": False,
+        "minified_error": None}
+    assert doc["mismatches"][0]["exec"] is None
     assert doc["mismatches"][1] == {"kind": "log",
-                                    "text": "libfoo.so: cannot open shared object file"}
+                                    "text": "libfoo.so: cannot open shared object file",
+                                    "request": None, "exec": None}
     assert "verify  failed" in render_text(_report(verdict))
+    assert render_markdown(_report(verdict)).endswith(
+        "Verification mismatches:\n\n- GET /x (port 80): original 200, minified 500 (after "
+        "docker restart)\n- libfoo.so: cannot open shared object file\n")
 
 
 def test_render_text_shows_sizes_ratio_and_dirs():
@@ -131,10 +145,10 @@ def test_render_text_shows_sizes_ratio_and_dirs():
 
 
 def test_index_line_names_the_export_fallback_and_why():
-    assert index_text({"reader": "export", "why": "--image-source export",
-                       "cache": "rebuilt: the cached index was corrupt (file is not a database)"}
-                      ) == ("index   docker export stream (--image-source export); cache "
-                            "rebuilt: the cached index was corrupt (file is not a database)")
+    why = "rebuilt: the cached index was corrupt (file is not a database)"
+    index = Indexed(reader="export", cache=why, cache_file="", entries=1,
+                    why="--image-source export")
+    assert index_text(index) == f"index   docker export stream (--image-source export); cache {why}"
 
 
 def test_dir_sizes_groups_by_prefix():

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from minifier.xray.analysis import XrayInput, analyze
 from minifier.xray.base import BaseCandidate
 from minifier.xray.layers import DIR, FILE, WHITEOUT, Entry, LayerScan, SavedImage
@@ -90,3 +92,15 @@ def test_thresholds():
         f"efficiency {r.waste['efficiency']:.4f} is below --min-efficiency 0.99",
         "finding toolchain saves 7000 bytes (7.0 kB), above --max-finding-bytes 6999 bytes "
         "(7.0 kB)"]
+
+
+def test_a_build_report_is_read_in_the_schema_the_build_writes():
+    from minifier.errors import UsageError
+    from minifier.output.report import SCHEMA
+    from minifier.xray.compare import BUILD_SCHEMAS, check_build_report
+
+    assert BUILD_SCHEMAS[0] == SCHEMA
+    doc = {"schema": SCHEMA, "source": {"image": "app:1", "id": "sha256:a"}}
+    assert check_build_report(doc, "sha256:a", "r.json") is doc
+    with pytest.raises(UsageError, match="not a minify build report"):
+        check_build_report({**doc, "schema": "minify.xray/v1"}, "sha256:a", "r.json")
