@@ -23,7 +23,7 @@ import pytest
 
 from minifier.errors import ExitStatus
 from minifier.observe.pause import pause_binary
-from minifier.output.report import human_size
+from minifier.output.summary import human_size
 from minifier.output.seccomp_profile import RUNC_SYSCALLS, RUNTIME_SYSCALLS
 
 from . import helpers

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from minifier.output.report import human_size
+from minifier.output.summary import human_size
 
 from . import helpers
 from .browser import Browser
