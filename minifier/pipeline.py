@@ -28,7 +28,7 @@ from minifier.image.source import choose_source
 from minifier.observe.appspec import check_command, exposed_tcp_ports, health_spec
 from minifier.observe.monitor import access_to_json, merge
 from minifier.observe.preflight import check_include_paths, check_runnable
-from minifier.observe.probing import check_probes, observe, probe_ports
+from minifier.observe.probing import check_probes, http_probe_ports, observe
 from minifier.observe.runner import ObservedRun, TracedContainer
 from minifier.options import BuildOptions
 from minifier.output.report import Report, dir_sizes, make_report, write_json
@@ -53,7 +53,7 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
     argv = check_command(image, opts.run)
     # The closure seeds from the app as it is really run (--entrypoint/--cmd overrides).
     keep = dataclasses.replace(opts.keep, argv=argv)
-    ports = probe_ports(image, opts.probe, opts.run.expose)
+    ports = http_probe_ports(image, opts.probe, opts.run.expose)
     check_include_paths(client, image, opts.keep)
     # Chosen before anything runs: --image-source storage that cannot work stops here.
     chosen = choose_source(client, image.id, opts.index.source)

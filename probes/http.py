@@ -17,7 +17,7 @@ from requests import Session
 from probes import discovery
 from probes.errors import ProbeSpecError
 from probes.links import extract_links, path_of, same_origin
-from probes.ready import probe_ports
+from probes.ready import target_ports
 from probes.records import (
     STATUS_CLASSES,
     ApiSpecUse,
@@ -42,7 +42,7 @@ def run(target: Target, options: HttpProbeOptions, on_request: OnRequest = None)
     """Probe every port: GET/HEAD /, the commands, the well-known paths (robots.txt,
     favicon.ico, a sitemap, API documents), the API operations, then the crawl; all
     within bounds."""
-    ports = probe_ports(target, options.ports)
+    ports = target_ports(target, options.ports)
     bodies = _command_bodies(target, options.commands)
     with make_session() as session:
         prober = _Prober(target, options, session, on_request)
@@ -88,7 +88,7 @@ def replay(
 ) -> tuple[RequestResult, ...]:
     """Send the same requests again, in order, and return what the app answers now."""
     if requests:
-        probe_ports(target, sorted({r.port for r in requests}))
+        target_ports(target, sorted({r.port for r in requests}))
     results = []
     with make_session() as session:
         for old in requests:

@@ -15,7 +15,7 @@ from probes.errors import AppExitedError, NotReadyError, ProbeSpecError
 from probes.records import NOT_HTTP, ReadyInfo, Target
 from probes.transport import falls_back_to_https, make_session, send, tls_handshake
 
-__all__ = ["wait_ready", "probe_ports"]
+__all__ = ["wait_ready", "target_ports"]
 
 POLL_INTERVAL = 0.1  # between rounds of attempts; the wait itself is bounded by the deadline
 CONNECT_TIMEOUT = 1.0
@@ -28,8 +28,8 @@ NOT_HTTP_ROUNDS = 2
 Listening = Callable[[], Collection[int]]
 
 
-def probe_ports(target: Target, ports: Sequence[int]) -> tuple[int, ...]:
-    """The container ports to probe: `ports`, or all published ones; each must be published."""
+def target_ports(target: Target, ports: Sequence[int]) -> tuple[int, ...]:
+    """The target's ports to probe: `ports`, or all it publishes; each must be published."""
     chosen = tuple(ports) or tuple(sorted(target.ports))
     for port in chosen:
         if port not in target.ports:
@@ -60,7 +60,7 @@ def wait_ready(
     protocol NOT_HTTP instead of being waited for.
     Raises AppExitedError when app_alive() turns False, NotReadyError at the deadline.
     """
-    chosen = probe_ports(target, ports)
+    chosen = target_ports(target, ports)
     start = time.monotonic()
     deadline = start + timeout
     ready: dict[int, ReadyInfo] = {}

@@ -27,14 +27,15 @@ from minifier.records import ExecOutcome, HealthOutcome, HealthSpec, ImageInfo, 
 from minifier.ui import Progress
 from probes import ContinueAfter, Target
 
-__all__ = ["probe_ports", "observe", "check_probes", "not_http_message"]
+__all__ = ["http_probe_ports", "observe", "check_probes", "not_http_message"]
 
 EXIT_GRACE = 2.0  # seconds for the tracer to report an exit after unanswered requests
 POLL = 0.1  # seconds between looks at the socket table while waiting for a port
 RETRY = 0.5  # seconds between runs of a first exec probe that does not pass yet
 
 
-def probe_ports(image: ImageInfo, setup: ProbeSetup, expose: tuple[str, ...]) -> tuple[int, ...]:
+def http_probe_ports(image: ImageInfo, setup: ProbeSetup,
+                     expose: tuple[str, ...]) -> tuple[int, ...]:
     """The container ports to probe; an error naming both fixes when there are none, and
     one naming the port when a probe command asks for a port the container does not
     publish (both before anything starts)."""

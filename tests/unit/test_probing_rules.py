@@ -10,7 +10,7 @@ import pytest
 import probes
 from minifier.errors import ProbeError, UsageError
 from minifier.image.indexing import Indexed
-from minifier.observe.probing import check_probes, not_http_message, probe_ports
+from minifier.observe.probing import check_probes, http_probe_ports, not_http_message
 from minifier.options import ProbeSetup
 from minifier.output.report import make_report
 from minifier.output.summary import render_text
@@ -87,10 +87,10 @@ def test_not_http_message() -> None:
 def test_a_probe_command_on_an_unpublished_port_is_a_usage_error() -> None:
     setup = ProbeSetup(http=HttpProbeOptions(commands=(ProbeCommand(resource="/x", port=9000),)))
     with pytest.raises(UsageError) as info:
-        probe_ports(_image(("8080/tcp",)), setup, ())
+        http_probe_ports(_image(("8080/tcp",)), setup, ())
     assert info.value.message == ("probe command GET /x names port 9000, which the container "
                                   "does not publish (published: 8080): add --expose 9000")
-    assert probe_ports(_image(("8080/tcp",)), setup, ("9000",)) == (8080, 9000)
+    assert http_probe_ports(_image(("8080/tcp",)), setup, ("9000",)) == (8080, 9000)
 
 
 def _report(obs: Observation):

@@ -5,7 +5,7 @@ import pytest
 
 from minifier.errors import UsageError
 from minifier.image.imagefs import scan
-from minifier.observe.probing import probe_ports
+from minifier.observe.probing import http_probe_ports
 from minifier.options import ProbeSetup
 from minifier.output.verify import compare, find_loader_errors, include_hints
 from probes import HttpProbeOptions, RequestResult
@@ -74,13 +74,13 @@ def _image(ports):
 
 def test_probe_ports():
     http = ProbeSetup(http=HttpProbeOptions())
-    assert probe_ports(_image(("8080/tcp", "53/udp", "80/tcp")), http, ()) == (80, 8080)
-    assert probe_ports(_image(()), http, ("9000",)) == (9000,)
-    assert probe_ports(_image(("80/tcp",)), ProbeSetup(http=HttpProbeOptions(ports=(81,))),
+    assert http_probe_ports(_image(("8080/tcp", "53/udp", "80/tcp")), http, ()) == (80, 8080)
+    assert http_probe_ports(_image(()), http, ("9000",)) == (9000,)
+    assert http_probe_ports(_image(("80/tcp",)), ProbeSetup(http=HttpProbeOptions(ports=(81,))),
                        ()) == (81,)
-    assert probe_ports(_image(()), ProbeSetup(http=None), ()) == ()
+    assert http_probe_ports(_image(()), ProbeSetup(http=None), ()) == ()
     with pytest.raises(UsageError, match="--expose PORT or --http-probe-ports PORT"):
-        probe_ports(_image(("53/udp",)), http, ())
+        http_probe_ports(_image(("53/udp",)), http, ())
 
 
 def test_a_command_the_shell_did_not_find_is_hinted_by_its_path(tmp_path):
