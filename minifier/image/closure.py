@@ -303,12 +303,10 @@ class _Closure:
             certs = certs or any(_under(p, c) for p in (path, final or "") for c in CERT_PATHS)
         return certs
 
-    def seed_runtime(self, creds_used_names: bool) -> None:
+    def seed_runtime(self) -> None:
         for path in RUNTIME_FILES:
             if self.fs.lookup(path) is not None:
                 self.add(path, "runtime")
-        if creds_used_names and self.fs.lookup("/etc/passwd") is None:
-            self.warn("USER uses a name but the image has no /etc/passwd")
         for path in PLACEHOLDERS:
             self.add(path, "runtime")  # written as empty files: docker mounts over them
         self.add("/tmp", "runtime")  # created 1777 when the image has none
@@ -389,12 +387,11 @@ def plan(
     image: ImageInfo,
     keep: KeepOptions,
     source: ImageSource,
-    creds_used_names: bool = False,
 ) -> BuildPlan:
     """The closure of `accessed` over the image, with reasons; excludes applied last."""
     c = _Closure(fs, image, keep, source)
     certs = c.seed_accessed(accessed)
-    c.seed_runtime(creds_used_names)
+    c.seed_runtime()
     c.seed_requested()
     if certs or keep.include_cert_all:
         c.seed_certs()
