@@ -23,8 +23,8 @@ import pytest
 
 from minifier.errors import ExitStatus
 from minifier.observe.pause import pause_binary
-from minifier.output.summary import human_size
 from minifier.output.seccomp_profile import RUNC_SYSCALLS, RUNTIME_SYSCALLS
+from minifier.output.summary import human_size
 
 from . import helpers
 from .conftest import SANDBOX

@@ -1,15 +1,22 @@
 """Builders shared by the unit tests: image tar members and tars, a scanned image, a
-Debian-like tree with real ELF files, and the one ImageInfo builder.
+Debian-like tree with real ELF files, the one ImageInfo builder, and a process in new
+namespaces to launch into.
 
 Test modules import helpers from here (or elves.py), never from each other.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import signal
+import subprocess
 import tarfile
+import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 from minifier.image.imagefs import ImageFS, scan
 from minifier.image.source import TarFileSource
@@ -17,7 +24,7 @@ from minifier.records import ImageInfo
 from tests.unit.elves import gcc_elf
 
 __all__ = ["member", "make_tar", "scan_members", "LIBDIR", "host_bytes", "elf_members",
-           "chain_members", "image_info"]
+           "chain_members", "image_info", "unshared"]
 
 # -- image tars --------------------------------------------------------------------------
 
@@ -114,3 +121,36 @@ def image_info(**overrides) -> ImageInfo:
     are taken as the record's tuples)."""
     return replace(_IMAGE, **{k: tuple(v) if isinstance(v, list) else v
                               for k, v in overrides.items()})
+
+
+# -- namespaces ----------------------------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@contextlib.contextmanager
+def unshared(*flags: str) -> Iterator[int]:
+    """A `sleep` in namespaces of its own (`unshare --fork FLAGS`), like a container's
+    PID 1 for the launcher to join: its host pid, once its user namespace (if any) is
+    mapped. It and everything in its pid namespace are killed at the end."""
+    unshare = subprocess.Popen(["unshare", *flags, "--fork", "sleep", "30"])
+    target = 0
+    try:
+        deadline = time.monotonic() + 10
+        while not _children(unshare.pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        target = _children(unshare.pid)[0]
+        if "--user" in flags:
+            while not Path(f"/proc/{target}/gid_map").read_text().strip():  # mapped later
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        yield target
+    finally:
+        if target:  # a pid namespace's init: killing it ends everything inside
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(target, signal.SIGKILL)
+        unshare.kill()
+        unshare.wait(10)

@@ -20,6 +20,7 @@ import pytest
 from minifier.records import LaunchSpec
 from minifier.sensor import cgroups, confine
 from minifier.sensor.tracer import trace
+from tests.unit.fixtures import unshared
 
 PROGRAMS = Path(__file__).parent / "programs"
 ENV = ("PATH=/usr/local/bin:/usr/bin:/bin",)
@@ -248,29 +249,12 @@ def test_read_filters_returns_the_targets_program(target):
     assert confine.parse_status(Path(f"/proc/{pid}/status").read_text())["TracerPid"] == "0"
 
 
-def _children(pid: int) -> list[int]:
-    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
 def test_launch_joins_the_targets_user_namespace(tmp_path):
     # Like a container of an engine that remaps users (userns-remap).
-    unshare = subprocess.Popen(["unshare", "--user", "--map-root-user", "--mount", "--fork",
-                                "sleep", "30"])
-    try:
-        deadline = time.monotonic() + 10
-        while not _children(unshare.pid):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        target = _children(unshare.pid)[0]
-        while not Path(f"/proc/{target}/gid_map").read_text().strip():  # unshare maps later
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+    with unshared("--user", "--map-root-user", "--mount") as target:
         out_path = tmp_path / "out.txt"
         result = trace(LaunchSpec(argv=("/bin/sh", "-c", "readlink /proc/self/ns/user"),
                                   env=ENV, target_pid=target, output_path=str(out_path)))
         assert result.exit_status == 0, out_path.read_text()
         assert out_path.read_text().strip() == os.readlink(f"/proc/{target}/ns/user")
         assert os.readlink(f"/proc/{target}/ns/user") != os.readlink("/proc/self/ns/user")
-    finally:
-        unshare.kill()
-        unshare.wait(10)

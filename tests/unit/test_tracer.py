@@ -19,6 +19,7 @@ import pytest
 from minifier.records import FileEvent, LaunchSpec, TraceResult
 from minifier.sensor.tracejson import result_from_json, result_to_json, spec_from_json, spec_to_json
 from minifier.sensor.tracer import trace
+from tests.unit.fixtures import unshared
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = Path(__file__).parent / "programs"
@@ -324,20 +325,8 @@ def with_suppressed_kill(pid: int) -> None:
         pass
 
 
-def _children(pid: int) -> list[int]:
-    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
 def test_joins_the_target_namespaces(tmp_path):
-    unshare = subprocess.Popen(["unshare", "--mount", "--pid", "--uts", "--fork",
-                                "--mount-proc", "sleep", "30"])
-    target = 0
-    try:
-        deadline = time.monotonic() + 10
-        while not _children(unshare.pid):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        target = _children(unshare.pid)[0]
+    with unshared("--mount", "--pid", "--uts", "--mount-proc") as target:
         own_pidns = os.stat("/proc/self/ns/pid").st_ino
         script = "echo $$; readlink /proc/self/ns/mnt /proc/self/ns/uts; cat /etc/hostname"
         result, out = run(("/bin/sh", "-c", script), tmp_path, target_pid=target)
@@ -349,11 +338,6 @@ def test_joins_the_target_namespaces(tmp_path):
         assert find(result, "/etc/hostname", "openat", ok=True)
         # Our own later children are born in our pid namespace again.
         assert os.stat("/proc/self/ns/pid_for_children").st_ino == own_pidns
-    finally:
-        if target:  # the namespace's init: killing it ends everything inside
-            with_suppressed_kill(target)
-        unshare.kill()
-        unshare.wait(10)
 
 
 def test_cli_reports_a_launch_it_could_not_do(tmp_path):
