@@ -144,7 +144,7 @@ def test_app_crashing_while_probed(client):
     run = minify("build", SANDBOX["python"], "--entrypoint", f'python3 -c "{server}"',
                  "--cmd", "")
     assert run.code == ExitStatus.PROBE, run.stderr
-    assert "the app exited while being probed" in run.stderr
+    assert "the app exited by itself during probing (exit status 4)" in run.stderr
 
 
 def test_app_ignoring_sigterm_is_stopped_within_bound(client):
