@@ -9,6 +9,8 @@ import shlex
 import signal
 import sys
 import tempfile
+import threading
+import time
 import traceback
 from typing import Optional
 
@@ -415,11 +417,43 @@ def _raise_interrupted(signum, _frame) -> None:
     raise Interrupted(signum)
 
 
+def _interrupt_again(unraisable) -> None:
+    """A signal whose handler ran inside a finalizer (a weakref callback, a __del__):
+    Python ignores what a finalizer raises, so the Interrupted would be lost and the
+    build go on. The handlers are put back and the signal is sent again from another
+    thread, to be raised in the main thread's own code."""
+    exc = unraisable.exc_value
+    if not isinstance(exc, Interrupted):
+        sys.__unraisablehook__(unraisable)
+        return
+    _handle_signals()
+    threading.Thread(target=_send_when_back, args=(threading.get_ident(), exc.signum),
+                     daemon=True).start()
+
+
+def _send_when_back(ident: int, signum: int) -> None:
+    """Send `signum` once the thread `ident` has left _interrupt_again (bounded)."""
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        frame = sys._current_frames().get(ident)
+        while frame is not None and frame.f_code is not _interrupt_again.__code__:
+            frame = frame.f_back
+        if frame is None:
+            break
+        time.sleep(0.001)
+    os.kill(os.getpid(), signum)
+
+
+def _handle_signals() -> None:
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    sys.unraisablehook = _interrupt_again
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     args = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--debug"]
-    signal.signal(signal.SIGINT, _raise_interrupted)
-    signal.signal(signal.SIGTERM, _raise_interrupted)
+    _handle_signals()
     try:
         cli.main(args=args, prog_name="minify", standalone_mode=False)
         return ExitStatus.OK

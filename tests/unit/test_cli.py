@@ -177,3 +177,40 @@ def test_probe_option_values_the_probes_package_refuses_are_usage_errors(capsys)
     code, _, err = run(capsys, "build", "img:1", "--http-crawl-max-depth", "-2")
     assert _one_error(err) == "max_depth: -2 is not a non-negative integer"
 
+
+
+def test_a_signal_handled_inside_a_finalizer_is_not_lost():
+    """Python ignores an exception raised in a weakref callback: a Ctrl-C whose handler
+    runs there must still interrupt the build (it is raised again, in the main code)."""
+    import os
+    import signal
+    import sys
+    import time
+    import weakref
+
+    from minifier.cli import _handle_signals
+    from minifier.errors import Interrupted
+
+    class Thing:
+        pass
+
+    def callback():
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs here, inside the finalizer
+            pass
+
+    saved = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM), sys.unraisablehook
+    try:
+        _handle_signals()
+        thing = Thing()
+        weakref.finalize(thing, callback)
+        with pytest.raises(Interrupted) as info:
+            del thing  # the finalizer runs, its Interrupted is ignored ...
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:  # ... and raised again here
+                time.sleep(0.01)
+        assert info.value.signum == signal.SIGINT
+    finally:
+        signal.signal(signal.SIGINT, saved[0])
+        signal.signal(signal.SIGTERM, saved[1])
+        sys.unraisablehook = saved[2]
