@@ -34,8 +34,8 @@ SECTIONS = (
     ("scale", "4. Scale: 100 MB to 5 GB", f"BENCH_ONLY=scale {RUN}",
      "Generated images (busybox + N files of 10 kB), trivial app. Median (min-max) of "
      "interleaved repetitions; `x one export` is each build over the export of the same "
-     "repetition. Peak RSS: the minify process (getrusage) and the tracer process (VmHWM), "
-     "each its own.",
+     "repetition. Peak RSS: the minify process and the tracer process, each its own "
+     "(VmHWM since exec).",
      scale.render),
     ("xray", "5. xray", f"BENCH_ONLY=xray {RUN}",
      "Target: `minify xray` of the 1 GB / 100k-file scale image <= 1.2 x one `docker export` "
