@@ -20,6 +20,7 @@ from functools import cached_property
 from typing import Iterable, Mapping, Optional
 
 from minifier.image.indexing import Indexed
+from minifier.jsonsafe import safe
 from minifier.records import (
     AccessRecord,
     BuildPlan,
@@ -60,7 +61,7 @@ class FileCounts:
 class ProbeReport:
     """What exercising the app did: every HTTP request (how it was found, what it got),
     the counts by outcome, the URLs the crawl found, how each probe port spoke, the API
-    documents used, notes (bounds hit) and the exec probes."""
+    documents used, notes (bounds hit, HTTP probing skipped) and the exec probes."""
 
     requests: tuple[RequestResult, ...] = ()
     counts: Mapping[str, int] = field(default_factory=dict)
@@ -119,18 +120,19 @@ class Report:
 
     @cached_property
     def document(self) -> dict:
-        """The JSON document (`--report-file`, `--json`, report.json): rendered once."""
-        return _report_json(self)
+        """The JSON document (`--report-file`, `--json`, report.json): rendered once,
+        its file names that are not UTF-8 made readable by strict parsers (jsonsafe)."""
+        return safe(_report_json(self))
 
 
 def probe_report(obs: Observation) -> ProbeReport:
     """The report's probe part from an Observation."""
     http = obs.http
     if http is None:
-        return ProbeReport(ports=obs.ports, execs=obs.execs)
+        return ProbeReport(ports=obs.ports, notes=obs.notes, execs=obs.execs)
     return ProbeReport(requests=http.requests, counts=dict(http.counts),
                        discovered=http.discovered, ports=obs.ports, apispecs=http.apispecs,
-                       notes=http.notes, execs=obs.execs)
+                       notes=(*obs.notes, *http.notes), execs=obs.execs)
 
 
 def dir_sizes(paths_sizes: Iterable[tuple[str, int]], depth: int = 3) -> Counter:
@@ -262,12 +264,13 @@ def _umask() -> int:
 
 
 def write_json(doc: dict, path: str) -> None:
-    """Write atomically: a reader never sees half a report."""
+    """Write atomically: a reader never sees half a report. Names that are not UTF-8
+    are written as jsonsafe says (valid UTF-8 JSON, the exact bytes alongside)."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".report-", dir=directory)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2, sort_keys=False)
+            json.dump(safe(doc), f, indent=2, sort_keys=False)
             f.write("\n")
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide it from a CI uploader
         os.replace(tmp, path)

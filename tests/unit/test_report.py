@@ -155,3 +155,28 @@ def test_dir_sizes_groups_by_prefix():
     sizes = dir_sizes([("/usr/lib/x/a.so", 10), ("/usr/lib/x/y/b.so", 5), ("/etc/a", 1)],
                       depth=3)
     assert sizes == Counter({"/usr/lib/x": 15, "/etc": 1})
+
+
+def test_names_that_are_not_utf8_in_the_document_and_the_html_page():
+    """A kept file and a directory whose names are latin-1 bytes: the document is valid
+    UTF-8 JSON with the exact bytes alongside, and the HTML page renders it."""
+    import base64
+
+    from minifier.output.html_report import render_html
+
+    raw = "/srv/caf\udce9/menu".encode("utf-8", "surrogateescape")
+    plan = BuildPlan(kept=(KeptFile("/srv/caf\udce9/menu", 4, "file", ("accessed",)),),
+                     total_files=2, total_size=8, excluded=("/srv/caf\udce9/old",))
+    result = BuildResult(image_id="sha256:" + "b" * 64, tag="app.min:1", size=100,
+                         layer_path="/tmp/x/layer.tar")
+    doc = make_report(IMAGE, result, plan, AccessRecord(accesses={}),
+                      Observation(http=None, execs=(), target=None), VERDICT,
+                      Counter({"/srv/caf\udce9": 4}), "", index=INDEX).document
+    text = json.dumps(doc)
+    text.encode("utf-8")  # no lone surrogate left
+    assert "\\udc" not in text
+    assert doc["kept"] == [{"path": "/srv/caf\\xe9/menu", "path_b64": base64.b64encode(
+        raw).decode(), "size": 4, "kind": "file", "reasons": ["accessed"]}]
+    assert doc["excluded"] == ["/srv/caf\\xe9/old"]
+    assert {d["path"] for d in doc["dirs"]} == {"/srv/caf\\xe9"}
+    assert "/srv/caf\\xe9" in render_html(doc)
