@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import shlex
 import signal
 import sys
@@ -17,8 +18,16 @@ from typing import Optional
 import click
 
 import probes
-from minifier.dockerargs import container_options
-from minifier.errors import EXIT_MEANINGS, ExitStatus, Interrupted, MinifyError, UsageError
+from minifier.dockerargs import container_options, read_env_files
+from minifier.errors import (
+    EXIT_MEANINGS,
+    ExitStatus,
+    Interrupted,
+    MinifyError,
+    UsageError,
+    failure_document,
+)
+from minifier.jsonsafe import safe
 from minifier.options import (
     BuildOptions,
     IndexOptions,
@@ -66,13 +75,11 @@ def _probe_setup(kw: dict) -> ProbeSetup:
         if kw["exec_file"]:
             execs += probes.load_exec_file(kw["exec_file"])
         ports = probes.parse_ports(kw["http_probe_ports"]) if kw["http_probe_ports"] else ()
-        default_mode = "exec" if execs and not kw["http_probe"] else "probe"
-        if not kw["http_probe"] and not execs:
-            default_mode = "timeout:60"
-        continue_after = probes.parse_continue_after(kw["continue_after"] or default_mode)
+        continue_after = (probes.parse_continue_after(kw["continue_after"])
+                          if kw["continue_after"] else None)
         docs = tuple(probes.load_apispec_file(f) for f in kw["http_probe_apispec_file"])
         http = None
-        if kw["http_probe"]:
+        if kw["http_probe"] is not False:  # on unless turned off (None: not named)
             http = probes.HttpProbeOptions(
                 ports=ports, start_wait=kw["http_probe_start_wait"],
                 crawl=kw["http_probe_crawl"], max_depth=kw["http_crawl_max_depth"],
@@ -81,7 +88,9 @@ def _probe_setup(kw: dict) -> ProbeSetup:
                 apispec_docs=docs, apispec_methods=kw["http_probe_apispec_methods"])
     except probes.ProbeSpecError as exc:
         raise UsageError(str(exc)) from exc
-    return ProbeSetup(http=http, execs=execs, continue_after=continue_after,
+    asked = http is not None and bool(kw["http_probe"] or commands or ports
+                                      or kw["http_probe_apispec"] or docs)
+    return ProbeSetup(http=http, execs=execs, continue_after=continue_after, http_asked=asked,
                       exec_timeout=kw["exec_timeout"], exec_allow_fail=kw["exec_allow_fail"],
                       start_wait=kw["http_probe_start_wait"],
                       healthcheck=kw["healthcheck"])
@@ -137,18 +146,25 @@ def build_options(image: str, kw: dict) -> BuildOptions:
     check_output_paths(kw)
     probe = _probe_setup(kw)
     extra_ports = tuple(str(p) for p in (probe.http.ports if probe.http else ()))
+    container = container_options(kw)
     run = RunOptions(
-        entrypoint=_split(kw["entrypoint"]), cmd=_split(kw["cmd"]), env=tuple(kw["env"]),
-        workdir=kw["workdir"], user=kw["user"], container=container_options(kw),
+        entrypoint=_split(kw["entrypoint"]), cmd=_split(kw["cmd"]),
+        env=read_env_files(kw["env_file"], kw["env"]),
+        workdir=kw["workdir"], user=kw["user"], container=container,
         expose=tuple(kw["expose"]) + extra_ports,
         fanotify=kw["fanotify"], all_syscalls=bool(kw["seccomp_profile"]))
+    tmpfs = tuple(posixpath.normpath(path) for path, _ in container.tmpfs)
     keep = KeepOptions(
-        include_paths=tuple(kw["include_path"]) + _lines(kw["include_path_file"]),
+        include_paths=(*kw["include_path"], *_lines(kw["include_path_file"]),
+                       *kw["preserve_path"], *_lines(kw["preserve_path_file"])),
         include_bins=tuple(kw["include_bin"]), include_shell=kw["include_shell"],
         include_cert_all=kw["include_cert_all"], exclude_patterns=tuple(kw["exclude_pattern"]),
         # The closure looks programs and libraries up the way the app is run: --env's
         # PATH and LD_LIBRARY_PATH, --workdir (the argv comes once the image is known).
-        env=run.env, workdir=run.workdir, allow_incomplete=kw["allow_incomplete"])
+        env=run.env, workdir=run.workdir, allow_incomplete=kw["allow_incomplete"],
+        include_zoneinfo=kw["include_zoneinfo"],
+        mountpoints=(*(m.target for m in container.mounts), *tmpfs),
+        hidden=(*(m.target for m in container.mounts if not m.image_content), *tmpfs))
     output = OutputOptions(tag=kw["tag"], artifacts_dir=kw["artifacts_dir"],
                            report_file=kw["report_file"], removed_list=kw["removed_list"],
                            verify=kw["verify"], seccomp_profile=kw["seccomp_profile"])
@@ -169,10 +185,14 @@ def _index_options(kw: dict) -> IndexOptions:
 
 
 @cli.command(epilog="Exit codes:\n\n" + EXIT_CODES_HELP)
-@click.argument("image")
+@click.argument("image", required=False)
+@click.option("--target", metavar="IMAGE",
+              help="The image to minify (docker-slim's name for the IMAGE argument).")
 @click.option("--tag", help="Tag of the minified image (default: REPO.min:TAG).")
-@click.option("--http-probe/--no-http-probe", default=True, show_default=True,
-              help="Probe the app over HTTP on its exposed ports.")
+@click.option("--http-probe/--no-http-probe", default=None,
+              help="Probe the app over HTTP on its exposed ports (default: on; an image "
+                   "exposing no TCP port then runs without it, with a note). Also "
+                   "--http-probe=true|false.")
 @click.option("--http-probe-ports", help="Container ports to probe, e.g. 8080,9000.")
 @click.option("--start-wait", "--http-probe-start-wait", "http_probe_start_wait", type=float,
               default=60.0, show_default=True,
@@ -205,7 +225,12 @@ def _index_options(kw: dict) -> IndexOptions:
 @click.option("--continue-after", help="probe | exec | timeout:SECONDS | signal | enter")
 @click.option("--entrypoint", help="Override the image's Entrypoint (split like a shell).")
 @click.option("--cmd", help="Override the image's Cmd (split like a shell).")
-@click.option("--env", multiple=True, help="NAME=value added to the app's environment.")
+@click.option("--env", multiple=True,
+              help="NAME=value added to the app's environment (NAME alone: minify's own "
+                   "value of NAME, as docker run).")
+@click.option("--env-file", multiple=True, type=click.Path(),
+              help="File of NAME=value lines added to the app's environment before --env, "
+                   "read as docker run reads it (repeatable).")
 @click.option("--workdir", help="Override the app's working directory.")
 @click.option("--expose", multiple=True, help="Extra container port to publish and probe.")
 @click.option("--user", help="Run the app as NAME|UID[:GROUP|GID] instead of the image's USER.")
@@ -218,11 +243,28 @@ def _index_options(kw: dict) -> IndexOptions:
 @click.option("--cap-drop", multiple=True, help="Drop a capability from the app's container.")
 @click.option("--read-only", is_flag=True, help="Mount the app's root filesystem read-only.")
 @click.option("--tmpfs", multiple=True, help="PATH[:OPTIONS]: a tmpfs in the app's container.")
+@click.option("--volume", "-v", multiple=True, metavar="[SRC:]DST[:MODE]",
+              help="As docker run -v: a host path or named volume at DST (no SRC: an "
+                   "anonymous volume) in the traced and verification containers.")
+@click.option("--mount", multiple=True, metavar="SPEC",
+              help="As docker run --mount (type=bind|volume|tmpfs,source=...,target=...,"
+                   "readonly), or docker-slim's SRC:DST[:MODE].")
+@click.option("--network", help="Network the app's containers join: a user-defined network "
+                                "(docker network create), bridge or none.")
+@click.option("--link", multiple=True, metavar="CONTAINER[:ALIAS]",
+              help="As docker run --link: reach a running container by name or alias.")
 @click.option("--include-path", multiple=True, help="Keep this file or directory tree.")
 @click.option("--include-path-file", type=click.Path(), help="File of paths to keep.")
+@click.option("--preserve-path", multiple=True,
+              help="docker-slim's name, the same as --include-path: minify always copies "
+                   "the original image's files, never what the app changed.")
+@click.option("--preserve-path-file", type=click.Path(), help="As --include-path-file.")
 @click.option("--include-bin", multiple=True, help="Keep this binary and its ELF deps.")
 @click.option("--include-shell", is_flag=True, help="Keep /bin/sh and common tools.")
 @click.option("--include-cert-all", is_flag=True, help="Keep all CA certificates.")
+@click.option("--include-zoneinfo", is_flag=True,
+              help="Keep the time zone database (/usr/share/zoneinfo and the other places "
+                   "libc, Go and Python read it) and /etc/localtime, /etc/timezone.")
 @click.option("--exclude-pattern", multiple=True, help="Glob (with **) of paths to drop.")
 @click.option("--allow-incomplete", is_flag=True,
               help="Build even when the self-check finds a kept file's interpreter, library "
@@ -256,18 +298,34 @@ def build(image: str, **kw) -> None:
     """Minify IMAGE: run it traced, probe it, keep only what it used."""
     from minifier.engine import connect
     from minifier.engineinfo import check_rootful, describe
-    from minifier.observe.preflight import check_privileges
+    from minifier.observe.preflight import check_container_refs, check_privileges
     from minifier.pipeline import build as run_build
     from minifier.ui import Progress
 
-    opts = build_options(image, kw)
+    opts = build_options(target_image(image, kw["target"]), kw)
     max_size = _size(kw["max_size"], "--max-size")
     check_privileges()  # before the engine: a non-root user is told what is missing
     client = connect()
     check_rootful(describe(client))
+    check_container_refs(client, opts.run.container)
     report = run_build(client, opts, Progress())
-    _emit(report, kw["as_json"], kw["summary_md"], kw["report_html"])
-    _check(report, kw["min_ratio"], max_size)
+    failure = _failure(report, kw["min_ratio"], max_size)
+    # With --json, stdout holds one document: the report, or on failure the error
+    # document that carries it (main).
+    _emit(report, None if kw["as_json"] and failure else "json" if kw["as_json"] else "text",
+          kw["summary_md"], kw["report_html"])
+    if failure is not None:
+        failure.report = report.document
+        raise failure
+
+
+def target_image(image: Optional[str], target: Optional[str]) -> str:
+    """IMAGE, given as the argument or with docker-slim's --target (not both)."""
+    if image and target and image != target:
+        raise UsageError(f"two images named: {image} and --target {target}")
+    if not (image or target):
+        raise UsageError("no image named: minify build IMAGE (or --target IMAGE)")
+    return image or target
 
 
 def _size(text: Optional[str], option: str) -> Optional[int]:
@@ -281,14 +339,16 @@ def _size(text: Optional[str], option: str) -> Optional[int]:
         raise UsageError(f"{option}: {exc}") from exc
 
 
-def _emit(report, as_json: bool, summary_md: Optional[str],
+def _emit(report, stdout: Optional[str], summary_md: Optional[str],
           report_html: Optional[str] = None) -> None:
+    """The report on stdout as `stdout` says ("json", "text", None: nothing), and the
+    summary and HTML files."""
     from minifier.output.html_report import render_html
     from minifier.output.summary import render_markdown, render_text
 
-    if as_json:
+    if stdout == "json":
         click.echo(json.dumps(report.document, indent=2))
-    else:
+    elif stdout == "text":
         click.echo(render_text(report))
     if summary_md:
         with open(summary_md, "w", encoding="utf-8") as f:
@@ -298,8 +358,9 @@ def _emit(report, as_json: bool, summary_md: Optional[str],
             f.write(render_html(report.document))
 
 
-def _check(report, min_ratio: Optional[float], max_size: Optional[int]) -> None:
-    """Verification first, then thresholds: both leave the built image for inspection."""
+def _failure(report, min_ratio: Optional[float], max_size: Optional[int]):
+    """Verification first, then thresholds: the error to end with (both leave the built
+    image for inspection), or None."""
     from minifier.errors import ThresholdError, VerifyError
     from minifier.output.summary import threshold_failures
 
@@ -312,18 +373,21 @@ def _check(report, min_ratio: Optional[float], max_size: Optional[int]) -> None:
             + (["container output (last lines):"] + [f"  {o}" for o in output[-10:]]
                if output else [])
             + ([f"hint: try --include-path {' --include-path '.join(hints)}"] if hints else []))
-        raise VerifyError(
+        return VerifyError(
             f"verification failed: {verdict.reason or 'mismatch'}"
             f"{f' (and {len(lines) - 1} more)' if len(lines) > 1 else ''}; "
             f"kept as {report.output.image}, labelled minify.verified=false",
             detail=detail)
     failures = threshold_failures(report, min_ratio, max_size)
     if failures:
-        raise ThresholdError("; ".join(failures) + f" (image kept as {report.output.image})")
+        return ThresholdError("; ".join(failures) + f" (image kept as {report.output.image})")
+    return None
 
 
 @cli.command(epilog="Exit codes:\n\n" + EXIT_CODES_HELP)
-@click.argument("image")
+@click.argument("image", required=False)
+@click.option("--target", metavar="IMAGE",
+              help="The image to look at (docker-slim's name for the IMAGE argument).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report JSON (minify.xray/v1) on stdout; progress goes to stderr.")
 @click.option("--report-file", type=click.Path(), help="Also write the JSON report here.")
@@ -341,30 +405,33 @@ def _check(report, min_ratio: Optional[float], max_size: Optional[int]) -> None:
               show_default=True,
               help="Read the layers from the engine's overlay2 directories (storage, where "
                    "this machine can) or from `docker save`.")
-def xray(image: str, **kw) -> None:
+def xray(image: Optional[str], **kw) -> None:
     """Where IMAGE's bytes are and which classic fix removes them (no container is run)."""
     from minifier.engine import connect
+    from minifier.errors import ThresholdError
     from minifier.output.report import write_json
     from minifier.ui import Progress
     from minifier.xray.report import render_markdown, render_text, threshold_failures
     from minifier.xray.run import load_options, run_xray
 
+    image = target_image(image, kw["target"])
     limits = _xray_thresholds(kw)
     options = load_options(kw["dockerfile"], kw["build_report"], kw["layer_source"])
     client = connect()
     report = run_xray(client, image, options, Progress())
-    doc = report.to_json()
-    click.echo(json.dumps(doc, indent=2) if kw["as_json"] else render_text(report))
+    doc = safe(report.to_json())
+    failures = threshold_failures(report, limits)
+    if not (kw["as_json"] and failures):  # on failure the error document carries it (main)
+        click.echo(json.dumps(doc, indent=2) if kw["as_json"] else render_text(report))
     if kw["report_file"]:
         write_json(doc, kw["report_file"])
     if kw["summary_md"]:
         with open(kw["summary_md"], "w", encoding="utf-8") as f:
             f.write(render_markdown(report))
-    failures = threshold_failures(report, limits)
     if failures:
-        from minifier.errors import ThresholdError
-
-        raise ThresholdError("; ".join(failures))
+        failure = ThresholdError("; ".join(failures))
+        failure.report = doc
+        raise failure
 
 
 def _xray_thresholds(kw: dict):
@@ -450,39 +517,95 @@ def _handle_signals() -> None:
     sys.unraisablehook = _interrupt_again
 
 
+# Go's strconv.ParseBool, which docker-slim's --flag=VALUE goes through.
+_BOOL_TEXT = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}
+
+
+def bool_values(args: list[str]) -> list[str]:
+    """docker-slim's `--flag=true|false` for minify's on/off flags: `--http-probe=false`
+    becomes `--no-http-probe`, `--include-shell=false` is dropped. A token that is the
+    value of the option before it (`--cmd --http-probe=false`) is left alone."""
+    command = cli.commands.get(args[0]) if args else None
+    if command is None:
+        return args
+    flags: dict[str, tuple[str, Optional[str]]] = {}
+    takes_value: set[str] = set()
+    for p in command.params:
+        if not isinstance(p, click.Option):
+            continue
+        if p.is_bool_flag:
+            off = p.secondary_opts[0] if p.secondary_opts else None
+            flags.update({o: (p.opts[0], off) for o in p.opts})
+            flags.update({o: (o, p.opts[0]) for o in p.secondary_opts})
+        else:
+            takes_value.update(p.opts)
+    out, value_next = [], False
+    for arg in args:
+        name, sep, text = arg.partition("=")
+        if value_next or not sep or name not in flags:
+            out.append(arg)
+            value_next = not value_next and arg in takes_value
+            continue
+        value = _BOOL_TEXT.get(text.lower())
+        if value is None:
+            raise UsageError(f"{name}={text}: not true or false")
+        on, off = flags[name]
+        out.extend([on] if value else [off] if off else [])
+    return out
+
+
+def _json_command(args: list[str]) -> Optional[str]:
+    """The command whose --json asks for a JSON document on stdout, also on failure."""
+    if args and args[0] in ("build", "xray") and "--json" in args[1:]:
+        return args[0]
+    return None
+
+
 def main(argv: Optional[list[str]] = None) -> int:
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    args = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--debug"]
+    given = list(argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in given
+    args = [a for a in given if a != "--debug"]
     _handle_signals()
+    status, message, detail, report = _run(args, debug)
+    command = _json_command(args)
+    if command and status != ExitStatus.OK:
+        doc = failure_document(command, status, message, detail, report)
+        click.echo(json.dumps(safe(doc), indent=2))
+    return status
+
+
+def _run(args: list[str], debug: bool) -> tuple[int, str, str, Optional[dict]]:
+    """Run the command line: (exit status, error message, its detail, the report made
+    before the error, if any). Errors are said on stderr here, the one place."""
     try:
-        cli.main(args=args, prog_name="minify", standalone_mode=False)
-        return ExitStatus.OK
+        cli.main(args=bool_values(args), prog_name="minify", standalone_mode=False)
+        return ExitStatus.OK, "", "", None
     except click.exceptions.Exit as exc:
-        return exc.exit_code
+        return exc.exit_code, "", "", None
     except click.ClickException as exc:
         exc.show()
-        return ExitStatus.USAGE
+        return ExitStatus.USAGE, exc.format_message(), "", None
     except (click.Abort, KeyboardInterrupt):
         click.echo("minify: error: interrupted", err=True)
-        return ExitStatus.INTERRUPTED
+        return ExitStatus.INTERRUPTED, "interrupted", "", None
     except MinifyError as exc:
         if debug:
             traceback.print_exc()
         click.echo(f"minify: error: {exc.message}", err=True)
         if exc.detail:
             click.echo(exc.detail, err=True)
-        return exc.exit_status
+        return exc.exit_status, exc.message, exc.detail, exc.report
     except probes.ProbesError as exc:  # the probes package's own errors, where not wrapped
         if debug:
             traceback.print_exc()
         click.echo(f"minify: error: {exc.message}", err=True)
-        return _PROBES_EXITS.get(type(exc), ExitStatus.PROBE)
+        return _PROBES_EXITS.get(type(exc), ExitStatus.PROBE), exc.message, "", None
     except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a message
         if debug:
             traceback.print_exc()
-        click.echo(f"minify: internal error: {exc!r} (run with --debug for the traceback)",
-                   err=True)
-        return ExitStatus.ERROR
+        message = f"internal error: {exc!r} (run with --debug for the traceback)"
+        click.echo(f"minify: {message}", err=True)
+        return ExitStatus.ERROR, message, "", None
 
 
 def entry() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Optional
 
 __all__ = [
     "ExitStatus",
@@ -18,7 +19,11 @@ __all__ = [
     "CapabilityError",
     "IncompleteError",
     "Interrupted",
+    "ERROR_SCHEMA",
+    "failure_document",
 ]
+
+ERROR_SCHEMA = "minify.error/v1"
 
 
 class ExitStatus(IntEnum):
@@ -73,6 +78,9 @@ class MinifyError(Exception):
         self.message = message
         # Extra lines (an app's last output, a hint) shown below the one-line message.
         self.detail = detail
+        # The run's report document, when the error came after one was made (a failed
+        # verification, a threshold): --json's error document carries it.
+        self.report: Optional[dict] = None
 
 
 class UsageError(MinifyError):
@@ -123,3 +131,18 @@ class Interrupted(MinifyError):
         self.exit_status = (
             ExitStatus.TERMINATED if signum == signal.SIGTERM else ExitStatus.INTERRUPTED
         )
+
+
+def failure_document(command: str, status: int, message: str, detail: str = "",
+                     report: Optional[dict] = None) -> dict:
+    """What `--json` prints on stdout when a command fails (schema minify.error/v1): the
+    error as stderr says it, its exit code and that code's name, and the report when the
+    run got far enough to make one (else null)."""
+    try:
+        name = ExitStatus(status).name.lower()
+    except ValueError:
+        name = "error"
+    return {"schema": ERROR_SCHEMA, "command": command,
+            "error": {"exit_code": int(status), "exit_name": name, "message": message,
+                      "detail": detail},
+            "report": report}

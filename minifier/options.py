@@ -7,8 +7,34 @@ from typing import Optional
 
 from probes import ContinueAfter, HttpProbeOptions
 
-__all__ = ["ContainerOptions", "RunOptions", "KeepOptions", "ProbeSetup", "OutputOptions",
-           "IndexOptions", "BuildOptions"]
+__all__ = ["MountSpec", "ContainerOptions", "RunOptions", "KeepOptions", "ProbeSetup",
+           "OutputOptions", "IndexOptions", "BuildOptions"]
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    """One --volume/--mount (or --tmpfs) as the engine takes it, and where it lands.
+
+    `bind` holds the text of a --volume (and of docker-slim's --mount SRC:DST[:OPTS]),
+    given to the engine as the docker CLI gives `-v`; the fields describe the mount
+    for the closure either way (see image_content)."""
+
+    kind: str  # "bind" | "volume" | "tmpfs"
+    target: str  # the container path (absolute, normalised)
+    source: str = ""  # bind: host path; volume: its name ("": an anonymous volume)
+    read_only: bool = False
+    no_copy: bool = False  # volume-nocopy / nocopy: an empty volume gets no image content
+    propagation: str = ""  # bind-propagation
+    tmpfs_size: Optional[int] = None
+    tmpfs_mode: Optional[int] = None
+    bind: str = ""  # the -v text; "" for --mount KEY=VALUE,...
+
+    @property
+    def image_content(self) -> bool:
+        """Whether what the app sees under the target may come from the image: the engine
+        copies the image's files into an empty volume (unless nocopy); a bind mount or a
+        tmpfs hides them."""
+        return self.kind == "volume" and not self.no_copy
 
 
 @dataclass(frozen=True)
@@ -24,6 +50,9 @@ class ContainerOptions:
     cap_drop: tuple[str, ...] = ()
     read_only: bool = False
     tmpfs: tuple[tuple[str, str], ...] = ()  # --tmpfs PATH[:OPTIONS] as (path, options)
+    mounts: tuple[MountSpec, ...] = ()  # --volume, --mount
+    network: Optional[str] = None  # --network NAME|ID (a user network, bridge or none)
+    links: tuple[tuple[str, str], ...] = ()  # --link NAME[:ALIAS] as (name, alias)
 
 
 @dataclass(frozen=True)
@@ -54,13 +83,22 @@ class KeepOptions:
     workdir: Optional[str] = None  # None: the image's WorkingDir
     argv: Optional[tuple[str, ...]] = None  # None: the image's Entrypoint + Cmd
     allow_incomplete: bool = False  # build even when the self-check finds something missing
+    include_zoneinfo: bool = False  # keep the time zone database (--include-zoneinfo)
+    # Container paths mounted over at run time (--volume, --mount, --tmpfs): each
+    # mountpoint is kept; below those whose content is not the image's, nothing is.
+    mountpoints: tuple[str, ...] = ()
+    hidden: tuple[str, ...] = ()  # the targets of bind mounts, tmpfs and nocopy volumes
 
 
 @dataclass(frozen=True)
 class ProbeSetup:
     http: Optional[HttpProbeOptions]  # None: --no-http-probe
     execs: tuple[tuple[str, ...], ...] = ()
-    continue_after: ContinueAfter = ContinueAfter("probe", None)
+    continue_after: Optional[ContinueAfter] = None  # None: the default for how it is probed
+    # HTTP probing was asked for by name (--http-probe, a probe command or port, an API
+    # document): an image without a TCP port is then an error, else HTTP probing is
+    # skipped with a note, as docker-slim does.
+    http_asked: bool = False
     exec_timeout: float = 120.0
     exec_allow_fail: bool = False  # a non-zero exit of an exec probe is not a probe failure
     start_wait: float = 60.0  # bound on readiness: an HTTP answer, or listening on each port

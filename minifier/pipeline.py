@@ -28,7 +28,7 @@ from minifier.image.source import choose_source
 from minifier.observe.appspec import check_command, exposed_tcp_ports, health_spec
 from minifier.observe.monitor import access_to_json, merge
 from minifier.observe.preflight import check_include_paths, check_runnable
-from minifier.observe.probing import check_probes, http_probe_ports, observe
+from minifier.observe.probing import check_probes, http_probe_ports, no_port_note, observe
 from minifier.observe.runner import ObservedRun, TracedContainer
 from minifier.options import BuildOptions
 from minifier.output.report import Report, dir_sizes, make_report, write_json
@@ -109,9 +109,11 @@ def _run_and_probe(client: docker.DockerClient, image: ImageInfo, ports: tuple[i
     ui.stage("run", f"starting {image.ref} under trace")
     with TracedContainer(client, image, None, opts.run, workdir) as tc:
         ui.info(" ".join(tc.spec.argv))
+        skipped = opts.probe.http is not None and not ports
         observation = observe(tc, ports, opts.probe, ui,
                               listen=exposed_tcp_ports(image, opts.run.expose),
-                              health=health_spec(image))
+                              health=health_spec(image),
+                              notes=(no_port_note(image),) if skipped else ())
         ui.stage("stop", "stopping the app")
         observed = tc.finish()
     check_probes(observation, opts.probe, observed.app_output, observed.app_exit)

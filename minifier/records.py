@@ -284,6 +284,7 @@ class Observation:
     warnings: tuple[str, ...] = ()
     health: Optional[HealthOutcome] = None  # None: the image has no HEALTHCHECK
     life: Optional[AppLife] = None  # known after the stop
+    notes: tuple[str, ...] = ()  # how probing was decided (e.g. HTTP skipped: no port)
 
 
 # -- verification --------------------------------------------------------------------

@@ -35,6 +35,7 @@ from minifier.image.elfdeps import (
 )
 from minifier.image.elffile import ElfInfo, elf_info
 from minifier.image.imagefs import PLACEHOLDERS, ImageFS, normalize
+from minifier.image.mounts import mount_roots, root_above
 from minifier.image.programs import app_env, loaded_objects, path_spellings, shebang, which
 from minifier.image.source import ImageSource
 from minifier.options import KeepOptions
@@ -50,6 +51,11 @@ CERT_PATHS = (
     "/etc/ca-certificates",
 )
 RUNTIME_FILES = ("/etc/passwd", "/etc/group", "/etc/ld.so.cache", "/etc/nsswitch.conf")
+# Where libc ($TZDIR, /etc/localtime), Go (time.LoadLocation: $ZONEINFO, these
+# directories, $GOROOT/lib/time/zoneinfo.zip) and Python (zoneinfo.TZPATH) read time
+# zones: what --include-zoneinfo keeps.
+ZONEINFO_PATHS = ("/usr/share/zoneinfo", "/usr/share/lib/zoneinfo", "/usr/lib/zoneinfo",
+                  "/usr/lib/locale/TZ", "/etc/zoneinfo", "/etc/localtime", "/etc/timezone")
 SHELL_TOOLS = ("ls", "cat", "echo", "env", "mkdir", "rm", "cp", "mv", "ps", "grep", "sed")
 _SPOOL_MAX = 16 << 20
 
@@ -101,6 +107,8 @@ class _Closure:
         self.cache: LdCache = load_ld_cache(fs)
         self.unresolved: dict[tuple[str, str], bool] = {}  # (object, name) -> not found yet
         self.preloaded = False
+        # Below these the app sees a bind mount's or a tmpfs's files, not the image's.
+        self.hidden = mount_roots(fs, keep.hidden)
 
     def warn(self, msg: str) -> None:
         if msg not in self.warnings:
@@ -133,15 +141,29 @@ class _Closure:
                 self.warn(f"{path}: {self.fs.elf_error(path)}")
 
     def keep_path(self, path: str, reason: str, follow: bool = True) -> Optional[str]:
-        """Keep a path as a program would open it: every symlink on the way + the target."""
+        """Keep a path as a program would open it: every symlink on the way + the target.
+        Nothing below a hidden mount is the image's: the way stops at its mountpoint."""
+        if self.hidden and root_above(path, self.hidden):
+            return None
         res = self.fs.resolve(path)
         for link in res.via:
+            if self.hidden and root_above(link, self.hidden):
+                return None  # an image link the mount hides: the mount's own leads on
             self.add(link, "symlink")
         if res.error == "loop":
             self.warn(f"symlink loop resolving {path} (kept the links, no target)")
+        if res.final is not None and self.hidden and root_above(res.final, self.hidden):
+            return None
         if res.final is not None:
             self.add(res.final, reason, follow)
         return res.final
+
+    def below_mount(self, path: str) -> bool:
+        """Whether `path`, as the app names it, leads below a mount that hides the image."""
+        if not self.hidden:
+            return False
+        res = self.fs.resolve(path)
+        return any(root_above(p, self.hidden) for p in (path, *res.via, res.final or "/"))
 
     def keep_existing_ancestor(self, path: str) -> None:
         """A path the app named but the image lacks may be one it creates at run time
@@ -163,7 +185,7 @@ class _Closure:
             return None
         for p in self.fs.walk(final)[1:]:
             e = self.fs.lookup(p)
-            if e is None or e.artefact:
+            if e is None or e.artefact or self.hidden and root_above(p, self.hidden):
                 continue
             self.add(p, reason)
             if e.type == "symlink":
@@ -186,7 +208,8 @@ class _Closure:
         if line is None:
             return
         if self.keep_path(line.path, "shebang") is None:
-            self.warn(f"{path}: interpreter {line.interp} not found in the image")
+            if not self.below_mount(line.path):  # else the mount provides it
+                self.warn(f"{path}: interpreter {line.interp} not found in the image")
         elif line.via_env and self.keep_program(line.via_env, "shebang") is None:
             self.warn(f"{path}: {line.via_env} (via env) not found on the image PATH")
 
@@ -221,7 +244,7 @@ class _Closure:
 
     def loader(self, final: str, info: ElfInfo, search: Search) -> None:
         """A program's interpreter, and the files its loader reads before any library."""
-        if self.keep_path(info.interp, "elf-dep") is None:
+        if self.keep_path(info.interp, "elf-dep") is None and not self.below_mount(info.interp):
             self.warn(f"{final}: ELF interpreter {info.interp} not found in the image")
         if search.musl:
             path_file = musl_path_file(info.interp)
@@ -297,7 +320,8 @@ class _Closure:
             path = normalize(raw)
             final = self.keep_path(path, "accessed")
             if final is None:
-                self.keep_existing_ancestor(path)
+                if not self.below_mount(path):
+                    self.keep_existing_ancestor(path)
             elif self.fs.elf(final) is not None or self.fs.elf_unread(final):
                 self.accessed_elves.append(final)
             certs = certs or any(_under(p, c) for p in (path, final or "") for c in CERT_PATHS)
@@ -311,15 +335,40 @@ class _Closure:
             self.add(path, "runtime")  # written as empty files: docker mounts over them
         self.add("/tmp", "runtime")  # created 1777 when the image has none
 
+    def seed_mountpoints(self) -> None:
+        """Each mountpoint the image has, without what it holds (the engine creates the
+        others, in the original as in the output)."""
+        for target in self.keep.mountpoints:
+            path = normalize(target)
+            if self.keep_path(path, "mountpoint", follow=False) is None:
+                self.keep_existing_ancestor(path)
+
+    def seed_zoneinfo(self) -> None:
+        """--include-zoneinfo: every time zone database the image has."""
+        env = dict(e.partition("=")[::2] for e in self.env)
+        extra = [env[n] for n in ("ZONEINFO", "TZDIR") if env.get(n, "").startswith("/")]
+        if env.get("GOROOT", "").startswith("/"):
+            extra.append(posixpath.join(env["GOROOT"], "lib/time/zoneinfo.zip"))
+        found = [p for p in (*ZONEINFO_PATHS, *extra)
+                 if self.keep_tree(normalize(p), "zoneinfo") is not None]
+        if not found:
+            self.warn("--include-zoneinfo: the image has no time zone database (looked in "
+                      f"{', '.join((*ZONEINFO_PATHS, *extra))})")
+
     def seed_requested(self) -> None:
         argv = self.keep.argv
         if argv is None:
             argv = tuple(self.image.entrypoint) or tuple(self.image.cmd)
-        if argv and self.keep_program(argv[0], "entrypoint") is None:
+        if argv and self.keep_program(argv[0], "entrypoint") is None and not (
+                argv[0].startswith("/") and self.below_mount(argv[0])):
             self.warn(f"entrypoint {argv[0]} not found in the image")
         for p in self.keep.include_paths:
-            if self.keep_tree(normalize(posixpath.join(self.workdir, p)),
-                              "include-path") is None:
+            path = normalize(posixpath.join(self.workdir, p))
+            mount = root_above(path, self.hidden) if self.hidden else None
+            if mount is not None:
+                raise UsageError(f"--include-path {p}: it is below the mount at {mount}, "
+                                 "which hides the image's files there")
+            if self.keep_tree(path, "include-path") is None:
                 raise UsageError(f"--include-path {p}: no such path in the image")
         for b in self.keep.include_bins:
             if self.keep_program(b, "include-bin") is None:
@@ -392,7 +441,10 @@ def plan(
     c = _Closure(fs, image, keep, source)
     certs = c.seed_accessed(accessed)
     c.seed_runtime()
+    c.seed_mountpoints()
     c.seed_requested()
+    if keep.include_zoneinfo:
+        c.seed_zoneinfo()
     if certs or keep.include_cert_all:
         c.seed_certs()
     c.fixpoint()

@@ -16,6 +16,7 @@ from typing import Optional
 from minifier.image.elfdeps import Search, child_search, load_ld_cache, resolve_needed, root_search
 from minifier.image.elffile import ELF_MAGIC, ElfInfo
 from minifier.image.imagefs import Entry, ImageFS
+from minifier.image.mounts import mount_roots, root_above
 from minifier.image.programs import app_env, loaded_objects, shebang, which
 from minifier.options import KeepOptions
 from minifier.records import BuildPlan, Finding, ImageInfo, SelfCheck
@@ -37,8 +38,9 @@ def planned_view(fs: ImageFS, plan: BuildPlan) -> ImageFS:
 
 class _Checker:
     def __init__(self, fs: ImageFS, out: ImageFS, plan: BuildPlan, env: tuple[str, ...],
-                 workdir: str) -> None:
+                 workdir: str, hidden: frozenset[str] = frozenset()) -> None:
         self.fs, self.out, self.env, self.workdir = fs, out, env, workdir
+        self.hidden = hidden  # mounts that provide what lies below them at run time
         self.excluded = set(plan.excluded)
         self.cache_in, self.cache_out = load_ld_cache(fs), load_ld_cache(out)
         accessed = [k.path for k in plan.kept if "accessed" in k.reasons]
@@ -48,6 +50,8 @@ class _Checker:
         self.findings: list[Finding] = []
 
     def finding(self, kind: str, path: str, missing: str, original: str) -> None:
+        if self.hidden and root_above(original, self.hidden):
+            return  # the mount there provides it, not the image
         f = Finding(kind, path, missing, original, original in self.excluded)
         if f not in self.findings:
             self.findings.append(f)
@@ -110,7 +114,8 @@ class _Checker:
 def check(fs: ImageFS, plan: BuildPlan, image: ImageInfo, keep: KeepOptions) -> SelfCheck:
     """Walk the planned filesystem; findings are what the original resolves and it lacks."""
     out = planned_view(fs, plan)
-    c = _Checker(fs, out, plan, app_env(image, keep), keep.workdir or image.workdir or "/")
+    c = _Checker(fs, out, plan, app_env(image, keep), keep.workdir or image.workdir or "/",
+                 mount_roots(fs, keep.hidden))
     for k in plan.kept:
         if k.kind == "symlink":
             c.symlink(k.path)

@@ -14,6 +14,7 @@ from typing import Optional
 
 from minifier.errors import ImageError
 from minifier.image.users import Credentials
+from minifier.mountargs import api_mount
 from minifier.options import RunOptions
 from minifier.records import DEFAULT_PATH, HealthSpec, ImageInfo, LaunchSpec
 
@@ -71,9 +72,11 @@ def docker_run_kwargs(opts: RunOptions, *, app: bool = True,
                       seccomp: Optional[str] = None) -> dict:
     """docker-py's keyword arguments for `docker run` with the user's options: the
     container's confinement (--memory, --pids-limit, --cpus, --security-opt, --cap-add,
-    --cap-drop, --read-only, --tmpfs) and, with `app`, how the app runs (--entrypoint,
-    --cmd, --env, --workdir, --user). The one derivation used by the traced container
-    and by verification. `seccomp` (a profile's JSON) replaces the user's seccomp option.
+    --cap-drop, --read-only, --tmpfs), its mounts (--volume as the docker CLI's binds,
+    --mount KEY=VALUE as the API's Mount objects) and network (--network, --link) and,
+    with `app`, how the app runs (--entrypoint, --cmd, --env, --workdir, --user). The
+    one derivation used by the traced container and by verification. `seccomp` (a
+    profile's JSON) replaces the user's seccomp option.
     """
     c = opts.container
     security = [o for o in c.security_opt if not (seccomp and _is_seccomp(o))]
@@ -82,6 +85,9 @@ def docker_run_kwargs(opts: RunOptions, *, app: bool = True,
         "security_opt": [*security, *([f"seccomp={seccomp}"] if seccomp else [])] or None,
         "cap_add": list(c.cap_add) or None, "cap_drop": list(c.cap_drop) or None,
         "read_only": c.read_only or None, "tmpfs": dict(c.tmpfs) or None,
+        "volumes": [m.bind for m in c.mounts if m.bind] or None,
+        "mounts": [api_mount(m) for m in c.mounts if not m.bind] or None,
+        "network": c.network, "links": list(c.links) or None,
     }
     if app:
         pairs.update({

@@ -10,11 +10,12 @@ from typing import Optional
 import docker
 
 from minifier.engine import missing_paths
-from minifier.errors import CapabilityError, ImageError, UsageError
-from minifier.options import KeepOptions
+from minifier.errors import CapabilityError, EngineError, ImageError, UsageError
+from minifier.options import ContainerOptions, KeepOptions
 from minifier.records import ImageInfo
 
-__all__ = ["NEEDED_CAPS", "check_privileges", "check_runnable", "check_include_paths"]
+__all__ = ["NEEDED_CAPS", "check_privileges", "check_runnable", "check_include_paths",
+           "check_container_refs"]
 
 
 def check_privileges(status_path: str = "/proc/self/status") -> None:
@@ -56,3 +57,29 @@ def check_include_paths(client: docker.DockerClient, image: ImageInfo, keep: Kee
     missing = missing_paths(client, image.id, list(asked))
     if missing:
         raise UsageError(f"--include-path {asked[missing[0]]}: no such path in the image")
+
+
+def check_container_refs(client: docker.DockerClient, opts: ContainerOptions) -> None:
+    """The network and the linked containers the user named exist (and the linked ones
+    run), decided before anything starts: the engine would refuse them only once the
+    traced container is being made."""
+    from docker.errors import APIError, NotFound
+
+    try:
+        if opts.network is not None:
+            try:
+                client.networks.get(opts.network)
+            except NotFound as exc:
+                raise UsageError(f"--network {opts.network}: no such network (docker "
+                                 "network create it first)") from exc
+        for name, _ in opts.links:
+            try:
+                state = client.containers.get(name).attrs.get("State") or {}
+            except NotFound as exc:
+                raise UsageError(f"--link {name}: no such container") from exc
+            if not state.get("Running"):
+                raise UsageError(f"--link {name}: the container is not running "
+                                 f"({state.get('Status') or 'stopped'})")
+    except APIError as exc:
+        raise EngineError(f"looking up the network or linked containers failed: "
+                          f"{exc.explanation or exc}") from exc

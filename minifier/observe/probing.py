@@ -27,7 +27,8 @@ from minifier.records import ExecOutcome, HealthOutcome, HealthSpec, ImageInfo, 
 from minifier.ui import Progress
 from probes import ContinueAfter, Target
 
-__all__ = ["http_probe_ports", "observe", "check_probes", "not_http_message"]
+__all__ = ["http_probe_ports", "observe", "check_probes", "not_http_message",
+           "default_continue_after", "no_port_note"]
 
 EXIT_GRACE = 2.0  # seconds for the tracer to report an exit after unanswered requests
 POLL = 0.1  # seconds between looks at the socket table while waiting for a port
@@ -36,9 +37,10 @@ RETRY = 0.5  # seconds between runs of a first exec probe that does not pass yet
 
 def http_probe_ports(image: ImageInfo, setup: ProbeSetup,
                      expose: tuple[str, ...]) -> tuple[int, ...]:
-    """The container ports to probe; an error naming both fixes when there are none, and
-    one naming the port when a probe command asks for a port the container does not
-    publish (both before anything starts)."""
+    """The container ports to probe, decided before anything starts. None at all: HTTP
+    probing is skipped (as docker-slim does: a one-shot command or a worker has no port),
+    unless it was asked for by name, which is an error naming both fixes. A probe
+    command naming a port the container does not publish is an error naming the port."""
     if setup.http is None:
         return ()
     published = exposed_tcp_ports(image, expose)
@@ -50,10 +52,23 @@ def http_probe_ports(image: ImageInfo, setup: ProbeSetup,
                 f"{', '.join(map(str, published)) or 'none'}): add --expose {command.port}")
     if setup.http.ports:
         return tuple(setup.http.ports)
-    if not published:
+    if not published and setup.http_asked:
         raise UsageError(f"image {image.ref} exposes no TCP port to probe: pass --expose PORT "
                          "or --http-probe-ports PORT (or --no-http-probe with --exec)")
     return tuple(published)
+
+
+def no_port_note(image: ImageInfo) -> str:
+    return (f"HTTP probing skipped: image {image.ref} exposes no TCP port "
+            "(--expose PORT or --http-probe-ports PORT probes one)")
+
+
+def default_continue_after(http: bool, execs: Sequence[tuple[str, ...]]) -> ContinueAfter:
+    """When observation ends unless --continue-after says: after the HTTP probes; after
+    the exec probes when there are only those; else 60 s, or the app's own exit."""
+    if http:
+        return ContinueAfter("probe", None)
+    return ContinueAfter("exec", None) if execs else ContinueAfter("timeout", 60.0)
 
 
 def not_http_message(port: int) -> str:
@@ -63,14 +78,18 @@ def not_http_message(port: int) -> str:
 
 def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
             ui: Progress, *, listen: tuple[int, ...] = (),
-            health: Optional[HealthSpec] = None) -> Observation:
-    """`ports`: the HTTP probe ports; `listen`: the exposed TCP ports that make the app
-    ready when there is no HTTP probe; `health`: the image's HEALTHCHECK, if any.
+            health: Optional[HealthSpec] = None, notes: tuple[str, ...] = ()) -> Observation:
+    """`ports`: the HTTP probe ports (none: no HTTP probing, also when it is on but the
+    image exposes no port); `listen`: the exposed TCP ports that make the app ready when
+    there is no HTTP probe; `health`: the image's HEALTHCHECK, if any; `notes`: how
+    probing was decided, for the report.
 
     Order: readiness, the health command, HTTP probes, exec probes, then --continue-after.
     """
     summary, target, ready, warnings = None, None, (), []
-    if setup.http is not None:
+    for note in notes:
+        ui.info(note)
+    if setup.http is not None and ports:
         ready = _wait_ready(tc, ports, setup, ui)
         warnings = _not_http_warnings(ready, ui)
     elif listen:
@@ -90,10 +109,11 @@ def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
             tc.run_exec(argv, setup.exec_timeout)
         ui.info(f"exit code {outcome.exit_code}")
         execs.append(outcome)
-    _continue_after(tc, setup.continue_after, ui)
+    _continue_after(tc, setup.continue_after or default_continue_after(
+        bool(ports) and setup.http is not None, setup.execs), ui)
     return Observation(http=summary, execs=tuple(execs), target=target,
                        app_alive_after_probes=alive, ports=tuple(ready),
-                       warnings=tuple(warnings), health=health_outcome)
+                       warnings=tuple(warnings), health=health_outcome, notes=notes)
 
 
 def _not_http_warnings(ready: Sequence[probes.ReadyInfo], ui: Progress) -> list[str]:

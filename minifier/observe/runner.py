@@ -211,7 +211,7 @@ class TracedContainer:
         pause = PAUSE_PATH
         if self._opts.container.read_only:
             pause = f"{PAUSE_VOLUME}/pause"
-            kwargs["volumes"] = [PAUSE_VOLUME]
+            kwargs["volumes"] = [*kwargs.get("volumes", ()), PAUSE_VOLUME]
         kwargs.update(name=self.name, entrypoint=[pause], command=[], user="0:0",
                       labels=container_labels(self._id), ports=ports,
                       healthcheck={"test": ["NONE"]}, detach=True)

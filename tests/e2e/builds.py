@@ -31,12 +31,15 @@ CASES: dict[str, tuple[str, ...]] = {
     "health": ("health",),
     "health-broken": ("health", "--exclude-pattern", "/usr/bin/curl"),
     "health-opt-out": ("health", "--no-healthcheck"),
-    "oneshot": ("oneshot", "--no-http-probe"),
+    # No option at all: an image exposing no port is run without HTTP probing (a note).
+    "oneshot": ("oneshot",),
     "oneshot-broken": ("oneshot", "--no-http-probe",
                        "--exclude-pattern", "/usr/share/oneshot/items.txt"),
     "oneshot-no-start": ("oneshot", "--no-http-probe",
                          "--exclude-pattern", "/usr/local/bin/summary"),
-    "oneshot-exec-fails": ("oneshot", "--no-http-probe", "--exec", "cat /etc/no-such-file"),
+    # --json: the error document on stdout (test_report_contract pins it)
+    "oneshot-exec-fails": ("oneshot", "--no-http-probe", "--exec", "cat /etc/no-such-file",
+                           "--json"),
     "oneshot-exec-allowed": ("oneshot", "--no-http-probe", "--exec", "cat /etc/no-such-file",
                              "--exec-allow-fail"),
     # test_probe_shapes: the plain build of each probing sample
@@ -45,7 +48,7 @@ CASES: dict[str, tuple[str, ...]] = {
     "jsonapi-plain": ("jsonapi", "--http-probe"),
     "mixed-plain": ("mixed", "--http-probe"),
     # test_verify: a file one endpoint needs, excluded
-    "python-broken": ("python", "--exclude-pattern", "/app/data/items.json"),
+    "python-broken": ("python", "--exclude-pattern", "/app/data/items.json", "--json"),
     # test_closure: a library excluded, built anyway
     "tools-incomplete": ("tools", "--no-http-probe", *TOOLS_INCOMPLETE, "--allow-incomplete",
                          "--entrypoint", "head -n1 /etc/tools.txt"),

@@ -240,8 +240,12 @@ def test_no_healthcheck_opts_out_and_says_so(client, built):
 
 
 def test_one_shot_command_exits_like_the_original(client, built):
-    b = built("oneshot")
+    b = built("oneshot")  # no option: the image exposes no port, HTTP probing is skipped
     assert b.run.code == 0, b.run.stderr
+    note = ("HTTP probing skipped: image minify-sandbox/oneshot:latest exposes no TCP port "
+            "(--expose PORT or --http-probe-ports PORT probes one)")
+    assert b.report["probe"]["notes"] == [note] and f"minify:   {note}" in b.run.stderr
+    assert b.report["probe"]["requests"] == [] and b.report["probe"]["ports"] == []
     live = b.report["verify"]["liveness"]
     assert (live["shape"], live["original_exit_code"], live["minified_exit_code"],
             live["compared"], live["restarted"]) == ("one-shot", 0, 0, "exit code+stdout", True)

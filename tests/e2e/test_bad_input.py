@@ -47,7 +47,8 @@ CASES = [
     (["build", SANDBOX["busybox"], "--tag", SANDBOX["busybox"]], ExitStatus.IMAGE,
      "that is the source image's tag"),
     (["build", SANDBOX["busybox"], "--continue-after", "bogus"], ExitStatus.USAGE, "bogus"),
-    (["build", SANDBOX["jq"]], ExitStatus.USAGE,
+    # HTTP probing asked for by name of an image without a port (without: skipped)
+    (["build", SANDBOX["jq"], "--http-probe=true"], ExitStatus.USAGE,
      "exposes no TCP port to probe: pass --expose PORT or --http-probe-ports PORT"),
     (["build", SANDBOX["crash"], "--http-probe-start-wait", "20"], ExitStatus.APP,
      "the app exited before it was ready"),

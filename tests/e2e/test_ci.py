@@ -256,7 +256,10 @@ def test_a_missing_flag_fails_with_its_documented_error(client, image, tags, cas
     proc = _docker_minify(flags, SANDBOX["busybox"], "--tag", tag, "--json", *extra)
     assert proc.code in codes, (case, proc.code, proc.stderr)
     assert message in proc.stderr, proc.stderr
-    assert proc.stdout == "", "no report on stdout when the build failed"
+    doc = json.loads(proc.stdout)  # with --json, the error document and nothing else
+    assert (doc["schema"], doc["error"]["exit_code"], doc["report"]) == (
+        "minify.error/v1", proc.code, None)
+    assert message in f"{doc['error']['message']}\n{doc['error']['detail']}"
     assert not _exists(client, tag)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -82,7 +83,7 @@ def test_hostile_tree_is_kept_faithfully(client, hostile_image, tmp_path):
     tag = "minify-test/hostile.min:e2e"
     report_file = tmp_path / "report.json"
     run = minify("build", hostile_image, "--tag", tag, "--include-path", "/weird",
-                 "--report-file", str(report_file))
+                 "--report-file", str(report_file), "--json")
     try:
         assert run.code == 0, run.stderr
         tar = exported(client, tag)
@@ -105,8 +106,28 @@ def test_hostile_tree_is_kept_faithfully(client, hostile_image, tmp_path):
         assert "/weird/deleted.txt" not in m  # the whiteout wins
         report = json.loads(report_file.read_text())
         assert any("loop" in w for w in report["warnings"])
+        _latin1_name_survives_strict_parsers(report_file.read_bytes(), run.stdout)
     finally:
         client.images.remove(tag, force=True)
+
+
+def _latin1_name_survives_strict_parsers(report: bytes, stdout: str) -> None:
+    """The latin-1 file name in the report file and on stdout (--json): UTF-8 JSON with no
+    lone surrogate, the name escaped (\\xe9) with its exact bytes in `path_b64`, and jq
+    (the jq sample's) reads it without U+FFFD."""
+    assert stdout.encode("utf-8") == report  # the same document, strict UTF-8 both
+    text = report.decode("utf-8")
+    assert "\\ud" not in text.lower()
+    name = b"/weird/latin1-\xe9t\xe9.txt"
+    [row] = [k for k in json.loads(text)["kept"] if k["path"].startswith("/weird/latin1-")]
+    assert row["path"] == "/weird/latin1-\\xe9t\\xe9.txt"
+    assert base64.b64decode(row["path_b64"]) == name
+    jq = subprocess.run(
+        ["docker", "run", "--rm", "-i", "--label", "minify.run=test", SANDBOX["jq"], "-r", '.kept[] | select(.path_b64) | .path + " " + .path_b64'],
+        input=report, capture_output=True, timeout=60)
+    assert jq.returncode == 0, jq.stderr
+    assert jq.stdout.decode("utf-8") == (
+        f"/weird/latin1-\\xe9t\\xe9.txt {base64.b64encode(name).decode()}\n")
 
 
 def test_empty_image_is_a_clear_error(client):

@@ -10,6 +10,7 @@ are the same as the rows of `verify.requests` and `verify.execs`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -144,3 +145,28 @@ def test_every_key_of_every_object_of_real_reports(build):
 def test_the_counts_are_by_outcome(build):
     counts = build("jsonapi-plain").report["probe"]["counts"]
     assert list(counts) == ["2xx", "3xx", "4xx", "5xx", "unsupported", "error"]
+
+
+ERROR = {
+    "schema": "minify.error/v1",
+    "command": "build",
+    "error": {"exit_code": int, "exit_name": str, "message": str, "detail": str},
+    "report": Opt(REPORT),
+}
+
+
+@pytest.mark.parametrize("case,code,name", [
+    ("python-broken", 7, "verify"),  # after the report was made: it is carried
+    ("oneshot-exec-fails", 6, "probe"),  # before: null
+])
+def test_the_json_document_of_a_failed_build(build, case, code, name):
+    """With --json a failed build still prints one JSON document on stdout: the error as
+    stderr says it, its exit code and name, and the report when one was made."""
+    b = build(case)
+    assert b.run.code == code, b.run.stderr
+    doc = json.loads(b.run.stdout)  # stdout is the document and nothing else
+    _check(doc, ERROR, case, set())
+    assert (doc["error"]["exit_code"], doc["error"]["exit_name"]) == (code, name)
+    assert b.error_line == f"minify: error: {doc['error']['message']}"
+    assert doc["error"]["detail"] and doc["error"]["detail"] in b.run.stderr
+    assert doc["report"] == (b.report if code == 7 else None)

@@ -8,6 +8,7 @@ import pytest
 
 from minifier.errors import ImageError
 from minifier.image.users import Credentials
+from minifier.mountargs import parse_mount, parse_volume
 from minifier.observe.appspec import (
     RunOptions,
     app_user,
@@ -133,3 +134,17 @@ def test_no_healthcheck():
     assert health_spec(_with_health([])) is None
     with pytest.raises(ImageError, match="unknown form 'SHELL'"):
         health_spec(_with_health(["SHELL", "x"]))
+
+
+def test_docker_run_kwargs_mounts_and_network():
+    """--volume goes to the engine as the docker CLI sends -v (binds), --mount KEY=VALUE
+    as the API's Mount objects; --network and --link as docker run's."""
+    container = ContainerOptions(
+        mounts=(parse_volume("/srv/conf:/etc/app:ro"), parse_volume("/data"),
+                parse_mount("type=volume,source=cache,target=/var/cache,volume-nocopy")),
+        network="appnet", links=(("db", "database"),))
+    assert docker_run_kwargs(RunOptions(container=container), app=False) == {
+        "volumes": ["/srv/conf:/etc/app:ro", "/data"],
+        "mounts": [{"Type": "volume", "Target": "/var/cache", "ReadOnly": False,
+                    "Source": "cache", "VolumeOptions": {"NoCopy": True}}],
+        "network": "appnet", "links": [("db", "database")]}

@@ -214,3 +214,130 @@ def test_a_signal_handled_inside_a_finalizer_is_not_lost():
         signal.signal(signal.SIGINT, saved[0])
         signal.signal(signal.SIGTERM, saved[1])
         sys.unraisablehook = saved[2]
+
+
+# -- docker-slim's spellings -----------------------------------------------------------
+
+
+def _options(*args):
+    from minifier.cli import bool_values, build, build_options
+
+    params = build.make_context("build", bool_values(["build", *args])[1:]).params
+    return build_options("img:1", params)
+
+
+def test_http_probe_takes_true_and_false_like_docker_slim():
+    default = _options()
+    assert default.probe.http is not None and not default.probe.http_asked
+    assert default.probe.continue_after is None  # decided once the image is known
+    assert _options("--http-probe=false").probe.http is None
+    assert _options("--http-probe=FALSE").probe.http is None
+    assert _options("--no-http-probe").probe.http is None
+    assert _options("--no-http-probe=false").probe.http_asked  # not "no": on, by name
+    assert _options("--http-probe=true").probe.http_asked
+    assert _options("--http-probe=1").probe.http_asked
+    assert _options("--http-probe").probe.http_asked
+    # Probe commands, ports and API documents ask for HTTP probing by name too.
+    assert _options("--http-probe-cmd", "/health").probe.http_asked
+    assert _options("--http-probe-ports", "8080").probe.http_asked
+    assert _options("--http-probe-apispec", "/openapi.json").probe.http_asked
+    assert _options("--include-shell=true").keep.include_shell
+    assert not _options("--include-shell=false").keep.include_shell
+    # A value of the option before it is not a flag.
+    assert _options("--cmd", "--http-probe=false").run.cmd == ("--http-probe=false",)
+    assert _options("--continue-after", "exec").probe.continue_after.mode == "exec"
+
+
+def test_a_flag_value_that_is_not_a_boolean(capsys):
+    code, out, err = run(capsys, "build", "img:1", "--http-probe=maybe")
+    assert code == ExitStatus.USAGE and out == ""
+    assert err.strip() == "minify: error: --http-probe=maybe: not true or false"
+
+
+def test_target_is_the_image_argument(capsys):
+    from minifier.cli import target_image
+    from minifier.errors import UsageError
+
+    assert target_image(None, "app:1") == target_image("app:1", None) == "app:1"
+    assert target_image("app:1", "app:1") == "app:1"
+    with pytest.raises(UsageError, match="two images named: app:1 and --target app:2"):
+        target_image("app:1", "app:2")
+    code, _, err = run(capsys, "build", "--json")
+    assert code == ExitStatus.USAGE
+    assert err.strip() == "minify: error: no image named: minify build IMAGE (or --target IMAGE)"
+    code, _, err = run(capsys, "xray", "--target", "a:1", "b:1")
+    assert (code, err.strip()) == (ExitStatus.USAGE,
+                                   "minify: error: two images named: b:1 and --target a:1")
+
+
+def test_preserve_path_env_file_zoneinfo_and_mounts(tmp_path):
+    keep_file = tmp_path / "keep.txt"
+    keep_file.write_text("/srv/b\n# comment\n")
+    env_file = tmp_path / "app.env"
+    env_file.write_text("MODE=file\nTZ=Europe/Paris\n")
+    opts = _options("--include-path", "/a", "--preserve-path", "/srv/a",
+                    "--preserve-path-file", str(keep_file), "--env-file", str(env_file),
+                    "--env", "MODE=flag", "--include-zoneinfo",
+                    "-v", "/host/conf:/etc/app:ro", "--volume", "data:/var/lib/app",
+                    "--mount", "type=volume,target=/cache,volume-nocopy",
+                    "--tmpfs", "/run/app/", "--network", "appnet", "--link", "db:database")
+    # docker-slim's --preserve-path: minify's files always come from the original image.
+    assert opts.keep.include_paths == ("/a", "/srv/a", "/srv/b")
+    assert opts.run.env == opts.keep.env == ("MODE=file", "TZ=Europe/Paris", "MODE=flag")
+    assert opts.keep.include_zoneinfo
+    assert opts.keep.mountpoints == ("/etc/app", "/var/lib/app", "/cache", "/run/app")
+    # A named volume gets the image's files; a bind mount, nocopy and a tmpfs hide them.
+    assert opts.keep.hidden == ("/etc/app", "/cache", "/run/app")
+    assert (opts.run.container.network, opts.run.container.links) == (
+        "appnet", (("db", "database"),))
+
+
+# -- --json when a command fails -------------------------------------------------------
+
+
+def _failure(out):
+    doc = json.loads(out)
+    assert list(doc) == ["schema", "command", "error", "report"]
+    assert list(doc["error"]) == ["exit_code", "exit_name", "message", "detail"]
+    return doc
+
+
+def test_json_failure_document_for_a_usage_error(capsys):
+    code, out, err = run(capsys, "build", "img:1", "--json", "--continue-after", "bogus")
+    assert code == ExitStatus.USAGE
+    doc = _failure(out)
+    assert doc["schema"] == "minify.error/v1" and doc["command"] == "build"
+    assert (doc["error"]["exit_code"], doc["error"]["exit_name"]) == (2, "usage")
+    assert f"minify: error: {doc['error']['message']}" == err.strip()
+    assert doc["report"] is None
+    # click's own refusals too, and xray's
+    code, out, _ = run(capsys, "build", "img:1", "--json", "--no-such-option")
+    assert code == ExitStatus.USAGE
+    assert _failure(out)["error"]["message"] == "No such option '--no-such-option'."
+    code, out, _ = run(capsys, "xray", "img:1", "--json", "--max-waste", "lots")
+    doc = _failure(out)
+    assert (doc["command"], doc["error"]["exit_name"]) == ("xray", "usage")
+    # Without --json nothing is printed on stdout
+    assert run(capsys, "build", "img:1", "--continue-after", "bogus")[1] == ""
+
+
+def test_json_failure_document_for_an_unreachable_engine(capsys, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
+    code, out, _ = run(capsys, "build", "--json", "img:1")
+    doc = _failure(out)
+    assert (code, doc["error"]["exit_code"], doc["error"]["exit_name"]) == (4, 4, "engine")
+    assert doc["error"]["message"].startswith("cannot reach the Docker engine at tcp://")
+
+
+def test_failure_document_carries_the_report():
+    from minifier.errors import VerifyError, failure_document
+
+    exc = VerifyError("verification failed: x", detail="  GET / differs")
+    exc.report = {"schema": "minify.report/v2"}
+    assert failure_document("build", exc.exit_status, exc.message, exc.detail,
+                            exc.report) == {
+        "schema": "minify.error/v1", "command": "build",
+        "error": {"exit_code": 7, "exit_name": "verify", "message": "verification failed: x",
+                  "detail": "  GET / differs"},
+        "report": {"schema": "minify.report/v2"}}
+    assert failure_document("build", 130, "interrupted")["error"]["exit_name"] == "interrupted"

@@ -373,3 +373,97 @@ def test_a_file_that_is_only_the_elf_magic_is_kept_with_a_warning(tmp_path):
     p = run_plan(tmp_path, members, ["/srv/odd"])
     assert "/srv/odd" in kept(p)
     assert any("/srv/odd" in w and "not a valid ELF file" in w for w in p.warnings)
+
+
+# -- mounts: what the image has below a mountpoint --------------------------------------
+
+MOUNTED = [
+    member("etc", "dir"),
+    member("etc/passwd", data=b"root:x:0:0::/:/bin/sh\n"),
+    member("etc/app", "symlink", link="/config"),  # the app's spelling of the mountpoint
+    member("config", "dir", mode=0o750, uid=5),
+    member("config/app.conf", data=b"image default"),
+    member("config/current", "symlink", link="/srv/v1"),  # the mount hides this link
+    member("config/extra", "dir"),
+    member("config/extra/big.bin", data=b"x" * 100),
+    member("srv", "dir"),
+    member("srv/v1", "dir"),
+    member("srv/v1/data.txt", data=b"v1"),
+    member("srv/data.txt", data=b"needed"),
+    member("var", "dir"),
+    member("var/lib", "dir"),
+    member("var/lib/app", "dir"),
+    member("var/lib/app/seed.db", data=b"seed"),
+]
+
+
+def test_a_bind_mount_hides_the_image_below_its_mountpoint(tmp_path):
+    keep = KeepOptions(mountpoints=("/etc/app", "/var/lib/app", "/run/new"),
+                       hidden=("/etc/app",))
+    p = run_plan(tmp_path, MOUNTED, ["/etc/app/app.conf", "/etc/app/current/data.txt",
+                                     "/srv/data.txt", "/var/lib/app/seed.db"], keep)
+    k = kept(p)
+    # The mountpoint (through the image's link to it) is kept, without what it holds.
+    assert k["/etc/app"].reasons == ("symlink",)
+    assert k["/config"].reasons == ("mountpoint",) and k["/config"].kind == "dir"
+    assert not {p for p in k if p.startswith("/config/")}
+    assert "/srv/v1" not in k  # reached only through a link the mount hides
+    assert k["/srv/data.txt"].reasons == ("accessed",)  # needed outside the mount
+    # A volume gets the image's files (the engine copies them into an empty one).
+    assert k["/var/lib/app"].reasons == ("parent", "mountpoint")
+    assert k["/var/lib/app/seed.db"].reasons == ("accessed",)
+    assert "/run" not in k  # a mountpoint the image lacks is the engine's to create
+
+
+def test_a_path_below_a_hidden_mount_cannot_be_included(tmp_path):
+    keep = KeepOptions(mountpoints=("/config",), hidden=("/config",),
+                       include_paths=("/config/extra",))
+    with pytest.raises(UsageError, match="--include-path /config/extra: it is below the "
+                                         "mount at /config, which hides the image's files"):
+        run_plan(tmp_path, MOUNTED, [], keep)
+    # A tree around a mount keeps everything but what the mount hides.
+    keep = KeepOptions(mountpoints=("/config/extra",), hidden=("/config/extra",),
+                       include_paths=("/config",))
+    k = kept(run_plan(tmp_path, MOUNTED, [], keep))
+    assert {"/config/app.conf", "/config/current", "/config/extra"} <= set(k)
+    assert "/config/extra/big.bin" not in k
+
+
+# -- --include-zoneinfo ---------------------------------------------------------------
+
+ZONES = [
+    member("etc", "dir"),
+    member("etc/localtime", "symlink", link="/usr/share/zoneinfo/Etc/UTC"),
+    member("etc/timezone", data=b"Etc/UTC\n"),
+    member("usr", "dir"), member("usr/share", "dir"),
+    member("usr/share/zoneinfo", "dir"),
+    member("usr/share/zoneinfo/Europe", "dir"),
+    member("usr/share/zoneinfo/Europe/Paris", data=b"TZif2 paris"),
+    member("usr/share/zoneinfo/Etc", "dir"),
+    member("usr/share/zoneinfo/Etc/UTC", data=b"TZif2 utc"),
+    member("usr/share/zoneinfo/posix", "symlink", link="."),
+    member("opt", "dir"), member("opt/go", "dir"), member("opt/go/lib", "dir"),
+    member("opt/go/lib/time", "dir"),
+    member("opt/go/lib/time/zoneinfo.zip", data=b"PK zones"),
+]
+
+
+def test_zoneinfo_is_kept_only_when_asked(tmp_path):
+    image = image_info(env=(*PATH_ENV, "GOROOT=/opt/go"))
+    k = kept(run_plan(tmp_path, ZONES, [], image=image))
+    assert not {p for p in k if "zoneinfo" in p or p.startswith("/etc/time")}
+    p = run_plan(tmp_path, ZONES, [], KeepOptions(include_zoneinfo=True), image)
+    k = kept(p)
+    assert {path for path, f in k.items() if "zoneinfo" in f.reasons} == {
+        "/usr/share/zoneinfo", "/usr/share/zoneinfo/Europe", "/usr/share/zoneinfo/Europe/Paris",
+        "/usr/share/zoneinfo/Etc", "/usr/share/zoneinfo/Etc/UTC", "/usr/share/zoneinfo/posix",
+        "/etc/timezone", "/opt/go/lib/time/zoneinfo.zip"}
+    assert k["/etc/localtime"].reasons == ("symlink",)  # to Etc/UTC, kept above
+    assert p.warnings == ()
+
+
+def test_zoneinfo_asked_of_an_image_without_it_is_a_warning(tmp_path):
+    p = run_plan(tmp_path, BASE, [], KeepOptions(include_zoneinfo=True))
+    assert p.warnings == ("--include-zoneinfo: the image has no time zone database (looked "
+                          "in /usr/share/zoneinfo, /usr/share/lib/zoneinfo, /usr/lib/zoneinfo, "
+                          "/usr/lib/locale/TZ, /etc/zoneinfo, /etc/localtime, /etc/timezone)",)

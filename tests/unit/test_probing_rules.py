@@ -131,3 +131,17 @@ def test_the_text_report_names_the_api_documents_used() -> None:
                      discovered_by="well-known", operations=4, requests=3)
     lines = render_text(_report(_observation([_request("/", 200)], apispecs=(use,))))
     assert "api     /openapi.json (port 8000): 3 of 4 operation(s) requested" in lines.splitlines()
+
+
+def test_when_observation_ends_by_default():
+    """After the HTTP probes; after the exec probes when there are only those; else 60 s
+    or the app's own exit (a one-shot whose image exposes no port just runs)."""
+    from minifier.observe.probing import default_continue_after, no_port_note
+
+    assert default_continue_after(True, ()) == probes.ContinueAfter("probe")
+    assert default_continue_after(True, (("ls",),)) == probes.ContinueAfter("probe")
+    assert default_continue_after(False, (("ls",),)) == probes.ContinueAfter("exec")
+    assert default_continue_after(False, ()) == probes.ContinueAfter("timeout", 60.0)
+    assert no_port_note(image_info(ref="tool:1")) == (
+        "HTTP probing skipped: image tool:1 exposes no TCP port (--expose PORT or "
+        "--http-probe-ports PORT probes one)")

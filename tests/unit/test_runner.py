@@ -3,6 +3,7 @@ takes them, minify's stand-in PID 1, and the two adjustments the stand-in needs.
 
 from __future__ import annotations
 
+from minifier.mountargs import parse_volume
 from minifier.observe.runner import PAUSE_PATH, PAUSE_VOLUME, TracedContainer
 from minifier.options import ContainerOptions, RunOptions
 from tests.unit.fixtures import image_info
@@ -44,3 +45,14 @@ def test_user_options_with_the_stand_ins_adjustments():
 
 def test_unlimited_pids_stay_unlimited():
     assert _kwargs(ContainerOptions(pids_limit=-1))[0]["pids_limit"] == -1
+
+
+def test_the_users_volumes_and_network_with_a_read_only_root():
+    conf = parse_volume("/srv/conf:/etc/app:ro")
+    kwargs, pause = _kwargs(ContainerOptions(read_only=True, mounts=(conf,), network="appnet",
+                                             links=(("db", "db"),)))
+    # The stand-in's volume comes next to the user's, which stay as given.
+    assert kwargs["volumes"] == ["/srv/conf:/etc/app:ro", PAUSE_VOLUME]
+    assert (kwargs["network"], kwargs["links"]) == ("appnet", [("db", "db")])
+    # Probing still goes through ports published on 127.0.0.1 only.
+    assert kwargs["ports"] == {"8080/tcp": ("127.0.0.1", None)}

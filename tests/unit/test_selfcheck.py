@@ -107,3 +107,20 @@ def test_placeholders_count_as_present(tmp_path):
     fs, p, findings = planned(tmp_path, members, ["/srv/hosts", "/srv/tmp"])
     assert findings == ()
     assert KeptFile("/tmp", 0, "dir", ("runtime",)) in p.kept
+
+
+def test_what_a_mount_provides_is_no_finding(tmp_path):
+    """A script whose interpreter lies below a bind mount (/opt/venv from the host): the
+    mount provides it at run time, so neither the closure nor the self-check asks the
+    image for it; without the mount the plan keeps it."""
+    members = [member("opt", "dir"), member("opt/venv", "dir"),
+               member("opt/venv/python", data=b"#!/bin/sh\n", mode=0o755),
+               member("app", "dir"),
+               member("app/run.py", data=b"#!/opt/venv/python\n", mode=0o755)]
+    keep = KeepOptions(mountpoints=("/opt/venv",), hidden=("/opt/venv",))
+    _, p, findings = planned(tmp_path, members, ["/app/run.py"], keep)
+    assert findings == () and p.warnings == ()
+    assert "/opt/venv" in {k.path for k in p.kept}
+    assert "/opt/venv/python" not in {k.path for k in p.kept}
+    _, p, _ = planned(tmp_path, members, ["/app/run.py"])
+    assert "/opt/venv/python" in {k.path for k in p.kept}

@@ -79,8 +79,11 @@ def test_probe_ports():
     assert http_probe_ports(_image(("80/tcp",)), ProbeSetup(http=HttpProbeOptions(ports=(81,))),
                        ()) == (81,)
     assert http_probe_ports(_image(()), ProbeSetup(http=None), ()) == ()
+    # No TCP port: HTTP probing is skipped (with a note), unless it was asked for by name.
+    assert http_probe_ports(_image(("53/udp",)), http, ()) == ()
+    asked = ProbeSetup(http=HttpProbeOptions(), http_asked=True)
     with pytest.raises(UsageError, match="--expose PORT or --http-probe-ports PORT"):
-        http_probe_ports(_image(("53/udp",)), http, ())
+        http_probe_ports(_image(("53/udp",)), asked, ())
 
 
 def test_a_command_the_shell_did_not_find_is_hinted_by_its_path(tmp_path):
