@@ -123,7 +123,8 @@ def _latin1_name_survives_strict_parsers(report: bytes, stdout: str) -> None:
     assert row["path"] == "/weird/latin1-\\xe9t\\xe9.txt"
     assert base64.b64decode(row["path_b64"]) == name
     jq = subprocess.run(
-        ["docker", "run", "--rm", "-i", "--label", "minify.run=test", SANDBOX["jq"], "-r", '.kept[] | select(.path_b64) | .path + " " + .path_b64'],
+        ["docker", "run", "--rm", "-i", "--label", "minify.run=test", SANDBOX["jq"], "-r",
+         '.kept[] | select(.path_b64) | .path + " " + .path_b64'],
         input=report, capture_output=True, timeout=60)
     assert jq.returncode == 0, jq.stderr
     assert jq.stdout.decode("utf-8") == (
