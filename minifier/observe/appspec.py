@@ -87,7 +87,7 @@ def docker_run_kwargs(opts: RunOptions, *, app: bool = True,
         "read_only": c.read_only or None, "tmpfs": dict(c.tmpfs) or None,
         "volumes": [m.bind for m in c.mounts if m.bind] or None,
         "mounts": [api_mount(m) for m in c.mounts if not m.bind] or None,
-        "network": c.network, "links": list(c.links) or None,
+        "network": c.network, **_links(c.network, c.links),
     }
     if app:
         pairs.update({
@@ -97,6 +97,17 @@ def docker_run_kwargs(opts: RunOptions, *, app: bool = True,
             "user": opts.user,
         })
     return {k: v for k, v in pairs.items() if v is not None}
+
+
+def _links(network: Optional[str], links: tuple[tuple[str, str], ...]) -> dict:
+    """--link as the docker CLI sends it: the container's legacy links on the default
+    bridge, the endpoint's links (aliases in the network's DNS) on a user network, where
+    the engine ignores the former."""
+    if not links:
+        return {}
+    if network in (None, "bridge", "default"):
+        return {"links": list(links)}
+    return {"networking_config": {network: {"Links": [f"{n}:{a}" for n, a in links]}}}
 
 
 def _is_seccomp(opt: str) -> bool:

@@ -147,4 +147,9 @@ def test_docker_run_kwargs_mounts_and_network():
         "volumes": ["/srv/conf:/etc/app:ro", "/data"],
         "mounts": [{"Type": "volume", "Target": "/var/cache", "ReadOnly": False,
                     "Source": "cache", "VolumeOptions": {"NoCopy": True}}],
-        "network": "appnet", "links": [("db", "database")]}
+        "network": "appnet",
+        # On a user network the engine reads links from the endpoint, as the docker CLI
+        # sends them; on the default bridge from the container's legacy links.
+        "networking_config": {"appnet": {"Links": ["db:database"]}}}
+    bridge = RunOptions(container=ContainerOptions(links=(("db", "db"),)))
+    assert docker_run_kwargs(bridge, app=False) == {"links": [("db", "db")]}

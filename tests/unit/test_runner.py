@@ -53,6 +53,7 @@ def test_the_users_volumes_and_network_with_a_read_only_root():
                                              links=(("db", "db"),)))
     # The stand-in's volume comes next to the user's, which stay as given.
     assert kwargs["volumes"] == ["/srv/conf:/etc/app:ro", PAUSE_VOLUME]
-    assert (kwargs["network"], kwargs["links"]) == ("appnet", [("db", "db")])
+    assert (kwargs["network"], kwargs["networking_config"]) == (
+        "appnet", {"appnet": {"Links": ["db:db"]}})
     # Probing still goes through ports published on 127.0.0.1 only.
     assert kwargs["ports"] == {"8080/tcp": ("127.0.0.1", None)}
