@@ -17,7 +17,8 @@ SANDBOX = {
     name: f"minify-sandbox/{name}:latest"
     for name in ("nginx", "python", "busybox", "jq", "quirks", "nolisten", "crash", "java",
                  "node", "musl", "tools", "mistakes", "confine", "headless", "untyped",
-                 "jsonapi", "mixed", "layers", "postgres", "redis", "health", "oneshot")
+                 "jsonapi", "mixed", "layers", "postgres", "redis", "health", "oneshot",
+                 "mountconf", "netpeer")
 }
 
 

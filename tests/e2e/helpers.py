@@ -106,11 +106,14 @@ def temp_dirs() -> set[str]:
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
 
 
-def answers(client, image_ref: str, port: int, paths, seccomp_file: Optional[str] = None):
-    """Run `image_ref` with a plain `docker run` (optionally under a seccomp profile file)
-    and GET each path: {path: (status, sha256 of the body)}."""
+def answers(client, image_ref: str, port: int, paths, seccomp_file: Optional[str] = None,
+            **run):
+    """Run `image_ref` with a plain `docker run` (optionally under a seccomp profile file;
+    `run`: more of docker-py's run arguments, e.g. volumes, network) and GET each path:
+    {path: (status, sha256 of the body)}."""
     extra = ({"security_opt": [f"seccomp={Path(seccomp_file).read_text()}"]}
              if seccomp_file else {})
+    extra.update(run)
     container = client.containers.run(image_ref, detach=True, labels={"minify.run": "test"},
                                       ports={f"{port}/tcp": ("127.0.0.1", None)}, **extra)
     try:
