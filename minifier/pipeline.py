@@ -27,7 +27,11 @@ from minifier.image.indexing import index_image
 from minifier.image.source import choose_source
 from minifier.observe.appspec import check_command, exposed_tcp_ports, health_spec
 from minifier.observe.monitor import access_to_json, merge
-from minifier.observe.preflight import check_include_paths, check_runnable
+from minifier.observe.preflight import (
+    check_include_paths,
+    check_network_ports,
+    check_runnable,
+)
 from minifier.observe.probing import check_probes, http_probe_ports, no_port_note, observe
 from minifier.observe.runner import ObservedRun, TracedContainer
 from minifier.options import BuildOptions
@@ -54,6 +58,7 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
     # The closure seeds from the app as it is really run (--entrypoint/--cmd overrides).
     keep = dataclasses.replace(opts.keep, argv=argv)
     ports = http_probe_ports(image, opts.probe, opts.run.expose)
+    check_network_ports(opts.run.container.network, ports)
     check_include_paths(client, image, opts.keep)
     # Chosen before anything runs: --image-source storage that cannot work stops here.
     chosen = choose_source(client, image.id, opts.index.source)

@@ -15,7 +15,7 @@ from minifier.options import ContainerOptions, KeepOptions
 from minifier.records import ImageInfo
 
 __all__ = ["NEEDED_CAPS", "check_privileges", "check_runnable", "check_include_paths",
-           "check_container_refs"]
+           "check_container_refs", "check_network_ports"]
 
 
 def check_privileges(status_path: str = "/proc/self/status") -> None:
@@ -83,3 +83,13 @@ def check_container_refs(client: docker.DockerClient, opts: ContainerOptions) ->
     except APIError as exc:
         raise EngineError(f"looking up the network or linked containers failed: "
                           f"{exc.explanation or exc}") from exc
+
+
+def check_network_ports(network: Optional[str], http_ports: tuple[int, ...]) -> None:
+    """HTTP probing reaches the app through ports published on 127.0.0.1, which a
+    container without a network (--network none) cannot have."""
+    if network == "none" and http_ports:
+        raise UsageError(f"--network none: HTTP probing needs port(s) "
+                         f"{', '.join(map(str, http_ports))} published on 127.0.0.1, which "
+                         "a container without a network cannot have (--no-http-probe, "
+                         "with --exec probes, works without one)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from minifier.errors import CapabilityError, ImageError
+from minifier.errors import CapabilityError, ImageError, UsageError
 from minifier.observe.monitor import start_monitors
 from minifier.observe.preflight import check_privileges, check_runnable
 from minifier.observe.watcher import Watcher
@@ -50,3 +50,14 @@ def test_fanotify_unavailable_falls_back_to_ptrace_with_a_warning(tmp_path):
     assert warnings == [f"fanotify failed on {tmp_path / 'missing'}: No such file or directory: "
                         "continuing with ptrace only (processes started with docker exec are "
                         "not seen)"]
+
+
+def test_no_network_and_http_probing():
+    from minifier.observe.preflight import check_network_ports
+
+    check_network_ports("none", ())  # no HTTP port: the socket table needs no network
+    check_network_ports("appnet", (8080,))
+    check_network_ports(None, (8080,))
+    with pytest.raises(UsageError, match=r"--network none: HTTP probing needs port\(s\) 80, "
+                                         "8080 published on 127.0.0.1"):
+        check_network_ports("none", (80, 8080))
