@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 
-__all__ = ["safe", "escape", "is_clean"]
+__all__ = ["safe", "escape", "is_clean", "exact"]
 
 
 def is_clean(text: str) -> bool:
@@ -70,3 +70,12 @@ def safe(value: object) -> object:
     if isinstance(value, (list, tuple)):
         return [safe(item) for item in value]
     return value
+
+
+def exact(obj: dict, key: str) -> str:
+    """The exact name behind `obj[key]` of a document written as above (Python's
+    surrogateescape form when it is not UTF-8), for a reader of minify's own output."""
+    raw = obj.get(f"{key}_b64")
+    if isinstance(raw, str):
+        return base64.b64decode(raw).decode("utf-8", "surrogateescape")
+    return str(obj[key])

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from minifier.errors import UsageError
+from minifier.jsonsafe import exact
 from minifier.xray.findings import Finding
 from minifier.xray.overlay import Stack
 
@@ -35,7 +36,7 @@ def check_build_report(doc: object, image_id: str, path: str) -> Mapping:
 
 def side_by_side(doc: Mapping, findings: Sequence[Finding], stack: Stack,
                  union: int, path: str) -> dict:
-    kept = {str(k["path"]): int(k.get("size") or 0) for k in doc.get("kept") or []}
+    kept = {exact(k, "path"): int(k.get("size") or 0) for k in doc.get("kept") or []}
     rows = []
     for f in findings:
         if not f.bytes:

@@ -46,3 +46,12 @@ def test_written_documents_are_strict_utf8(tmp_path):
     assert doc["kept"][0]["path"] == "/srv/caf\\xe9 \\xff.txt"
     assert base64.b64decode(doc["kept"][0]["path_b64"]) == RAW
     assert doc["dirs"] == {"/srv/caf\\xe9 \\xff.txt": 1}  # a key: the escaped form
+
+
+def test_a_reader_of_minifys_output_gets_the_exact_name_back():
+    """xray --build-report reads a build's kept paths: the name it compares is the
+    original one, not its escaped form."""
+    from minifier.jsonsafe import exact
+
+    row = json.loads(json.dumps(safe({"path": NAME, "size": 3})))
+    assert exact(row, "path") == NAME and exact({"path": "/ok"}, "path") == "/ok"
