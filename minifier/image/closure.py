@@ -152,11 +152,19 @@ class _Closure:
             self.add(link, "symlink")
         if res.error == "loop":
             self.warn(f"symlink loop resolving {path} (kept the links, no target)")
-        if res.final is not None and self.hidden and root_above(res.final, self.hidden):
+        if res.final is not None and self.hidden and self._hidden(res.final):
             return None
         if res.final is not None:
             self.add(res.final, reason, follow)
         return res.final
+
+    def _hidden(self, final: str) -> bool:
+        """Below a hidden mount, or a file a mount covers (the engine makes that
+        mountpoint itself, as it does /etc/hosts); a covered directory is kept, empty."""
+        if root_above(final, self.hidden):
+            return True
+        entry = self.fs.lookup(final) if final in self.hidden else None
+        return entry is not None and entry.type != "dir"
 
     def below_mount(self, path: str) -> bool:
         """Whether `path`, as the app names it, leads below a mount that hides the image."""

@@ -415,6 +415,13 @@ def test_a_bind_mount_hides_the_image_below_its_mountpoint(tmp_path):
     assert "/run" not in k  # a mountpoint the image lacks is the engine's to create
 
 
+def test_a_file_bind_mount_keeps_the_directory_not_the_images_file(tmp_path):
+    keep = KeepOptions(mountpoints=("/config/app.conf",), hidden=("/config/app.conf",))
+    k = kept(run_plan(tmp_path, MOUNTED, ["/etc/app/app.conf"], keep))
+    assert "/config/app.conf" not in k  # the engine makes that mountpoint, empty
+    assert k["/config"].kind == "dir" and k["/etc/app"].kind == "symlink"
+
+
 def test_a_path_below_a_hidden_mount_cannot_be_included(tmp_path):
     keep = KeepOptions(mountpoints=("/config",), hidden=("/config",),
                        include_paths=("/config/extra",))
