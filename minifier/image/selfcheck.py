@@ -50,7 +50,7 @@ class _Checker:
         self.findings: list[Finding] = []
 
     def finding(self, kind: str, path: str, missing: str, original: str) -> None:
-        if self.hidden and root_above(original, self.hidden):
+        if self.hidden and (original in self.hidden or root_above(original, self.hidden)):
             return  # the mount there provides it, not the image
         f = Finding(kind, path, missing, original, original in self.excluded)
         if f not in self.findings:

@@ -124,3 +124,13 @@ def test_what_a_mount_provides_is_no_finding(tmp_path):
     assert "/opt/venv/python" not in {k.path for k in p.kept}
     _, p, _ = planned(tmp_path, members, ["/app/run.py"])
     assert "/opt/venv/python" in {k.path for k in p.kept}
+
+
+def test_a_link_to_a_file_a_mount_covers_is_no_finding(tmp_path):
+    members = [member("etc", "dir"), member("etc/app.conf", "symlink", link="/srv/app.conf"),
+               member("srv", "dir"), member("srv/app.conf", data=b"default")]
+    keep = KeepOptions(mountpoints=("/srv/app.conf",), hidden=("/srv/app.conf",))
+    _, p, findings = planned(tmp_path, members, ["/etc/app.conf"], keep)
+    assert findings == ()
+    assert "/etc/app.conf" in {k.path for k in p.kept}
+    assert "/srv/app.conf" not in {k.path for k in p.kept}
