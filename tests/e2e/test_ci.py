@@ -332,7 +332,11 @@ def test_threshold_fails_with_exit_8_and_keeps_the_image(client, tmp_path, tags,
     assert "minify: error:" in proc.stderr and option[0] in proc.stderr
     assert _exists(client, tag)
     doc = json.loads(report.read_text())
-    assert doc == json.loads(proc.stdout)
+    failure = json.loads(proc.stdout)  # the error document, carrying the report
+    assert (failure["schema"], failure["error"]["exit_code"], failure["error"]["exit_name"]) \
+        == ("minify.error/v1", 8, "threshold")
+    assert option[0] in failure["error"]["message"]
+    assert failure["report"] == doc
     assert doc["output"]["image"] == tag
 
 
