@@ -35,9 +35,10 @@ from minifier.observe.preflight import (
 from minifier.observe.probing import check_probes, http_probe_ports, no_port_note, observe
 from minifier.observe.runner import ObservedRun, TracedContainer
 from minifier.options import BuildOptions
+from minifier.output.hints import include_hints
 from minifier.output.report import Report, dir_sizes, make_report, write_json
 from minifier.output.seccomp_profile import build_profile
-from minifier.output.verify import include_hints, verify
+from minifier.output.verify import verify
 from minifier.records import BuildResult, ImageInfo, Observation, SelfCheck, VerifyResult
 from minifier.ui import Progress
 

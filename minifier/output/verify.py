@@ -16,7 +16,6 @@ verification with its reason, never an exception.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Optional, Sequence
 
@@ -27,8 +26,8 @@ from requests import RequestException
 from minifier.observe.appspec import docker_run_kwargs, exposed_tcp_ports
 from minifier.options import BuildOptions
 from minifier.output.exercise import Exercise, Script, exercise
+from minifier.output.hints import find_loader_errors
 from minifier.records import (
-    DEFAULT_PATH,
     AppLife,
     BuildResult,
     ComparedExec,
@@ -44,13 +43,8 @@ from minifier.records import (
 from minifier.ui import Progress
 from probes import RequestResult
 
-__all__ = ["verify", "LOADER_ERRORS", "find_loader_errors", "compare", "compare_execs",
-           "include_hints", "stable_ports"]
+__all__ = ["verify", "compare", "compare_execs", "stable_ports"]
 
-LOADER_ERRORS = re.compile(
-    r"cannot open shared object file|No such file or directory|ModuleNotFoundError|"
-    r"Cannot find module|: not found|error while loading shared libraries"
-)
 AFTER_RESTART = " (after docker restart)"
 
 
@@ -333,35 +327,3 @@ def _first_difference(a: str, b: str) -> str:
         if x != y:
             return f"original {x!r}, minified {y!r}"
     return "the same lines, other line ends"
-
-
-def find_loader_errors(logs: str, original_logs: str = "") -> list[str]:
-    """Loader/interpreter error lines of the minified run that the original run did not print.
-
-    Digits are ignored when comparing, so timestamps and pids do not count as a difference.
-    """
-    def norm(line: str) -> str:
-        return re.sub(r"[0-9]+", "", line).strip()
-    known = {norm(line) for line in original_logs.splitlines()}
-    return [line for line in logs.splitlines()
-            if LOADER_ERRORS.search(line) and norm(line) not in known]
-
-
-_PATH = re.compile(r"(?<![\w.])(/[\w.@+-]+(?:/[\w.@+-]+)*)")
-_NOT_FOUND = re.compile(r"(?:^|[\s:])([\w.+-]+): (?:command )?not found")
-
-
-def include_hints(lines: Sequence[str], fs, kept: set[str]) -> list[str]:
-    """Paths named in the minified container's errors that the image has but the output
-    lacks: the `--include-path` candidates that make a failure actionable. A shell's
-    `NAME: not found` names a command: its file on Docker's default PATH."""
-    hints: dict[str, str] = {}  # what the image resolves it to -> the path as named
-    for line in lines:
-        commands = [next((p for p in (f"{d}/{name}" for d in DEFAULT_PATH.split(":"))
-                          if fs.resolve(p).final is not None), "")
-                    for name in _NOT_FOUND.findall(line)]
-        for path in (*_PATH.findall(line), *filter(None, commands)):
-            final = fs.resolve(path).final
-            if final is not None and final not in kept:
-                hints.setdefault(final, path)
-    return list(hints.values())

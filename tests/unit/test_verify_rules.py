@@ -7,7 +7,8 @@ from minifier.errors import UsageError
 from minifier.image.imagefs import scan
 from minifier.observe.probing import http_probe_ports
 from minifier.options import ProbeSetup
-from minifier.output.verify import compare, find_loader_errors, include_hints
+from minifier.output.hints import find_loader_errors, include_hints
+from minifier.output.verify import compare
 from probes import HttpProbeOptions, RequestResult
 from tests.unit.fixtures import image_info, make_tar, member
 
