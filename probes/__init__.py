@@ -16,7 +16,7 @@ from probes.commands import (
 from probes.errors import AppExitedError, NotReadyError, ProbesError, ProbeSpecError
 from probes.http import counts, evaluate, replay, run
 from probes.links import extract_links
-from probes.ready import wait_ready
+from probes.ready import NOT_READY_STATUSES, wait_ready
 from probes.records import (
     APISPEC_METHODS,
     DISCOVERED_BY,
@@ -36,6 +36,7 @@ __all__ = [
     "APISPEC_METHODS",
     "DISCOVERED_BY",
     "NOT_HTTP",
+    "NOT_READY_STATUSES",
     "ApiDocument",
     "ApiSpecUse",
     "AppExitedError",

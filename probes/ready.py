@@ -1,5 +1,10 @@
 """Wait, with a bound, until the app gives a first HTTP answer on each probe port, or
-shows that a port never will (it listens, but speaks neither HTTP nor TLS)."""
+shows that a port never will (it listens, but speaks neither HTTP nor TLS).
+
+A 502, 503 or 504 is not taken for "ready": it is what a proxy says while its upstream
+still starts (nginx in front of a php-fpm or a gunicorn that comes up a moment later), and
+what an app says while it warms up. Such a port is waited for until it answers otherwise
+or the bound passes; then it is taken as it answers, and probing shows what it serves."""
 
 from __future__ import annotations
 
@@ -15,7 +20,9 @@ from probes.errors import AppExitedError, NotReadyError, ProbeSpecError
 from probes.records import NOT_HTTP, ReadyInfo, Target
 from probes.transport import falls_back_to_https, make_session, send, tls_handshake
 
-__all__ = ["wait_ready", "target_ports"]
+__all__ = ["wait_ready", "target_ports", "NOT_READY_STATUSES"]
+
+NOT_READY_STATUSES = (502, 503, 504)  # "not yet": bad gateway, unavailable, gateway timeout
 
 POLL_INTERVAL = 0.1  # between rounds of attempts; the wait itself is bounded by the deadline
 CONNECT_TIMEOUT = 1.0
@@ -48,8 +55,11 @@ def wait_ready(
     app_alive: Callable[[], bool],
     *,
     listening: Optional[Listening] = None,
+    not_ready: Collection[int] = NOT_READY_STATUSES,
 ) -> tuple[ReadyInfo, ...]:
-    """Return one ReadyInfo per port once each has answered HTTP (any status).
+    """Return one ReadyInfo per port once each has answered HTTP with a status not in
+    `not_ready`; at the deadline, a port that answered only those is returned as it is
+    (with that status), one that never answered raises NotReadyError.
 
     A TCP connect alone proves nothing (Docker's proxy accepts on published ports even
     when the app does not listen yet), so an HTTP answer is required; http is tried
@@ -64,6 +74,7 @@ def wait_ready(
     start = time.monotonic()
     deadline = start + timeout
     ready: dict[int, ReadyInfo] = {}
+    not_yet: dict[int, ReadyInfo] = {}  # the last "not ready yet" answer of each port
     refusals: Counter = Counter()
     with make_session() as session:
         while True:
@@ -72,47 +83,54 @@ def wait_ready(
                 if port in ready:
                     continue
                 listened = listening is not None and port in listening()
-                protocol, refused = _try_port(session, target, port, deadline)
+                protocol, refused, status = _try_port(session, target, port, deadline)
                 refusals[port] += bool(refused and listened)
                 if protocol is None and refusals[port] >= NOT_HTTP_ROUNDS:
                     protocol = NOT_HTTP
                 if protocol is not None:
-                    ready[port] = ReadyInfo(port, protocol, time.monotonic() - start)
+                    info = ReadyInfo(port, protocol, time.monotonic() - start, status)
+                    if status in not_ready:
+                        not_yet[port] = info
+                    else:
+                        ready[port] = info
             if len(ready) == len(chosen):
                 return tuple(ready[p] for p in chosen)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 _check_alive(app_alive, start, chosen, ready)
-                raise _not_ready(target, chosen, ready, timeout, listening)
+                if all(p in ready or p in not_yet for p in chosen):
+                    return tuple(ready.get(p) or not_yet[p] for p in chosen)
+                raise _not_ready(target, chosen, {**not_yet, **ready}, timeout, listening)
             time.sleep(min(POLL_INTERVAL, remaining))
 
 
 def _try_port(
     session: requests.Session, target: Target, port: int, deadline: float
-) -> tuple[Optional[str], bool]:
+) -> tuple[Optional[str], bool, Optional[int]]:
     """(the protocol the port answered HTTP in, or None; whether it refused both HTTP and
-    TLS: answered or closed in a way no HTTP server does, and gave no TLS handshake)."""
+    TLS: answered or closed in a way no HTTP server does, and gave no TLS handshake; the
+    status it answered)."""
     remaining = deadline - time.monotonic()
     if remaining <= 0 or not _tcp_connects(target.host, target.ports[port], remaining):
-        return None, False
+        return None, False, None
     refused = False
     for protocol in ("http", "https"):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return None, False
+            return None, False, None
         if protocol == "https" and tls_handshake(
                 target.host, target.ports[port], min(TLS_HANDSHAKE_TIMEOUT, remaining)):
-            return None, refused  # no TLS here: garbage, a close, or silence to a hello
+            return None, refused, None  # no TLS here: garbage, a close, or silence to a hello
         # A slow first answer (a traced app warming up) may take until the deadline; an
         # app that exits drops the connection, so the wait ends early then too.
         answer = send(session, "GET", target.origin(port, protocol) + "/", headers={},
                       body=None, timeout=(min(CONNECT_TIMEOUT, remaining), remaining))
         if answer.status is not None and not (protocol == "http" and falls_back_to_https(answer)):
-            return protocol, False
+            return protocol, False, answer.status
         if answer.status is None and not answer.protocol_error:
-            return None, False  # a timeout: the app is slow, not speaking another protocol
+            return None, False, None  # a timeout: the app is slow, not another protocol
         refused = protocol == "http" and answer.status is None  # garbage, or a close
-    return None, False
+    return None, False, None
 
 
 def _tcp_connects(host: str, port: int, remaining: float) -> bool:

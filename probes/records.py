@@ -221,6 +221,7 @@ class ReadyInfo:
     port: int  # container port
     protocol: str  # "http", "https", or NOT_HTTP: accepts connections, speaks no HTTP
     elapsed: float  # seconds since waiting started
+    status: Optional[int] = None  # of the answer that ended the wait (None: NOT_HTTP)
 
     @property
     def speaks_http(self) -> bool:

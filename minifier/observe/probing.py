@@ -91,7 +91,7 @@ def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
         ui.info(note)
     if setup.http is not None and ports:
         ready = _wait_ready(tc, ports, setup, ui)
-        warnings = _not_http_warnings(ready, ui)
+        warnings = _readiness_warnings(ready, setup.http.start_wait, ui)
     elif listen:
         _wait_listening(tc, listen, setup.start_wait, ui)
     health_outcome = _healthcheck(tc, health, setup.healthcheck, ui)
@@ -116,8 +116,15 @@ def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
                        warnings=tuple(warnings), health=health_outcome, notes=notes)
 
 
-def _not_http_warnings(ready: Sequence[probes.ReadyInfo], ui: Progress) -> list[str]:
+def _readiness_warnings(ready: Sequence[probes.ReadyInfo], start_wait: float,
+                        ui: Progress) -> list[str]:
+    """Ports probed although readiness did not end well: one that speaks no HTTP, and one
+    that said "not yet" (a 502, 503 or 504) until the start wait ran out."""
     warnings = [not_http_message(info.port) for info in ready if not info.speaks_http]
+    warnings += [f"port {info.port} answered GET / with {info.status} until the start wait "
+                 f"({start_wait:g} s) ran out: probing it as it is (if the app starts slowly, "
+                 "a longer --http-probe-start-wait)"
+                 for info in ready if info.status in probes.NOT_READY_STATUSES]
     for w in warnings:
         ui.warn(w)
     return warnings

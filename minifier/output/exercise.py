@@ -40,6 +40,7 @@ class Script:
     requests: tuple[RequestResult, ...] = ()  # HTTP requests to replay, in order
     http_ports: tuple[int, ...] = ()  # container ports that must answer HTTP first
     listen: tuple[int, ...] = ()  # container ports it must listen on before probes
+    not_ready: tuple[int, ...] = probes.NOT_READY_STATUSES  # HTTP statuses waited past
     execs: tuple[tuple[str, ...], ...] = ()
     first_exec_code: Optional[int] = None  # the first exec probe is repeated until it exits so
     one_shot: bool = False
@@ -167,7 +168,7 @@ def _wait_ready(container, script: Script, started: float,
         target = _target(container)
         try:
             probes.wait_ready(target, script.http_ports, max(0.0, deadline - time.monotonic()),
-                              alive)
+                              alive, not_ready=script.not_ready)
         except probes.AppExitedError:
             return Round(failure=f"{_exited(container, started)}, before answering HTTP")
         except probes.NotReadyError as exc:

@@ -25,7 +25,7 @@ from requests import RequestException
 
 from minifier.observe.appspec import docker_run_kwargs, exposed_tcp_ports
 from minifier.options import BuildOptions
-from minifier.output.exercise import Exercise, Script, exercise
+from minifier.output.exercise import Exercise, Round, Script, exercise
 from minifier.output.hints import find_loader_errors
 from minifier.records import (
     AppLife,
@@ -41,7 +41,7 @@ from minifier.records import (
     VerifyResult,
 )
 from minifier.ui import Progress
-from probes import RequestResult
+from probes import NOT_READY_STATUSES, RequestResult
 
 __all__ = ["verify", "compare", "compare_execs", "stable_ports"]
 
@@ -61,7 +61,8 @@ def verify(client: docker.DockerClient, image: ImageInfo, result: BuildResult,
     try:
         ui.info("running the original image untraced (start, then docker restart)")
         original = exercise(client, image.id, script, _overrides(opts))
-        failed = [(n, r.failure) for n, r in enumerate(original.rounds, 1) if r.failure]
+        failed = [(n, _round_failure(r, script)) for n, r in enumerate(original.rounds, 1)
+                  if _round_failure(r, script)]
         if failed:
             return _original_failed(failed[0], original)
         which = "minified"
@@ -79,30 +80,40 @@ def verify(client: docker.DockerClient, image: ImageInfo, result: BuildResult,
 
 def _script(image: ImageInfo, obs: Observation, opts: BuildOptions, life: AppLife) -> Script:
     """The original's script: readiness as in observation (an HTTP answer on the probed
-    ports, or listening on every exposed TCP port)."""
+    ports, or listening on every exposed TCP port), then Docker's `healthy` when
+    observation saw the HEALTHCHECK pass, before anything is replayed: an app behind a
+    proxy may answer 502 until then."""
     recorded = obs.http.requests if obs.http else ()
     exposed = exposed_tcp_ports(image, opts.run.expose)
     http_ports = tuple(sorted(obs.target.ports)) if obs.target and recorded else ()
+    health = obs.health
     return Script(
         requests=tuple(recorded), http_ports=http_ports,
         listen=() if recorded or life.one_shot else exposed,
+        not_ready=_not_ready(obs, http_ports),
         execs=tuple(e.argv for e in obs.execs),
         first_exec_code=obs.execs[0].exit_code if obs.execs else None,
         one_shot=life.one_shot, run_seconds=life.ran_seconds if life.one_shot else 0.0,
+        health=health is not None and health.status == "passed" and not life.one_shot,
+        health_bound=health.spec.bound if health is not None else 0.0,
         start_wait=opts.probe.start_wait, exec_timeout=opts.probe.exec_timeout,
         stop_grace=opts.run.stop_grace)
+
+
+def _not_ready(obs: Observation, http_ports: Sequence[int]) -> tuple[int, ...]:
+    """The statuses readiness waits past (502, 503, 504), as in observation; none when a
+    probed port never answered otherwise while observed: waiting for it again, in every
+    round, would only cost the whole start wait each time."""
+    stuck = any(r.status in NOT_READY_STATUSES for r in obs.ports if r.port in http_ports)
+    return () if stuck else NOT_READY_STATUSES
 
 
 def _minified_script(script: Script, obs: Observation, life: AppLife,
                      original: Exercise) -> Script:
     """The minified image gets the same script, plus: listen on the ports the original
-    listened on in every run, run as long as it ran while observed, turn healthy."""
-    health = obs.health
-    checked = health is not None and health.status == "passed" and not life.one_shot
-    return replace(
-        script, listen=() if life.one_shot else stable_ports(life, original),
-        run_seconds=life.ran_seconds, health=checked,
-        health_bound=health.spec.bound if health is not None else 0.0)
+    listened on in every run, run as long as it ran while observed."""
+    return replace(script, listen=() if life.one_shot else stable_ports(life, original),
+                   run_seconds=life.ran_seconds)
 
 
 def stable_ports(life: AppLife, original: Exercise) -> tuple[int, ...]:
@@ -207,7 +218,8 @@ def _health(obs: Observation, minified: Exercise, out: list[Mismatch],
     states = [(n, r.health) for n, r in enumerate(minified.rounds, 1) if r.health is not None]
     bad = [(n, s) for n, s in states if s.status != "healthy"]
     for n, s in bad:
-        out.append(Mismatch("health", _health_text(s, health.spec.bound) + _when(n)))
+        out.append(Mismatch("health", "the minified container "
+                            f"{_health_text(s, health.spec.bound)}{_when(n)}"))
     if not states:
         return HealthVerdict(status="failed", test=test,
                              reason="the minified app did not get as far as its HEALTHCHECK")
@@ -217,35 +229,57 @@ def _health(obs: Observation, minified: Exercise, out: list[Mismatch],
                          output=first.output if bad else "")
 
 
+def _round_failure(r: Round, script: Script) -> str:
+    """Why a round of the original cannot be compared with: it failed, or it did not turn
+    healthy (Docker's verdict on its own HEALTHCHECK)."""
+    if r.failure or r.health is None or r.health.status == "healthy":
+        return r.failure
+    return _health_text(r.health, script.health_bound)
+
+
 def _health_text(state, bound: float) -> str:
+    """What Docker made of a container's HEALTHCHECK, said of the container."""
     output = f": {_one_line(state.output)}" if state.output else ""
     if state.status == "unhealthy":
-        return f"the minified container turned unhealthy{output}"
+        return f"turned unhealthy{output}"
     if state.status == "stopped":
-        return "the minified container stopped before Docker called it healthy"
-    return f"the minified container did not turn healthy within {bound:g} s{output}"
+        return "stopped before Docker called it healthy"
+    return f"did not turn healthy within {bound:g} s{output}"
 
 
 def compare(recorded: Sequence[RequestResult],
             original_rounds: Sequence[Sequence[RequestResult]],
             minified_rounds: Sequence[Sequence[RequestResult]]) -> tuple[ComparedRequest, ...]:
-    """Per round and request: the status must be the original's in the same round, the
-    body too unless the original's answers differed between its runs (traced and each
-    untraced round), e.g. a clock or a random id."""
+    """Per round and request. When the original's answers (traced, and each untraced
+    round) all agree, the minified must give that answer: status and body. When they
+    disagree (a clock or a random id in the body, state an earlier request changed, an
+    upstream that was not up yet), the minified passes with the status the original gave
+    in the same round, or with a success (2xx, 3xx) that the original also gave in one of
+    its runs or that the original's same round failed to give (a 5xx or no answer): the
+    minified image is not blamed for the original's own failure."""
     rows = []
     for n, minified in enumerate(minified_rounds, 1):
         same_round = original_rounds[n - 1] if n <= len(original_rounds) else recorded
         for i, (rec, m) in enumerate(zip(recorded, minified)):
-            runs = [r[i] for r in original_rounds if i < len(r)]
-            nondet = any((o.status, o.sha256) != (rec.status, rec.sha256) for o in runs)
+            runs = [rec, *(r[i] for r in original_rounds if i < len(r))]
+            nondet = len({(o.status, o.sha256) for o in runs}) > 1
             o = same_round[i] if i < len(same_round) else rec
-            ok = o.status == m.status and (nondet or o.sha256 == m.sha256)
+            if nondet:
+                ok = m.status == o.status or m.succeeded and (
+                    m.status in {r.status for r in runs} or _failed(o))
+            else:
+                ok = (m.status, m.sha256) == (o.status, o.sha256)
             rows.append(ComparedRequest(
                 round=n, method=rec.method, path=rec.path, port=rec.port,
                 compared="status" if nondet else "status+body", original_status=o.status,
                 minified_status=m.status, nondeterministic=nondet, ok=ok,
                 minified_error=None if ok else m.error))
     return tuple(rows)
+
+
+def _failed(answer: RequestResult) -> bool:
+    """No answer, or a server error: what an app that works never gives."""
+    return answer.status is None or answer.status >= 500
 
 
 def compare_execs(observed: Sequence[ExecOutcome], original: Exercise,

@@ -8,8 +8,9 @@ from minifier.errors import ProbeError
 from minifier.observe.probing import check_probes
 from minifier.options import BuildOptions, ProbeSetup
 from minifier.output.exercise import ExecRun, Exercise, HealthState, Round, Script
-from minifier.output.verify import _overrides, judge, stable_ports
+from minifier.output.verify import _overrides, _round_failure, _script, judge, stable_ports
 from minifier.records import AppLife, ExecOutcome, HealthOutcome, HealthSpec, Observation
+from tests.unit.fixtures import image_info
 
 SERVICE = AppLife(ran_seconds=4.2, exit_code=None, listening=(5432, 41234))
 ONE_SHOT = AppLife(ran_seconds=0.5, exit_code=0, listening=(), output="items: 4")
@@ -150,6 +151,26 @@ def test_health_is_docker_s_verdict_on_the_minified_container():
     starting = _service(Round(listening=(80,), health=HealthState("starting", 8.0)))
     v = judge(_obs(AppLife(1.0, None, (80,)), health=passed), Script(), original, starting)
     assert v.reason == "the minified container did not turn healthy within 8 s"
+
+
+def test_the_original_is_replayed_only_once_docker_calls_it_healthy():
+    """qa/lemp-health: the original answered 502 when replayed before its HEALTHCHECK
+    passed. Both images now wait for `healthy` before anything is replayed, and an
+    original that does not turn healthy leaves nothing to compare with."""
+    life = AppLife(1.0, None, (80,))
+    obs = _obs(life, health=HealthOutcome(CHECK, "passed", 1, 0, ""))
+    script = _script(image_info(cmd=("x",), exposed_ports=("80/tcp",)), obs,
+                     BuildOptions(image="x:1"), life)
+    assert (script.health, script.health_bound) == (True, CHECK.bound)
+    assert _round_failure(Round(health=HealthState("healthy", 2.0)), script) == ""
+    assert _round_failure(Round(health=HealthState("starting", 9.0)), script) == \
+        "did not turn healthy within 8 s"  # the bound
+    assert _round_failure(Round(health=HealthState("unhealthy", 4.0, "curl: (7) refused")),
+                          script) == "turned unhealthy: curl: (7) refused"
+    assert _round_failure(Round(failure="exited with code 1 after 0.2 s"), script) == \
+        "exited with code 1 after 0.2 s"
+    skipped = _obs(life, health=HealthOutcome(CHECK, "skipped"))
+    assert not _script(image_info(cmd=("x",)), skipped, BuildOptions(image="x:1"), life).health
 
 
 def test_no_healthcheck_is_reported_as_skipped():
