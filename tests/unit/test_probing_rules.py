@@ -3,6 +3,7 @@ before anything starts, and the report's `probe` part."""
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 
 import pytest
@@ -10,7 +11,12 @@ import pytest
 import probes
 from minifier.errors import ProbeError, UsageError
 from minifier.image.indexing import Indexed
-from minifier.observe.probing import check_probes, http_probe_ports, not_http_message
+from minifier.observe.probing import (
+    _readiness_warnings,
+    check_probes,
+    http_probe_ports,
+    not_http_message,
+)
 from minifier.options import ProbeSetup
 from minifier.output.report import make_report
 from minifier.output.summary import render_text
@@ -22,6 +28,7 @@ from minifier.records import (
     Observation,
     VerifyResult,
 )
+from minifier.ui import Progress
 from probes import ApiSpecUse, HttpProbeOptions, ProbeCommand, ProbeSummary, ReadyInfo
 from tests.unit.fixtures import image_info
 
@@ -82,6 +89,18 @@ def test_head_501_to_the_default_probe_passes() -> None:
 def test_not_http_message() -> None:
     assert not_http_message(5432) == ("port 5432 accepts connections but does not speak HTTP: "
                                       "probe it with --exec '<client command>'")
+
+
+def test_a_port_that_said_only_not_yet_is_probed_with_a_warning() -> None:
+    ready = (ReadyInfo(80, "http", 60.0, 502), ReadyInfo(8080, "http", 0.2, 200),
+             ReadyInfo(6379, probes.NOT_HTTP, 0.4))
+    stream = io.StringIO()
+    warnings = _readiness_warnings(ready, 60.0, Progress(stream, live=False))
+    assert warnings == [
+        not_http_message(6379),
+        "port 80 answered GET / with 502 until the start wait (60 s) ran out: probing it as "
+        "it is (if the app starts slowly, a longer --http-probe-start-wait)"]
+    assert all(w in stream.getvalue() for w in warnings)
 
 
 def test_a_probe_command_on_an_unpublished_port_is_a_usage_error() -> None:
