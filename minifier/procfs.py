@@ -1,39 +1,79 @@
 """What the host's /proc says about a container's processes: the TCP ports its network
-namespace listens on, and which signals a process catches.
+namespace listens on (and on which addresses), and which signals a process catches.
 
 A TCP connect to a published port proves nothing (Docker's proxy accepts on the host
 side even when the app does not listen yet), so "the app listens on 5432" is read
-from the kernel's socket table of the container's network namespace instead.
+from the kernel's socket table of the container's network namespace instead. The bound
+address matters too: a port listened on only on the container's loopback (127.0.0.1,
+::1) is out of reach of a published port, whose traffic arrives on the container's own
+interface.
 """
 
 from __future__ import annotations
 
-__all__ = ["listening_ports", "parse_tcp_table", "catches_signal"]
+import ipaddress
+import struct
+
+__all__ = ["listening_ports", "listening_sockets", "loopback_only", "parse_tcp_table",
+           "parse_listeners", "catches_signal"]
 
 _LISTEN = "0A"
+Listener = tuple[str, int]  # (bound address as text, port)
+
+
+def parse_listeners(text: str) -> frozenset[Listener]:
+    """(address, port) of the LISTEN sockets in a /proc/net/tcp or tcp6 table (the kernel
+    writes an address as 32-bit words in host, little-endian, order); an IPv4 address
+    mapped into IPv6 is given as the IPv4 address."""
+    found = set()
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == _LISTEN:
+            address, port = fields[1].rsplit(":", 1)
+            words = struct.unpack(f"<{len(address) // 8}I", bytes.fromhex(address))
+            packed = struct.pack(f">{len(words)}I", *words)
+            ip = ipaddress.ip_address(packed)
+            # An IPv6 socket bound to ::ffff:127.0.0.1 takes IPv4 127.0.0.1 only.
+            found.add((str(getattr(ip, "ipv4_mapped", None) or ip), int(port, 16)))
+    return frozenset(found)
 
 
 def parse_tcp_table(text: str) -> frozenset[int]:
     """Local ports of the LISTEN sockets in a /proc/net/tcp or tcp6 table."""
-    ports = set()
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) > 3 and fields[3] == _LISTEN:
-            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return frozenset(ports)
+    return frozenset(port for _, port in parse_listeners(text))
 
 
-def listening_ports(pid: int) -> frozenset[int]:
-    """TCP ports (IPv4 and IPv6) listened on in the network namespace of host pid `pid`;
-    empty when the process is gone."""
-    ports: set[int] = set()
+def listening_sockets(pid: int) -> frozenset[Listener]:
+    """(address, port) of the TCP sockets (IPv4 and IPv6) listening in the network
+    namespace of host pid `pid`; empty when the process is gone."""
+    found: set[Listener] = set()
     for table in ("tcp", "tcp6"):
         try:
             with open(f"/proc/{pid}/net/{table}", encoding="ascii") as f:
-                ports |= parse_tcp_table(f.read())
+                found |= parse_listeners(f.read())
         except OSError:
             continue  # no IPv6 in this kernel, or the process has exited
-    return frozenset(ports)
+    return frozenset(found)
+
+
+def listening_ports(pid: int) -> frozenset[int]:
+    """TCP ports (IPv4 and IPv6) listened on in the network namespace of host pid `pid`,
+    on any address; empty when the process is gone."""
+    return frozenset(port for _, port in listening_sockets(pid))
+
+
+def loopback_only(listeners: frozenset[Listener]) -> dict[int, tuple[str, ...]]:
+    """Ports listened on only on loopback addresses (127.0.0.0/8, ::1), with those
+    addresses."""
+    by_port: dict[int, list[str]] = {}
+    for address, port in listeners:
+        by_port.setdefault(port, []).append(address)
+    return {port: tuple(sorted(addresses)) for port, addresses in sorted(by_port.items())
+            if all(_is_loopback(a) for a in addresses)}
+
+
+def _is_loopback(address: str) -> bool:
+    return ipaddress.ip_address(address).is_loopback
 
 
 def catches_signal(pid: int, signum: int) -> bool:

@@ -20,6 +20,7 @@ from probes.ready import NOT_READY_STATUSES, wait_ready
 from probes.records import (
     APISPEC_METHODS,
     DISCOVERED_BY,
+    LOOPBACK_ONLY,
     NOT_HTTP,
     ApiDocument,
     ApiSpecUse,
@@ -35,6 +36,7 @@ from probes.records import (
 __all__ = [
     "APISPEC_METHODS",
     "DISCOVERED_BY",
+    "LOOPBACK_ONLY",
     "NOT_HTTP",
     "NOT_READY_STATUSES",
     "ApiDocument",

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import requests
 
 from probes.errors import AppExitedError, NotReadyError, ProbeSpecError
-from probes.records import NOT_HTTP, ReadyInfo, Target
+from probes.records import LOOPBACK_ONLY, NOT_HTTP, ReadyInfo, Target
 from probes.transport import falls_back_to_https, make_session, send, tls_handshake
 
 __all__ = ["wait_ready", "target_ports", "NOT_READY_STATUSES"]
@@ -55,6 +55,7 @@ def wait_ready(
     app_alive: Callable[[], bool],
     *,
     listening: Optional[Listening] = None,
+    loopback_only: Optional[Listening] = None,
     not_ready: Collection[int] = NOT_READY_STATUSES,
 ) -> tuple[ReadyInfo, ...]:
     """Return one ReadyInfo per port once each has answered HTTP with a status not in
@@ -67,7 +68,10 @@ def wait_ready(
     `listening()`, when given, tells which container ports the app listens on (from
     the kernel's socket table, not through the proxy): a port that listens but refuses
     both HTTP and a TLS handshake in NOT_HTTP_ROUNDS rounds is returned at once with
-    protocol NOT_HTTP instead of being waited for.
+    protocol NOT_HTTP instead of being waited for. `loopback_only()`, when given, tells
+    which ports the app listens on only on its own loopback, out of the published ports'
+    reach: one that gives no HTTP answer in NOT_HTTP_ROUNDS rounds while so is returned
+    with protocol LOOPBACK_ONLY.
     Raises AppExitedError when app_alive() turns False, NotReadyError at the deadline.
     """
     chosen = target_ports(target, ports)
@@ -84,9 +88,11 @@ def wait_ready(
                     continue
                 listened = listening is not None and port in listening()
                 protocol, refused, status = _try_port(session, target, port, deadline)
-                refusals[port] += bool(refused and listened)
+                unreachable = protocol is None and loopback_only is not None \
+                    and port in loopback_only()
+                refusals[port] += bool(refused and listened or unreachable)
                 if protocol is None and refusals[port] >= NOT_HTTP_ROUNDS:
-                    protocol = NOT_HTTP
+                    protocol = LOOPBACK_ONLY if unreachable else NOT_HTTP
                 if protocol is not None:
                     info = ReadyInfo(port, protocol, time.monotonic() - start, status)
                     if status in not_ready:

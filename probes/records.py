@@ -26,6 +26,7 @@ __all__ = [
     "APISPEC_METHODS",
     "UNSUPPORTED_STATUSES",
     "NOT_HTTP",
+    "LOOPBACK_ONLY",
     "ApiDocument",
     "ApiSpecUse",
 ]
@@ -44,6 +45,9 @@ APISPEC_METHODS = ("get", "all")  # "get": only GET and HEAD operations (never d
 # up itself they say nothing about the app's health.
 UNSUPPORTED_STATUSES = (405, 501)
 NOT_HTTP = "not-http"  # ReadyInfo.protocol of a port that accepts TCP but speaks no HTTP
+# ReadyInfo.protocol of a port the app listens on only on its own loopback: the target's
+# published port cannot reach it
+LOOPBACK_ONLY = "loopback-only"
 
 
 def _valid_port(port: object) -> bool:
@@ -219,13 +223,15 @@ class ReadyInfo:
     and after how long."""
 
     port: int  # container port
-    protocol: str  # "http", "https", or NOT_HTTP: accepts connections, speaks no HTTP
+    # "http", "https"; NOT_HTTP: accepts connections, speaks no HTTP; LOOPBACK_ONLY:
+    # listened on only where the published port cannot reach
+    protocol: str
     elapsed: float  # seconds since waiting started
-    status: Optional[int] = None  # of the answer that ended the wait (None: NOT_HTTP)
+    status: Optional[int] = None  # of the answer that ended the wait (None: no answer)
 
     @property
     def speaks_http(self) -> bool:
-        return self.protocol != NOT_HTTP
+        return self.protocol in PROTOCOLS
 
 
 @dataclass(frozen=True)

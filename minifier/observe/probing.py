@@ -22,13 +22,13 @@ from minifier.errors import AppError, ProbeError, UsageError
 from minifier.observe.appspec import exposed_tcp_ports
 from minifier.observe.runner import TracedContainer
 from minifier.options import ProbeSetup
-from minifier.procfs import listening_ports
+from minifier.procfs import listening_ports, listening_sockets, loopback_only
 from minifier.records import ExecOutcome, HealthOutcome, HealthSpec, ImageInfo, Observation
 from minifier.ui import Progress
 from probes import ContinueAfter, Target
 
 __all__ = ["http_probe_ports", "observe", "check_probes", "not_http_message",
-           "default_continue_after", "no_port_note"]
+           "default_continue_after", "no_port_note", "loopback_message"]
 
 EXIT_GRACE = 2.0  # seconds for the tracer to report an exit after unanswered requests
 POLL = 0.1  # seconds between looks at the socket table while waiting for a port
@@ -76,6 +76,22 @@ def not_http_message(port: int) -> str:
             "--exec '<client command>'")
 
 
+def loopback_message(port: int, addresses: Sequence[str]) -> str:
+    """The truth about a port the app listens on only inside the container."""
+    bound = " and ".join(f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in addresses)
+    return (f"port {port}: the app listens on {bound or f'127.0.0.1:{port}'} only, inside "
+            "the container: a published port cannot reach it; make the app listen on "
+            "0.0.0.0 (every address), or probe it with --exec '<client command>'")
+
+
+def _refusal_message(info: probes.ReadyInfo, pid: int) -> str:
+    """Why a probe port cannot be probed over HTTP."""
+    if info.protocol == probes.LOOPBACK_ONLY:
+        return loopback_message(info.port,
+                                loopback_only(listening_sockets(pid)).get(info.port, ()))
+    return not_http_message(info.port)
+
+
 def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
             ui: Progress, *, listen: tuple[int, ...] = (),
             health: Optional[HealthSpec] = None, notes: tuple[str, ...] = ()) -> Observation:
@@ -91,7 +107,7 @@ def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
         ui.info(note)
     if setup.http is not None and ports:
         ready = _wait_ready(tc, ports, setup, ui)
-        warnings = _readiness_warnings(ready, setup.http.start_wait, ui)
+        warnings = _readiness_warnings(ready, setup.http.start_wait, tc.pid1, ui)
     elif listen:
         _wait_listening(tc, listen, setup.start_wait, ui)
     health_outcome = _healthcheck(tc, health, setup.healthcheck, ui)
@@ -116,11 +132,12 @@ def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
                        warnings=tuple(warnings), health=health_outcome, notes=notes)
 
 
-def _readiness_warnings(ready: Sequence[probes.ReadyInfo], start_wait: float,
+def _readiness_warnings(ready: Sequence[probes.ReadyInfo], start_wait: float, pid: int,
                         ui: Progress) -> list[str]:
-    """Ports probed although readiness did not end well: one that speaks no HTTP, and one
-    that said "not yet" (a 502, 503 or 504) until the start wait ran out."""
-    warnings = [not_http_message(info.port) for info in ready if not info.speaks_http]
+    """Ports probed although readiness did not end well: one that cannot be probed over
+    HTTP (it speaks none, or listens out of reach), and one that said "not yet" (a 502,
+    503 or 504) until the start wait ran out."""
+    warnings = [_refusal_message(info, pid) for info in ready if not info.speaks_http]
     warnings += [f"port {info.port} answered GET / with {info.status} until the start wait "
                  f"({start_wait:g} s) ran out: probing it as it is (if the app starts slowly, "
                  "a longer --http-probe-start-wait)"
@@ -147,7 +164,9 @@ def _wait_ready(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
     try:
         ready = probes.wait_ready(Target(host="127.0.0.1", ports={p: tc.ports[p] for p in ports}),
                                   ports, setup.http.start_wait, tc.app_alive,
-                                  listening=lambda: listening_ports(tc.pid1))
+                                  listening=lambda: listening_ports(tc.pid1),
+                                  loopback_only=lambda: loopback_only(
+                                      listening_sockets(tc.pid1)))
     except probes.AppExitedError as exc:
         raise AppError(f"the app exited before it was ready: {exc}",
                        detail=_titled(tc.app_output_tail())) from exc
@@ -162,7 +181,8 @@ def _wait_ready(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
     if refused and (asked & set(refused) or (len(refused) == len(ready) and not setup.execs)):
         port = sorted(asked & set(refused) or refused)[0]
         extra = "" if asked & set(refused) else " (and --no-http-probe)"
-        raise ProbeError(not_http_message(port) + extra)
+        info = next(r for r in ready if r.port == port)
+        raise ProbeError(_refusal_message(info, tc.pid1) + extra)
     return ready
 
 

@@ -15,6 +15,7 @@ from minifier.observe.probing import (
     _readiness_warnings,
     check_probes,
     http_probe_ports,
+    loopback_message,
     not_http_message,
 )
 from minifier.options import ProbeSetup
@@ -91,11 +92,20 @@ def test_not_http_message() -> None:
                                       "probe it with --exec '<client command>'")
 
 
+def test_a_port_out_of_reach_is_said_with_its_address() -> None:
+    assert loopback_message(8000, ("127.0.0.1",)) == (
+        "port 8000: the app listens on 127.0.0.1:8000 only, inside the container: a "
+        "published port cannot reach it; make the app listen on 0.0.0.0 (every address), "
+        "or probe it with --exec '<client command>'")
+    assert "listens on 127.0.0.1:3306 and [::1]:3306 only" in loopback_message(
+        3306, ("127.0.0.1", "::1"))
+
+
 def test_a_port_that_said_only_not_yet_is_probed_with_a_warning() -> None:
     ready = (ReadyInfo(80, "http", 60.0, 502), ReadyInfo(8080, "http", 0.2, 200),
              ReadyInfo(6379, probes.NOT_HTTP, 0.4))
     stream = io.StringIO()
-    warnings = _readiness_warnings(ready, 60.0, Progress(stream, live=False))
+    warnings = _readiness_warnings(ready, 60.0, 0, Progress(stream, live=False))
     assert warnings == [
         not_http_message(6379),
         "port 80 answered GET / with 502 until the start wait (60 s) ran out: probing it as "
