@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
-from minifier.xray.tarstream import BLOCK, Cursor, TarError, cstring, number, pax_records
+from minifier.image.tarstream import TarStream
 
 __all__ = ["Entry", "LayerScan", "SavedImage", "CapturePolicy", "scan_layer", "normalize", "parent",
            "FILE", "DIR", "SYMLINK", "HARDLINK", "WHITEOUT", "OPAQUE", "KINDS"]
@@ -24,9 +24,8 @@ FILE, DIR, SYMLINK, HARDLINK, WHITEOUT, OPAQUE = "file", "dir", "symlink", "hard
     "whiteout", "opaque"
 KINDS = {"0": FILE, "7": FILE, "1": HARDLINK, "2": SYMLINK, "3": "char", "4": "block",
          "5": DIR, "6": "fifo"}
+_KINDS = {k.encode(): v for k, v in KINDS.items()} | {b"\x00": FILE}  # by tar type byte
 WH_PREFIX = ".wh."
-_EXTENDED = frozenset(b"xgLK")  # PAX and GNU headers that describe the next member
-_NO_DATA = frozenset(b"123456")  # links, devices, directories, fifos: no data blocks
 WH_OPAQUE = ".wh..wh..opq"
 
 
@@ -130,25 +129,7 @@ class CapturePolicy:
         return 0
 
 
-def _checked(block: bytes) -> None:
-    if sum(block[:148]) + 256 + sum(block[156:]) != number(block[148:156]):
-        raise TarError("bad header checksum (not a tar stream, or a corrupt one)")
-
-
-def _extended(cursor: Cursor, type_: int, size: int, pending: dict, glob: dict) -> None:
-    data = cursor.take(size)
-    if len(data) < size:
-        raise TarError("the tar stream ends inside an extended header")
-    cursor.skip(-size % BLOCK)
-    if type_ == 0x78:  # x: PAX records for the next member
-        pending.update(pax_records(data))
-    elif type_ == 0x67:  # g: PAX records for every later member
-        glob.update(pax_records(data))
-    else:  # GNU L / K: the next member's long name / link name
-        pending["path" if type_ == 0x4C else "linkpath"] = cstring(data)
-
-
-def _entry(path: str, type_: int, size: int, mode: int, link: str) -> Optional[Entry]:
+def _entry(path: str, type_: bytes, size: int, member) -> Optional[Entry]:
     if path == "/":
         return None
     cut = path.rfind("/") + 1
@@ -156,79 +137,28 @@ def _entry(path: str, type_: int, size: int, mode: int, link: str) -> Optional[E
         if len(path) - cut == len(WH_OPAQUE) and path.endswith(WH_OPAQUE):
             return Entry(path[:cut - 1] or "/", OPAQUE, 0)
         return Entry(path[:cut] + path[cut + len(WH_PREFIX):], WHITEOUT, 0)
-    kind = KINDS.get(chr(type_) if type_ else "0", FILE)
+    kind = _KINDS.get(type_, FILE)
+    link = member.linkname
     if kind == HARDLINK:
         link = normalize(link)
-    return Entry(path, kind, size if kind == FILE else 0, mode & 0o7777, link)
-
-
-def _at_end(block: bytes) -> bool:
-    """The end-of-archive (zero) blocks, or a stream that ends without them."""
-    if block.strip(b"\x00"):
-        if len(block) < BLOCK:
-            raise TarError("the tar stream ends inside a header")
-        return False
-    return True
-
-
-def _names(block: bytes, magic: bytes, size: int, pending: dict,
-           glob: dict) -> tuple[str, str, int]:
-    """A member's name, link name and size, extended records applied (and used up)."""
-    end = block.find(b"\x00", 0, 100)
-    name = block[:end if end >= 0 else 100].decode("utf-8", "surrogateescape")
-    if block[345] and magic == b"ustar\x00":  # POSIX: a prefix field extends the name
-        name = f"{cstring(block[345:500])}/{name}"
-    link = cstring(block[157:257]) if block[157] else ""
-    if pending or glob:
-        records = {**glob, **pending}
-        name, link = records.get("path", name), records.get("linkpath", link)
-        size = int(records.get("size", size))
-        pending.clear()
-    return name, link, size
+    return Entry(path, kind, size if kind == FILE else 0, member.mode & 0o7777, link)
 
 
 def scan_layer(chunks: Iterable, tar_bytes: int,
                policy: CapturePolicy = CapturePolicy()) -> LayerScan:
     """Entries of one layer's tar, read from its byte chunks, with the contents the
-    policy asks for. Headers are parsed here directly (not through iter_tar): this loop
-    runs once per file of the image, 100k times for a large one."""
-    cursor = Cursor(chunks)
-    take, skip = cursor.take, cursor.skip
+    policy asks for."""
+    tar = TarStream(chunks)
     entries: list[Entry] = []
     captured: dict[str, bytes] = {}
-    pending: dict[str, str] = {}
-    glob: dict[str, str] = {}
-    first = True
-    try:
-        while True:
-            block = take(BLOCK)
-            if (len(block) < BLOCK or not block[0]) and _at_end(block):
-                break
-            magic = block[257:263]
-            if first or magic[:5] != b"ustar":
-                _checked(block)
-                first = False
-            type_ = block[156]
-            field = block[124:136]
-            size = number(field) if field[0] & 0x80 else int(field.strip(b" \x00") or b"0", 8)
-            if type_ in _EXTENDED:
-                _extended(cursor, type_, size, pending, glob)
-                continue
-            name, link, size = _names(block, magic, size, pending, glob)
-            data = 0 if type_ in _NO_DATA else size
-            entry = _entry(normalize(name), type_, size,
-                           int(block[100:108].strip(b" \x00") or b"0", 8), link)
-            if entry is not None:
-                entries.append(entry)
-                if data and entry.kind == FILE:
-                    limit = policy.limit(entry.path, entry.mode)
-                    if limit:
-                        kept = take(min(limit, data))
-                        captured[entry.path] = kept
-                        data -= len(kept)
-            left = data + (-(0 if type_ in _NO_DATA else size) % BLOCK)
-            if skip(left) < left:
-                raise TarError(f"the tar stream ends inside {name!r}")
-    except ValueError as exc:  # a number field that is not octal
-        raise TarError(f"bad header ({exc}): not a tar stream, or a corrupt one") from exc
+    for member in tar:
+        size = member.size
+        entry = _entry(normalize(member.name), member.type, size, member)
+        if entry is None:
+            continue
+        entries.append(entry)
+        if size and entry.kind == FILE:
+            limit = policy.limit(entry.path, entry.mode)
+            if limit:
+                captured[entry.path] = tar.read(limit)
     return LayerScan(entries=tuple(entries), captured=captured, tar_bytes=tar_bytes)

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from typing import Any, Callable, Protocol
 
 from minifier.errors import EngineError, ImageError
+from minifier.image.tarstream import REGULAR, SYMLINK, TarError, TarStream
 from minifier.xray.layers import CapturePolicy, LayerScan, SavedImage, scan_layer
-from minifier.xray.tarstream import Cursor, Member, TarError, iter_tar
 
 __all__ = ["LayerSource", "Scan", "DockerSaveSource", "read_saved"]
 
@@ -26,6 +26,7 @@ __all__ = ["LayerSource", "Scan", "DockerSaveSource", "read_saved"]
 Scan = Callable[[Iterator, int], LayerScan]
 _CHUNK = 1 << 20
 _MAX_JSON = 64 << 20
+_FILES = (REGULAR, b"\x00", b"7")  # regular members (layer tars, JSON documents)
 
 
 class LayerSource(Protocol):
@@ -44,9 +45,10 @@ def _gunzip(chunks: Iterator[memoryview]) -> Iterator[bytes]:
     yield inflate.flush()
 
 
-def _layer_chunks(member: Member, head: bytes) -> Iterator | None:
-    """The bytes of a nested layer tar (gunzipped if need be), or None if it is not one."""
-    rest = member.chunks()
+def _layer_chunks(tar: TarStream, head: bytes) -> Iterator | None:
+    """The bytes of the current member's nested layer tar (gunzipped if need be), or None
+    if it is not one."""
+    rest = tar.chunks()
     if head[:2] == b"\x1f\x8b":
         return _gunzip(itertools.chain([memoryview(head)], rest))
     if len(head) >= 263 and head[257:262] == b"ustar":
@@ -60,24 +62,25 @@ def read_saved(chunks: Iterator[bytes], scan: Scan) -> SavedImage:
     blobs: dict[str, LayerScan] = {}
     links: dict[str, str] = {}
     documents: dict[str, Any] = {}
-    for member in iter_tar(Cursor(chunks)):
-        h = member.header
-        name = posixpath.normpath(h.name)
-        if h.type == "2":
-            links[name] = posixpath.normpath(posixpath.join(posixpath.dirname(name), h.linkname))
+    tar = TarStream(chunks)
+    for member in tar:
+        name = posixpath.normpath(member.name)
+        if member.type == SYMLINK:
+            links[name] = posixpath.normpath(posixpath.join(posixpath.dirname(name),
+                                                            member.linkname))
             continue
-        if h.type not in "07" or not h.size:
+        if member.type not in _FILES or not member.size:
             continue
-        head = member.read(512)
-        if head[:1] in (b"{", b"[") and h.size <= _MAX_JSON:
+        head = tar.read(512)
+        if head[:1] in (b"{", b"[") and member.size <= _MAX_JSON:
             try:
-                documents[name] = json.loads(head + member.read(h.size))
+                documents[name] = json.loads(head + tar.read())
             except ValueError:
                 pass
             continue
-        layer = _layer_chunks(member, head)
+        layer = _layer_chunks(tar, head)
         if layer is not None:
-            blobs[name] = scan(layer, h.size)
+            blobs[name] = scan(layer, member.size)
     return _assemble(blobs, links, documents)
 
 

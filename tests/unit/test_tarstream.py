@@ -1,5 +1,6 @@
-"""tarstream: the lean reader gives tarfile's values for every header field and the same
-bytes, on tars written in each format tarfile writes; damaged streams are errors."""
+"""tarstream, the one tar reader: tarfile's values for every header field and the same
+bytes on tars written in each format tarfile writes, whatever the chunking of the
+stream; nested archives streamed through; damaged streams are errors."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import tarfile
 import pytest
 
 from minifier.errors import ImageError
-from minifier.image.tarstream import TarStream
+from minifier.image.tarstream import TarError, TarStream
 
 FIELDS = ("name", "type", "mode", "uid", "gid", "uname", "gname", "mtime", "size", "linkname",
           "devmajor", "devminor", "pax_headers")
@@ -95,14 +96,74 @@ def _all(raw: bytes) -> list:
 
 def test_damaged_streams_are_errors():
     raw = _tar(("a", b"x" * 2000), ("b", b"y"))
-    with pytest.raises(ImageError, match="not a readable tar stream: empty"):
+    with pytest.raises(TarError, match="^not a readable tar stream: it is empty$"):
         _all(b"")
-    with pytest.raises(ImageError, match="not a readable tar stream: bad checksum"):
+    with pytest.raises(TarError, match="^not a readable tar stream: bad header checksum$"):
         _all(b"garbage" * 100)
-    with pytest.raises(ImageError, match="corrupt image tar stream: unexpected end of data"):
+    with pytest.raises(TarError, match="^corrupt tar stream: it ends inside 'a'$"):
         _all(raw[:1000])
+    with pytest.raises(TarError, match="^corrupt tar stream: it ends inside a header$"):
+        _all(raw[:512 + 2048 + 100])
     second = 512 + 2048  # the second member's header
-    bad = raw[:second + 10] + b"Z" + raw[second + 11:]
-    with pytest.raises(ImageError, match="corrupt image tar stream: bad checksum"):
-        _all(bad)
+    for at in (10, 100, 148, 300, 511):  # any byte of it, the checksum field too
+        bad = raw[:second + at] + bytes([raw[second + at] ^ 0x41]) + raw[second + at + 1:]
+        with pytest.raises(TarError, match="^corrupt tar stream: bad header checksum$"):
+            _all(bad)
     assert _all(raw) == ["a", "b"]
+    assert issubclass(TarError, ImageError)  # a bad image, exit code 3
+
+
+def _chunks(data: bytes, size: int):
+    return (data[i:i + size] for i in range(0, len(data), size))
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+@pytest.mark.parametrize("chunk", [1, 511, 4096, 1 << 20])
+def test_the_same_from_chunks_whatever_their_size(fmt, chunk):
+    long = "d/" + "x" * 150 + "/file"  # beyond ustar's 100 characters: prefix, L, or PAX
+    members = [("etc", tarfile.DIRTYPE, b""), ("etc/hosts", tarfile.REGTYPE, b"127.0.0.1\n"),
+               ("bin/sh", tarfile.SYMTYPE, b""), (long, tarfile.REGTYPE, b"z" * 1500)]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
+        for name, kind, data in members:
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.size, ti.linkname = kind, len(data), "dash" if kind == b"2" else ""
+            tf.addfile(ti, io.BytesIO(data))
+    stream = TarStream(_chunks(buf.getvalue(), chunk))
+    seen = [(m.name, m.type, m.size, m.linkname, stream.read(10)) for m in stream]
+    assert seen == [("etc", b"5", 0, "", b""), ("etc/hosts", b"0", 10, "", b"127.0.0.1\n"),
+                    ("bin/sh", b"2", 0, "dash", b""), (long, b"0", 1500, "", b"z" * 10)]
+
+
+def test_pax_xattrs():
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        ti = tarfile.TarInfo("a/dir")
+        ti.type = tarfile.DIRTYPE
+        ti.pax_headers = {"SCHILY.xattr.trusted.overlay.opaque": "y"}
+        tf.addfile(ti)
+    (m,) = list(TarStream([buf.getvalue()]))
+    assert m.xattrs == {"trusted.overlay.opaque": "y"}
+
+
+def test_gnu_base256_size():
+    block = bytearray(_tar(("big", b"abc"))[512:1024])  # the member's own header
+    block[124:136] = b"\x80" + (3).to_bytes(11, "big")  # base-256 encoding of 3
+    block[148:156] = b"        "
+    block[148:155] = f"{sum(block):06o}\x00".encode()
+    data = bytes(block) + b"abc".ljust(512, b"\x00") + b"\x00" * 1024
+    stream = TarStream([data])
+    assert [(m.size, stream.read()) for m in stream] == [(3, b"abc")]
+
+
+def test_a_nested_archive_streams_through_without_the_outer_data_being_held():
+    inner = _tar(("x/y", b"payload"), ("x/.wh.gone", b""))
+    outer = _tar(("layer.tar", inner), ("after.json", b"{}"))
+    names = []
+    stream = TarStream(_chunks(outer, 700))
+    for m in stream:
+        names.append(m.name)
+        if m.name == "layer.tar":
+            nested = TarStream(stream.chunks())
+            names += [f"  {i.name}:{nested.read().decode()}" for i in nested]
+    assert names == ["layer.tar", "  x/y:payload", "  x/.wh.gone:", "after.json"]

@@ -8,6 +8,7 @@ import tarfile
 
 import pytest
 
+from minifier.image.tarstream import TarError
 from minifier.xray.layers import (
     DIR,
     FILE,
@@ -20,7 +21,6 @@ from minifier.xray.layers import (
     scan_layer,
 )
 from minifier.xray.overlay import stack
-from minifier.xray.tarstream import TarError
 from minifier.xray.waste import dive_waste
 
 
@@ -167,7 +167,7 @@ def test_scan_refuses_truncated_and_garbage_streams():
         t.addfile(ti, io.BytesIO(b"a" * 3000))
     with pytest.raises(TarError, match="ends inside 'f'"):
         scan_layer([buf.getvalue()[:2000]], 0)
-    with pytest.raises(TarError, match="not a tar stream"):
+    with pytest.raises(TarError, match="not a readable tar stream"):
         scan_layer([b"garbage".ljust(512, b"!")], 0)
 
 
