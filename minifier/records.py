@@ -112,6 +112,7 @@ class TraceResult:
     exit_status: Optional[int]  # of the launched process: exit code, or -signal
     processes: int = 0  # how many tasks were traced in total
     warnings: tuple[str, ...] = ()
+    launch_error: str = ""  # why the program could not start ("": it did)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import docker
 from docker.errors import APIError, DockerException
 
 from minifier.engine import container_labels, published_ports, remove_container, signals_deferred
-from minifier.errors import CapabilityError, EngineError, UsageError
+from minifier.errors import AppError, CapabilityError, EngineError, UsageError
 from minifier.image.imagefs import ImageFS, scan
 from minifier.image.users import resolve_user
 from minifier.observe.appspec import app_user, docker_run_kwargs, launch_spec, stop_signal
@@ -114,6 +114,9 @@ class TracedContainer:
             watch = [Watcher(self._root_dir())] if self._opts.fanotify else []
             self._monitors = start_monitors([*watch, self._app], self.warnings)
             self._app_started = time.monotonic()
+            failed = self._app.launch_error()
+            if failed:  # what `docker run` refuses with "exec: ... not found in $PATH"
+                raise AppError(f"cannot start {spec.argv[0]}: {failed}")
         except BaseException:
             self._cleanup()
             raise

@@ -60,7 +60,8 @@ class TracerProcess:
         self._result: Optional[TraceResult] = None
 
     def start(self) -> None:
-        """Start the tracer and return once it has launched its program (or given up).
+        """Start the tracer and return once its program runs (its first exec is done),
+        or could not start (launch_error() says why), or the tracer gave up.
         A confinement it could not reproduce is a CapabilityError: nothing of the image
         runs freer than under `docker run`."""
         with open(self._spec_path, "w") as f:
@@ -125,6 +126,14 @@ class TracerProcess:
             if self.wait(self._within):
                 return
         self._proc.wait()
+
+    def launch_error(self) -> str:
+        """Why the program could not start, once start() has returned ("": it runs, or
+        ran)."""
+        if self.alive():
+            return ""
+        result = self.read_result()
+        return result.launch_error if result is not None else ""
 
     def read_result(self) -> Optional[TraceResult]:
         """The trace once the tracer has written it, else None."""

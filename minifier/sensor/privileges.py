@@ -136,10 +136,11 @@ class Privileges:
                 rc = self.libc.syscall(_SYS_RT_SIGACTION, ctypes.c_long(sig),
                                        ctypes.byref(action), None, ctypes.c_long(8))
                 check(rc, f"rt_sigaction({sig})")
-        if self.confined:
-            check(self.libc.syscall(_SYS_RT_SIGPROCMASK, ctypes.c_long(_SIG_SETMASK),
-                                    ctypes.byref(self._empty_mask), None, ctypes.c_long(8)),
-                  "rt_sigprocmask")
+        # Always: the tracer process blocks its stop signals (interrupt.py), and a
+        # forked child inherits that mask.
+        check(self.libc.syscall(_SYS_RT_SIGPROCMASK, ctypes.c_long(_SIG_SETMASK),
+                                ctypes.byref(self._empty_mask), None, ctypes.c_long(8)),
+              "rt_sigprocmask")
 
     def filter(self) -> None:
         if self.no_new_privs:

@@ -35,6 +35,7 @@ def result_to_json(result: TraceResult) -> dict[str, Any]:
         "exit_status": result.exit_status,
         "processes": result.processes,
         "warnings": list(result.warnings),
+        "launch_error": result.launch_error,
     }
 
 
@@ -45,6 +46,7 @@ def result_from_json(data: dict[str, Any]) -> TraceResult:
         exit_status=data["exit_status"],
         processes=data.get("processes", 0),
         warnings=tuple(data.get("warnings", ())),
+        launch_error=data.get("launch_error", ""),
     )
 
 

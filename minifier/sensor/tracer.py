@@ -8,7 +8,10 @@ The loop is one `waitpid(-1, __WALL)` per stop on python-ptrace's low-level bind
 
 `python -m minifier.sensor.tracer SPEC_JSON RESULT_JSON` runs one trace in its own process
 (the way the pipeline uses it), since trace() reaps every child of the calling process
-and joining a pid namespace changes the caller's pid_for_children while it forks.
+and joining a pid namespace changes the caller's pid_for_children while it forks. There
+SIGTERM and SIGINT from anyone but a traced process stop the trace (interrupt.py).
+The program's stdout and stderr are a pipe copied into `LaunchSpec.output_path`
+(stdio.py).
 
 Linux x86_64 only.
 """
@@ -32,8 +35,9 @@ from ptrace.binding.func import ptrace
 from ptrace.error import PtraceError
 
 from minifier.records import FileEvent, LaunchSpec, TraceResult
-from minifier.sensor import confine, launch
+from minifier.sensor import confine, interrupt, launch
 from minifier.sensor.seccomp import AUDIT_ARCH_X86_64
+from minifier.sensor.stdio import OutputCopy
 from minifier.sensor.syscalls import AT_FDCWD, PATH_SYSCALLS_BY_NR, PathSyscall, syscall_name
 from minifier.sensor.tracejson import result_to_json, spec_from_json, write_atomic
 
@@ -55,6 +59,8 @@ _RESTARTING = frozenset({512, 513, 514, 516})
 _STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _MAX_PATH = 8192
+# Seconds for the output copy to reach the pipe's end once every traced task has ended.
+OUTPUT_DRAIN = 5.0
 
 
 class _SyscallInfo(ctypes.Structure):
@@ -112,13 +118,19 @@ def _mapped_files(pid: int) -> list[str]:
 
 
 class Tracer:
-    """One trace run. Not thread-safe: all calls but kill_all come from one thread."""
+    """One trace run. Not thread-safe: all calls but kill_all and stop_request come from
+    one thread. `stop_signals`: take SIGTERM/SIGINT as requests to stop (the tracer
+    process; interrupt.block() must have been called before)."""
 
-    def __init__(self, spec: LaunchSpec) -> None:
+    def __init__(self, spec: LaunchSpec, stop_signals: bool = False) -> None:
         self.spec = spec
+        self.stop_signals = stop_signals
         self.tasks: dict[int, _Task] = {}
+        self.seen: set[int] = set()  # every pid ever traced (a signal's sender may be gone)
         self.root = 0
         self.killing = False  # interrupted: every task is killed
+        self.interrupted_by = "an error in the tracer"  # what made it kill, once killing
+        self.launch_error = ""  # why the program could not start
         self.ending = False  # the container's main process exited: the rest is killed
         self.exit_status: Optional[int] = None
         self.processes = 0
@@ -127,6 +139,9 @@ class Tracer:
         self.warnings: list[str] = []
         self._info = _SyscallInfo()
         self._msg = ctypes.c_ulong()
+        self._on_start: Optional[Callable[[int], None]] = None
+        self._output: Optional[OutputCopy] = None
+        self._failure_fd = -1
 
     def kill_all(self) -> None:
         """SIGKILL every traced task, and any task seen from now on (signal-handler safe)."""
@@ -134,6 +149,15 @@ class Tracer:
         for pid in list(self.tasks):
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+    def stop_request(self, request: interrupt.StopRequest) -> bool:
+        """A stop signal: taken (every task is killed) unless a traced process sent it,
+        which is the app signalling, never minify's stop; whether it was taken."""
+        if request.pid in self.seen:
+            return False
+        self.interrupted_by = request.text()
+        self.kill_all()
+        return True
 
     def _end_left_behind(self) -> None:
         """The main process has exited: under `docker run` the container ends with it and
@@ -145,12 +169,24 @@ class Tracer:
                 os.kill(pid, signal.SIGKILL)
 
     def run(self, on_start: Optional[Callable[[int], None]] = None) -> TraceResult:
-        """Launch the program, trace until every task has exited, return what was seen."""
-        if not self._start():
-            return self._result()
+        """Launch the program, trace until every task has exited, return what was seen.
+        `on_start(pid)` is called once the program runs: after its exec."""
+        self._on_start = on_start
         try:
-            if on_start is not None:
-                on_start(self.root)
+            if self._start():
+                self._trace()
+        finally:
+            self._end_output()
+            if self._failure_fd >= 0:
+                self.launch_error = launch.failure(self._failure_fd) or self.launch_error
+                self._failure_fd = -1
+        if self.killing:
+            self.warnings.append(f"trace interrupted by {self.interrupted_by}: the traced "
+                                 "processes were killed")
+        return self._result()
+
+    def _trace(self) -> None:
+        try:
             self._loop()
         except BaseException:
             self.kill_all()
@@ -159,26 +195,48 @@ class Tracer:
         finally:
             for task in self.tasks.values():
                 self._close_mem(task)
-        if self.killing:
-            self.warnings.append("trace interrupted: traced processes were killed")
-        return self._result()
 
     def _start(self) -> bool:
         conf = None
         if self.spec.target_pid is not None:
             conf = confine.read(self.spec.target_pid)
             self.warnings.extend(conf.warnings)
-        self.root = launch.spawn(self.spec, conf)
+        if self.spec.output_path is not None:
+            self._output = OutputCopy(self.spec.output_path)
+        spawned = launch.spawn(self.spec, conf,
+                               self._output.write_fd if self._output is not None else None)
+        self.root, self._failure_fd = spawned.pid, spawned.failure_fd
+        # Threads only after the fork: the child of a threaded process inherits no lock.
+        if self._output is not None:
+            self._output.start()
+        if self.stop_signals:
+            interrupt.listen(self.stop_request)
         _, status = os.waitpid(self.root, _WALL)
         if not os.WIFSTOPPED(status):
             self.exit_status = os.waitstatus_to_exitcode(status)
-            self.warnings.append(f"{self.spec.argv[0]}: launch failed before tracing")
+            self.launch_error = launch.failure(self._failure_fd)
+            self._failure_fd = -1
             return False
         ptrace_setoptions(self.root, _OPTIONS)
         task = self._new_task(self.root, exe="")
         task.launching = True
         self._resume(self.root, task)
         return True
+
+    def _end_output(self) -> None:
+        if self._output is not None and not self._output.finish(OUTPUT_DRAIN):
+            self.warnings.append(
+                f"{self.spec.argv[0]}: its output pipe was still open {OUTPUT_DRAIN:g} s "
+                "after every traced process had ended: the log may lack its end")
+        self._output = None
+
+    def _started(self) -> None:
+        """The launched program's first exec succeeded: it runs."""
+        if self._failure_fd >= 0:
+            launch.failure(self._failure_fd)  # closed by the exec: nothing to read
+            self._failure_fd = -1
+        if self._on_start is not None:
+            self._on_start(self.root)
 
     def _result(self) -> TraceResult:
         return TraceResult(
@@ -187,6 +245,7 @@ class Tracer:
             exit_status=self.exit_status,
             processes=self.processes,
             warnings=tuple(self.warnings),
+            launch_error=self.launch_error,
         )
 
     def _loop(self) -> None:
@@ -207,9 +266,13 @@ class Tracer:
 
     def _handle(self, pid: int, status: int) -> None:
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            task = self.tasks.get(pid)
             self._drop(pid)
             if pid == self.root:
                 self.exit_status = os.waitstatus_to_exitcode(status)
+                if task is not None and task.launching and self._failure_fd >= 0:
+                    self.launch_error = launch.failure(self._failure_fd)
+                    self._failure_fd = -1
                 if self.spec.container_main:
                     self._end_left_behind()
             return
@@ -231,6 +294,7 @@ class Tracer:
 
     def _new_task(self, pid: int, fresh: bool = False, exe: Optional[str] = None) -> _Task:
         task = self.tasks[pid] = _Task(exe=exe, fresh=fresh)
+        self.seen.add(pid)
         self.processes += 1
         return task
 
@@ -287,12 +351,15 @@ class Tracer:
             self._drop(pid)
             task = self.tasks[pid] = self.tasks.pop(former)
         self._close_mem(task)
+        started = task.launching and pid == self.root
         task.launching = False
         task.exe = _readlink(f"/proc/{pid}/exe") or ""
         self._record(task.exe, "exec", True, task.exe, pid)
         # The ELF interpreter is mapped by the kernel, never opened by the program.
         for path in _mapped_files(pid):
             self._record(path, "map", True, task.exe, pid)
+        if started:
+            self._started()
         return task
 
     def _syscall_info(self, pid: int) -> _SyscallInfo:
@@ -447,12 +514,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     # Die with the parent; EXITKILL then takes the app down with us.
     ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    interrupt.block()  # before any thread: SIGTERM/SIGINT are taken by one (interrupt.py)
     spec_path, result_path = args
     with open(spec_path) as f:
         spec = spec_from_json(json.load(f))
-    tracer = Tracer(spec)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: tracer.kill_all())
+    tracer = Tracer(spec, stop_signals=True)
     status = 0
     try:
         result = tracer.run(lambda pid: write_atomic(f"{result_path}.pid", f"{pid}\n"))

@@ -53,6 +53,12 @@ CASES = [
     (["build", SANDBOX["crash"], "--http-probe-start-wait", "20"], ExitStatus.APP,
      "the app exited before it was ready"),
     (["build", SANDBOX["busybox"], "--max-size", "lots"], ExitStatus.USAGE, "--max-size"),
+    # A program that is not there: what `docker run` says, with the PATH searched.
+    (["build", SANDBOX["oneshot"], "--no-http-probe", "--entrypoint", "gunicorn"],
+     ExitStatus.APP, "minify: error: cannot start gunicorn: executable file not found in $PATH "
+     "(/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)"),
+    (["build", SANDBOX["oneshot"], "--no-http-probe", "--entrypoint", "/app/run"],
+     ExitStatus.APP, "minify: error: cannot start /app/run: no such file or directory"),
     # docker run's options: what the engine refuses is said in its words, exit 2.
     (["build", SANDBOX["busybox"], "--memory", "1m"], ExitStatus.USAGE,
      "the engine refused the container's options: Minimum memory limit allowed is 6MB"),

@@ -1,5 +1,7 @@
 """Merging monitor results into the access record; starting and stopping monitors."""
 
+import os
+
 import pytest
 
 from minifier.errors import CapabilityError, MinifyError
@@ -125,7 +127,11 @@ def test_stopping_a_running_trace_ends_the_program_and_keeps_the_result(tmp_path
     assert not tracer.alive()
     result = tracer.result()
     assert result.exit_status == -9
-    assert result.warnings == ("trace interrupted: traced processes were killed",)
+    # The warning says which signal cut the trace short, and who sent it: this process.
+    with open("/proc/self/comm") as f:
+        me = f.read().strip()
+    assert result.warnings == (f"trace interrupted by SIGTERM from pid {os.getpid()} ({me}): "
+                               "the traced processes were killed",)
 
 
 def test_a_tracer_without_a_result_is_an_error_with_its_log(tmp_path):
