@@ -93,7 +93,7 @@ def _probe_setup(kw: dict) -> ProbeSetup:
     return ProbeSetup(http=http, execs=execs, continue_after=continue_after, http_asked=asked,
                       exec_timeout=kw["exec_timeout"], exec_allow_fail=kw["exec_allow_fail"],
                       start_wait=kw["http_probe_start_wait"],
-                      healthcheck=kw["healthcheck"])
+                      healthcheck=kw["healthcheck"], restart_trace=kw["restart_trace"])
 
 
 _OUTPUT_FILES = ("report_file", "removed_list", "summary_md", "seccomp_profile", "report_html")
@@ -222,6 +222,9 @@ def _index_options(kw: dict) -> IndexOptions:
 @click.option("--healthcheck/--no-healthcheck", default=True, show_default=True,
               help="Run the image's HEALTHCHECK while observing and require Docker's "
                    "'healthy' for the minified image.")
+@click.option("--restart-trace/--no-restart-trace", default=True, show_default=True,
+              help="After probing, restart the app like docker restart, traced, and "
+                   "probe it again: keeps what only a restart runs.")
 @click.option("--continue-after", help="probe | exec | timeout:SECONDS | signal | enter")
 @click.option("--entrypoint", help="Override the image's Entrypoint (split like a shell).")
 @click.option("--cmd", help="Override the image's Cmd (split like a shell).")

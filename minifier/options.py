@@ -103,6 +103,7 @@ class ProbeSetup:
     exec_allow_fail: bool = False  # a non-zero exit of an exec probe is not a probe failure
     start_wait: float = 60.0  # bound on readiness: an HTTP answer, or listening on each port
     healthcheck: bool = True  # run the image's HEALTHCHECK and require `healthy`
+    restart_trace: bool = True  # restart the app once after probing, traced (restart.py)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """`minify build` as one function that reads top to bottom, one call per stage:
 
-inspect -> run + trace + watch -> probe -> stop -> index -> plan + self-check -> rebuild
--> verify -> report.
+inspect -> run + trace + watch -> probe -> restart + probe again -> stop -> index -> plan +
+self-check -> rebuild -> verify -> report.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from minifier.observe.preflight import (
     check_runnable,
 )
 from minifier.observe.probing import check_probes, http_probe_ports, no_port_note, observe
+from minifier.observe.restart import trace_restart
 from minifier.observe.runner import ObservedRun, TracedContainer
 from minifier.options import BuildOptions
 from minifier.output.hints import include_hints
@@ -113,13 +114,15 @@ def _run_and_probe(client: docker.DockerClient, image: ImageInfo, ports: tuple[i
                    workdir: str) -> tuple[Observation, ObservedRun]:
     """Run the app traced, exercise it, stop it; fail on dishonest probing."""
     ui.stage("run", f"starting {image.ref} under trace")
+    listen = exposed_tcp_ports(image, opts.run.expose)
     with TracedContainer(client, image, None, opts.run, workdir) as tc:
         ui.info(" ".join(tc.spec.argv))
         skipped = opts.probe.http is not None and not ports
-        observation = observe(tc, ports, opts.probe, ui,
-                              listen=exposed_tcp_ports(image, opts.run.expose),
+        observation = observe(tc, ports, opts.probe, ui, listen=listen,
                               health=health_spec(image),
                               notes=(no_port_note(image),) if skipped else ())
+        observation = replace(observation, restart=trace_restart(tc, observation, opts.probe,
+                                                                 ui, listen=listen))
         ui.stage("stop", "stopping the app")
         observed = tc.finish()
     check_probes(observation, opts.probe, observed.app_output, observed.app_exit)

@@ -1,5 +1,6 @@
 """What the host's /proc says about a container's processes: the TCP ports its network
-namespace listens on (and on which addresses), and which signals a process catches.
+namespace listens on (and on which addresses), which signals a process catches, and
+which processes it has.
 
 A TCP connect to a published port proves nothing (Docker's proxy accepts on the host
 side even when the app does not listen yet), so "the app listens on 5432" is read
@@ -12,10 +13,11 @@ interface.
 from __future__ import annotations
 
 import ipaddress
+import os
 import struct
 
 __all__ = ["listening_ports", "listening_sockets", "loopback_only", "parse_tcp_table",
-           "parse_listeners", "catches_signal"]
+           "parse_listeners", "catches_signal", "namespace_pids"]
 
 _LISTEN = "0A"
 Listener = tuple[str, int]  # (bound address as text, port)
@@ -89,3 +91,28 @@ def catches_signal(pid: int, signum: int) -> bool:
     except OSError:
         pass
     return False
+
+
+def namespace_pids(pid1: int) -> tuple[int, ...]:
+    """Host pids of the live processes (zombies left out) in the pid namespace of host
+    pid `pid1`, but `pid1` itself: a container's processes but its PID 1; () when
+    `pid1` is gone."""
+    try:
+        ns = os.stat(f"/proc/{pid1}/ns/pid")
+    except OSError:
+        return ()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == pid1:
+            continue
+        try:
+            theirs = os.stat(f"/proc/{name}/ns/pid")
+            if (theirs.st_dev, theirs.st_ino) != (ns.st_dev, ns.st_ino):
+                continue
+            with open(f"/proc/{name}/stat", encoding="utf-8", errors="replace") as f:
+                state = f.read().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if state not in ("Z", "X"):
+            found.append(int(name))
+    return tuple(found)

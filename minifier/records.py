@@ -30,6 +30,7 @@ __all__ = [
     "HealthSpec",
     "HealthOutcome",
     "AppLife",
+    "RestartTrace",
     "Observation",
     "ComparedRequest",
     "ComparedExec",
@@ -273,9 +274,29 @@ class AppLife:
 
 
 @dataclass(frozen=True)
+class RestartTrace:
+    """The app's traced restart after probing (observe/restart.py)."""
+
+    status: str  # "traced" | "skipped"
+    note: str = ""  # why it was skipped, or what did not go as on the first start
+    seconds: float = 0.0  # from the stop before it to the end of the replay
+    requests: int = 0  # recorded HTTP requests sent again
+    execs: int = 0  # exec probes run again
+
+    @property
+    def restarts(self) -> int:
+        return 1 if self.status == "traced" else 0
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What did not go as on the first start, for the report's warnings."""
+        return (self.note,) if self.restarts and self.note else ()
+
+
+@dataclass(frozen=True)
 class Observation:
     """What exercising the traced app gave: its HTTP answers, exec outcomes, health
-    command and (once it is stopped) how it lived."""
+    command, its traced restart and (once it is stopped) how it lived."""
 
     http: Optional[ProbeSummary]
     execs: tuple[ExecOutcome, ...]
@@ -286,6 +307,7 @@ class Observation:
     health: Optional[HealthOutcome] = None  # None: the image has no HEALTHCHECK
     life: Optional[AppLife] = None  # known after the stop
     notes: tuple[str, ...] = ()  # how probing was decided (e.g. HTTP skipped: no port)
+    restart: Optional[RestartTrace] = None  # known after the restart
 
 
 # -- verification --------------------------------------------------------------------

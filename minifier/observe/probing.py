@@ -27,8 +27,8 @@ from minifier.records import ExecOutcome, HealthOutcome, HealthSpec, ImageInfo, 
 from minifier.ui import Progress
 from probes import ContinueAfter, Target
 
-__all__ = ["http_probe_ports", "observe", "check_probes", "not_http_message",
-           "default_continue_after", "no_port_note", "loopback_message"]
+__all__ = ["http_probe_ports", "observe", "run_execs", "check_probes", "probe_failed",
+           "not_http_message", "default_continue_after", "no_port_note", "loopback_message"]
 
 EXIT_GRACE = 2.0  # seconds for the tracer to report an exit after unanswered requests
 POLL = 0.1  # seconds between looks at the socket table while waiting for a port
@@ -118,6 +118,16 @@ def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
         summary = probes.run(target, setup.http,
                              on_request=lambda r: ui.info(_request_line(r)))
     alive = _outlived_probing(tc, summary)
+    execs = run_execs(tc, setup, ui)
+    _continue_after(tc, setup.continue_after or default_continue_after(
+        bool(ports) and setup.http is not None, setup.execs), ui)
+    return Observation(http=summary, execs=execs, target=target,
+                       app_alive_after_probes=alive, ports=tuple(ready),
+                       warnings=tuple(warnings), health=health_outcome, notes=notes)
+
+
+def run_execs(tc: TracedContainer, setup: ProbeSetup, ui: Progress) -> tuple[ExecOutcome, ...]:
+    """Run the exec probes in order; the first waits for the app to serve (_first_exec)."""
     execs = []
     for i, argv in enumerate(setup.execs):
         ui.stage("exec", f"exec probe: {' '.join(argv)}")
@@ -125,11 +135,7 @@ def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
             tc.run_exec(argv, setup.exec_timeout)
         ui.info(f"exit code {outcome.exit_code}")
         execs.append(outcome)
-    _continue_after(tc, setup.continue_after or default_continue_after(
-        bool(ports) and setup.http is not None, setup.execs), ui)
-    return Observation(http=summary, execs=tuple(execs), target=target,
-                       app_alive_after_probes=alive, ports=tuple(ready),
-                       warnings=tuple(warnings), health=health_outcome, notes=notes)
+    return tuple(execs)
 
 
 def _readiness_warnings(ready: Sequence[probes.ReadyInfo], start_wait: float, pid: int,
@@ -251,6 +257,14 @@ def _healthcheck(tc: TracedContainer, spec: Optional[HealthSpec], enabled: bool,
     # The app ended by itself (a one-shot command): there is nothing left to check.
     return HealthOutcome(spec, "not-run", attempts, last.exit_code if last else None,
                          last.output if last else "")
+
+
+def probe_failed(obs: Observation, setup: ProbeSetup) -> bool:
+    """Whether check_probes() will fail the build."""
+    if obs.http is not None and obs.http.failure:
+        return True
+    return any(e.exit_code is None or (e.exit_code != 0 and not setup.exec_allow_fail)
+               for e in obs.execs)
 
 
 def check_probes(obs: Observation, setup: ProbeSetup, app_output: str = "",

@@ -3,7 +3,9 @@
 The container's PID 1 is a tiny do-nothing program (see pause.py) copied into it,
 so the container exists with all its namespaces, ports and mounts, but the app is not
 yet running. The tracer then enters those namespaces from the host and execs the app
-with exactly the image's Entrypoint + Cmd, Env, WorkingDir and User. The monitors (the
+with exactly the image's Entrypoint + Cmd, Env, WorkingDir and User. The app can be
+stopped like `docker stop` and started again, traced, in the same container (its
+writable layer keeps what the first run wrote), as `docker restart` would. The monitors (the
 fanotify watcher on the container's root filesystem, then the app's tracer process) are
 started and stopped through monitor.py. Everything created here is removed on every exit
 path: the context manager's exit runs on errors and on the Interrupted exception that the
@@ -16,6 +18,7 @@ import io
 import os
 import posixpath
 import secrets
+import signal
 import tarfile
 import time
 from dataclasses import dataclass, field, replace
@@ -34,7 +37,7 @@ from minifier.observe.pause import pause_binary
 from minifier.observe.tracerprocess import TracerProcess, tail
 from minifier.observe.watcher import Watcher
 from minifier.options import RunOptions
-from minifier.procfs import listening_ports
+from minifier.procfs import listening_ports, namespace_pids
 from minifier.records import AppLife, ExecOutcome, ImageInfo, LaunchSpec
 
 __all__ = ["ObservedRun", "TracedContainer"]
@@ -43,6 +46,7 @@ PAUSE_PATH = "/.minify-pause"
 # With --read-only the engine refuses to copy into the root filesystem, but not into a
 # volume: the stand-in then lives in an anonymous volume (removed with the container).
 PAUSE_VOLUME = "/.minify"
+KILL_POLL = 0.05  # seconds between looks for processes left after a SIGKILL
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,10 @@ class TracedContainer:
         self._monitors: list[Monitor] = []
         self._app: Optional[TracerProcess] = None
         self._app_started = 0.0
+        self._log = os.path.join(workdir, "app.log")  # the running app's output
+        # The first run, once the app was restarted: its tracer and how it lived.
+        self._first: Optional[tuple[TracerProcess, AppLife]] = None
+        self._restarts = 0
         self._execs: list[ExecOutcome] = []
         self.ports: dict[int, int] = {}
         self.warnings: list[str] = []
@@ -99,7 +107,13 @@ class TracedContainer:
 
     @property
     def app_log(self) -> str:
+        """The first run's output (stdout and stderr); a restarted app's is app-N.log."""
         return os.path.join(self._dir, "app.log")
+
+    @property
+    def restarts(self) -> int:
+        """How often the app was started again (restart_app)."""
+        return self._restarts
 
     def __enter__(self) -> TracedContainer:
         try:
@@ -145,7 +159,8 @@ class TracedContainer:
         return self._app is None or self._app.wait(timeout)
 
     def app_output_tail(self, lines: int = 20) -> str:
-        return tail(self.app_log, lines)
+        """The running app's last output lines (after a restart: the new run's)."""
+        return tail(self._log, lines)
 
     def run_exec(self, argv: tuple[str, ...], timeout: float) -> ExecOutcome:
         """Run a command inside the container, traced, and wait for it (an exec probe)."""
@@ -170,30 +185,58 @@ class TracedContainer:
         """TCP ports the container's network namespace listens on (the app's sockets)."""
         return listening_ports(self.pid1)
 
+    def restart_app(self) -> AppLife:
+        """Restart the app like `docker restart`: stop it like `docker stop` (the image's
+        StopSignal, the grace period, then SIGKILL to every process in the container but
+        its stand-in PID 1), then start it again, traced, in the same container; returns
+        how the first run lived. Why the new run could not start is `launch_error()`."""
+        assert self._app is not None
+        life = self._life()
+        if self._first is None:
+            self._first = (self._app, life)
+        self._stop_app("before its restart")
+        self._kill_app()
+        self._app.wait(self._opts.stop_timeout)  # the kill above ends what was left
+        self._restarts += 1
+        label = f"app-{self._restarts + 1}"
+        self._log = os.path.join(self._dir, f"{label}.log")
+        tracer = TracerProcess(replace(self._app.spec, output_path=self._log), self._dir, label,
+                               self._opts.stop_timeout)
+        self._monitors.extend(start_monitors([tracer], self.warnings))
+        self._app, self._app_started = tracer, time.monotonic()
+        return life
+
+    def launch_error(self) -> str:
+        """Why the app's last start failed ("": it runs, or ran)."""
+        return self._app.launch_error() if self._app is not None else ""
+
     def finish(self) -> ObservedRun:
         """Stop the app as `docker stop` would (the image's StopSignal, then a bounded
-        grace period, then SIGKILL), so its shutdown is traced too; collect the results."""
-        # How it lived, read before the stop: whether it had ended by itself, how long it
-        # ran and what it listened on are what verification asks of the minified app.
+        grace period, then SIGKILL), so its shutdown is traced too; collect the results.
+        After a restart, how the app lived and ended is its first run's."""
         assert self._app is not None
-        ended = not self._app.alive()
-        ran = time.monotonic() - self._app_started
-        listening = tuple(sorted(self.listening_ports()))
+        life = self._life()
         self._stop_app()
         self._kill_container()
         self._app.wait(self._opts.stop_timeout)  # the kill above ends what was left
         monitors, self._monitors = self._monitors, []
         stop_monitors(monitors)
         results = [m.result() for m in monitors]
-        app_exit = self._app.result().exit_status
-        life = AppLife(ran_seconds=round(ran, 3),
-                       exit_code=app_exit if ended else None,
-                       listening=listening,
-                       output=tail(self.app_log, lines=1 << 20) if ended else "")
+        first, life = self._first or (self._app, life)
         results.extend(e.trace for e in self._execs if e.trace is not None)
-        return ObservedRun(results=tuple(results), app_exit=app_exit,
-                           app_output=self.app_output_tail(50), execs=tuple(self._execs),
+        return ObservedRun(results=tuple(results), app_exit=first.result().exit_status,
+                           app_output=tail(self.app_log, 50), execs=tuple(self._execs),
                            warnings=tuple(self.warnings), life=life)
+
+    def _life(self) -> AppLife:
+        """How the running app lives, read before it is stopped: whether it has ended by
+        itself, how long it ran and what it listened on are what verification asks of
+        the minified app."""
+        ended = not self._app.alive()
+        return AppLife(ran_seconds=round(time.monotonic() - self._app_started, 3),
+                       exit_code=self._app.result().exit_status if ended else None,
+                       listening=tuple(sorted(self.listening_ports())),
+                       output=tail(self._log, lines=1 << 20) if ended else "")
 
     # -- internals -------------------------------------------------------------------
 
@@ -290,7 +333,7 @@ class TracedContainer:
         # the engine's merged dir, reachable without knowing the engine's storage paths.
         return f"/proc/{self.pid1}/root"
 
-    def _stop_app(self) -> None:
+    def _stop_app(self, when: str = "") -> None:
         pid = self._app.pid if self._app is not None and self._app.alive() else None
         if pid is None:
             return
@@ -300,7 +343,24 @@ class TracedContainer:
             return  # already gone: the kill below ends whatever is left
         if not self._app.wait(self._opts.stop_grace):
             self.warnings.append(f"the app did not stop within {self._opts.stop_grace:g} s "
-                                 "of its stop signal and was killed")
+                                 f"of its stop signal{' ' + when if when else ''} and was "
+                                 "killed")
+
+    def _kill_app(self) -> None:
+        """`docker stop`'s SIGKILL without ending the container: every process in the
+        container's pid namespace but its PID 1, until none is left (bounded: a process
+        may fork while the others are killed)."""
+        deadline = time.monotonic() + self._opts.stop_timeout
+        while time.monotonic() < deadline:
+            pids = namespace_pids(self.pid1)
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass  # gone meanwhile
+            self._app.wait(KILL_POLL)  # its tracer reaps them
 
     def _kill_container(self) -> None:
         if self._container is None:

@@ -29,12 +29,14 @@ from minifier.records import (
     ImageInfo,
     KeptFile,
     Observation,
+    RestartTrace,
     SelfCheck,
     VerifyResult,
 )
 from probes import ApiSpecUse, ReadyInfo, RequestResult
 
-__all__ = ["SCHEMA", "Report", "ImageSummary", "FileCounts", "ProbeReport", "AccessSummary",
+__all__ = ["SCHEMA", "Report", "ImageSummary", "FileCounts", "ProbeReport",
+           "ObservationReport", "AccessSummary",
            "DirSize", "DirBytes", "make_report", "probe_report", "write_json", "dir_sizes"]
 
 SCHEMA = "minify.report/v2"
@@ -73,6 +75,15 @@ class ProbeReport:
 
 
 @dataclass(frozen=True)
+class ObservationReport:
+    """How the app was observed beyond the probes: how often it was restarted, traced,
+    and how that restart went (None: it was not tried)."""
+
+    restarts: int = 0
+    restart: Optional[RestartTrace] = None
+
+
+@dataclass(frozen=True)
 class AccessSummary:
     """The access record in numbers; the record itself is the artifact `file`."""
 
@@ -106,6 +117,7 @@ class Report:
     kept: tuple[KeptFile, ...]
     excluded: tuple[str, ...]
     probe: ProbeReport
+    observation: ObservationReport
     access: AccessSummary
     verify: VerifyResult
     selfcheck: SelfCheck
@@ -170,6 +182,8 @@ def make_report(image: ImageInfo, result: BuildResult, plan: BuildPlan,
         kept=plan.kept,
         excluded=plan.excluded,
         probe=probe_report(observation),
+        observation=ObservationReport(
+            observation.restart.restarts if observation.restart else 0, observation.restart),
         access=AccessSummary(len(access.accesses), len(access.existing()), "access.json",
                              dict(access.syscall_counts)),
         verify=verify,
@@ -178,6 +192,7 @@ def make_report(image: ImageInfo, result: BuildResult, plan: BuildPlan,
         biggest_removed_dirs=_top(removed_sizes),
         dirs=_dirs(kept_sizes, removed_sizes),
         warnings=(*plan.warnings, *access.warnings, *warnings,
+                  *(observation.restart.warnings if observation.restart else ()),
                   *(f"incomplete (--allow-incomplete): {f.text()}" for f in selfcheck.findings)),
         artifacts_dir=artifacts_dir,
         timings=dict(timings or {}),
@@ -240,6 +255,7 @@ def _report_json(r: Report) -> dict:
         "kept": [_plain(k) for k in r.kept],
         "excluded": list(r.excluded),
         "probe": _probe_json(r.probe),
+        "observation": _plain(r.observation),
         "access": _plain(r.access),
         # Mismatches carry their compared request or exec probe (or null): one shape.
         "verify": _plain(r.verify),

@@ -45,6 +45,7 @@ def render_text(report: Report) -> str:
         "probe   " + _counts(report, ": "),
         *[f"api     {a.source} (port {a.port}): {a.requests} of {a.operations} "
           f"operation(s) requested" for a in report.probe.apispecs],
+        *_restart_line(report),
         f"verify  {_verify_line(report.verify)}",
         _check_line(report),
         index_text(report.index),
@@ -60,6 +61,18 @@ def render_text(report: Report) -> str:
     lines.append(f"artifacts: {report.artifacts_dir}" if report.artifacts_dir
                  else "artifacts: not kept (--artifacts-dir DIR keeps them)")
     return "\n".join(lines)
+
+
+def _restart_line(report: Report) -> list[str]:
+    """The traced restart after probing: what was done again, or why it was skipped."""
+    r = report.observation.restart
+    if r is None:
+        return []
+    if not r.restarts:
+        return [f"restart skipped ({r.note})"]
+    again = f"{r.requests} HTTP request(s) and {r.execs} exec probe(s) sent again"
+    return [f"restart traced once ({again}; {r.seconds:.1f} s)" + (
+        "; see the warning" if r.note else "")]
 
 
 def index_text(index: Indexed) -> str:

@@ -18,7 +18,7 @@ SANDBOX = {
     for name in ("nginx", "python", "busybox", "jq", "quirks", "nolisten", "crash", "java",
                  "node", "musl", "tools", "mistakes", "confine", "headless", "untyped",
                  "jsonapi", "mixed", "layers", "postgres", "redis", "health", "oneshot",
-                 "mountconf", "netpeer")
+                 "mountconf", "netpeer", "lifecycle")
 }
 
 

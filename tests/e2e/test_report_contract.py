@@ -65,6 +65,9 @@ REPORT = {
         "notes": [str],
         "execs": [{"argv": [str], "exit_code": OPT_INT}],
     },
+    "observation": {"restarts": int,
+                    "restart": Opt({"status": str, "note": str, "seconds": float,
+                                    "requests": int, "execs": int})},
     "access": {"paths": int, "existing": int, "file": str, "syscall_counts": Map(int)},
     "verify": {
         "status": str,

@@ -1,4 +1,5 @@
-"""The listening-port reader, against the kernel's own socket tables."""
+"""The /proc readers against the kernel's own tables: listening ports, caught signals,
+the processes of a pid namespace."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from minifier.procfs import (
     catches_signal,
     listening_ports,
     listening_sockets,
     loopback_only,
+    namespace_pids,
     parse_listeners,
     parse_tcp_table,
 )
@@ -95,3 +99,40 @@ def test_a_caught_signal_is_seen_in_the_mask():
     finally:
         proc.communicate("")
     assert not catches_signal(proc.pid, signal.SIGUSR1)  # gone
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        found += [int(child), *_descendants(int(child))]
+    return found
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
+def test_the_live_processes_of_a_pid_namespace_but_its_pid_1():
+    """Like a container: its PID 1 (here a sleep that never reaps), a live process and
+    a zombie in a pid namespace of their own; only the live one counts."""
+    script = "true & sleep 60 & exec sleep 60"
+    unshare = subprocess.Popen(["unshare", "--pid", "--fork", "sh", "-c", script])
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # until the shell has exec'd and `true` has become a zombie
+            tree = _descendants(unshare.pid)
+            zombies = [p for p in tree if _state(p) == "Z"]
+            if len(tree) == 3 and zombies and Path(f"/proc/{tree[0]}/comm").read_text() \
+                    == "sleep\n":
+                break
+            assert time.monotonic() < deadline, tree
+            time.sleep(0.02)
+        pid1, live = tree[0], [p for p in tree[1:] if p not in zombies]
+        assert namespace_pids(pid1) == tuple(live)
+        assert namespace_pids(live[0]) == (pid1,)  # the same namespace, seen from another
+        os.kill(pid1, signal.SIGKILL)  # a pid namespace's init: everything in it ends
+        unshare.wait(10)
+        assert namespace_pids(pid1) == ()
+    finally:
+        unshare.kill()
+        unshare.wait(10)

@@ -17,6 +17,7 @@ from minifier.records import (
     LivenessVerdict,
     Mismatch,
     Observation,
+    RestartTrace,
     SelfCheck,
     VerifyResult,
 )
@@ -38,7 +39,7 @@ VERDICT = VerifyResult(
                              minified_ports=(80,), restarted=True))
 
 
-def _report(verdict=VERDICT, selfcheck=None):
+def _report(verdict=VERDICT, selfcheck=None, restart=None):
     plan = BuildPlan(kept=(KeptFile("/usr/bin/app", 400_000, "file", ("accessed",)),
                            KeptFile("/usr/bin", 0, "dir", ("parent",))),
                      total_files=1000, total_size=9_000_000, excluded=("/etc/secret",))
@@ -46,7 +47,8 @@ def _report(verdict=VERDICT, selfcheck=None):
                          layer_path="/tmp/x/layer.tar")
     probes_ = ProbeSummary(requests=(), discovered=(), counts={"2xx": 3}, failure=None)
     return make_report(IMAGE, result, plan, AccessRecord(accesses={}),
-                       Observation(http=probes_, execs=(), target=None), verdict,
+                       Observation(http=probes_, execs=(), target=None, restart=restart),
+                       verdict,
                        Counter({"/usr/share/doc": 2_000_000}), "/tmp/art",
                        selfcheck=selfcheck, index=INDEX)
 
@@ -60,7 +62,8 @@ def test_report_keys_are_pinned():
     doc = _report().document
     assert doc["schema"] == SCHEMA == "minify.report/v2"
     assert list(doc) == ["schema", "source", "output", "ratio", "files", "kept", "excluded",
-                         "probe", "access", "verify", "selfcheck", "biggest_kept_dirs",
+                         "probe", "observation", "access", "verify", "selfcheck",
+                         "biggest_kept_dirs",
                          "biggest_removed_dirs", "dirs", "warnings", "artifacts_dir",
                          "timings", "index"]
     assert doc["index"] == {"reader": "storage", "why": INDEX.why, "cache": "hit",
@@ -142,6 +145,24 @@ def test_render_text_shows_sizes_ratio_and_dirs():
     assert ("index   storage reader (the image's overlay2 layer directories, read in place); "
             "cache hit") in text
     assert "verify  passed (ran 4.5 s, ports 80; restarted; health passed)" in text
+
+
+def test_the_traced_restart_in_the_report_and_its_summary():
+    traced = _report(restart=RestartTrace("traced", "", 2.46, 12, 1))
+    assert traced.document["observation"] == {
+        "restarts": 1,
+        "restart": {"status": "traced", "note": "", "seconds": 2.46, "requests": 12, "execs": 1}}
+    assert ("restart traced once (12 HTTP request(s) and 1 exec probe(s) sent again; 2.5 s)"
+            in render_text(traced).splitlines())
+    note = "the traced restart did not go as the first start: it could not start again: x"
+    failed = _report(restart=RestartTrace("traced", note, 0.5))
+    assert failed.document["warnings"] == [note]
+    assert render_text(failed).splitlines()[-2:] == [f"warning: {note}", "artifacts: /tmp/art"]
+    skipped = _report(restart=RestartTrace("skipped", "--no-restart-trace"))
+    assert skipped.document["observation"]["restarts"] == 0
+    assert skipped.document["warnings"] == []
+    assert "restart skipped (--no-restart-trace)" in render_text(skipped).splitlines()
+    assert _report().document["observation"] == {"restarts": 0, "restart": None}
 
 
 def test_index_line_names_the_export_fallback_and_why():
