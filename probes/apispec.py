@@ -20,7 +20,8 @@ import yaml
 from probes.errors import ProbeSpecError
 from probes.records import ApiDocument
 
-__all__ = ["WELL_KNOWN_PATHS", "ApiRequest", "ApiPlan", "parse_document", "load_apispec_file",
+__all__ = ["WELL_KNOWN_PATHS", "DOC_PAGES", "ApiRequest", "ApiPlan", "parse_document",
+           "load_apispec_file",
            "plan_requests", "looks_like_spec_path"]
 
 # Where frameworks serve their document by default: FastAPI, springdoc, springfox,
@@ -28,6 +29,10 @@ __all__ = ["WELL_KNOWN_PATHS", "ApiRequest", "ApiPlan", "parse_document", "load_
 WELL_KNOWN_PATHS = ("/openapi.json", "/openapi.yaml", "/swagger.json", "/v3/api-docs",
                     "/v2/api-docs", "/api-docs", "/swagger/v1/swagger.json",
                     "/docs/openapi.json")
+# Where frameworks serve the pages that show the document (Swagger UI, Redoc): FastAPI's
+# /docs and /redoc, springdoc's /swagger-ui.html, springfox's /swagger-ui/, Swashbuckle's
+# /swagger. Their pages and what the pages load are part of the app.
+DOC_PAGES = ("/docs", "/redoc", "/swagger-ui.html", "/swagger-ui/", "/swagger")
 _METHODS = ("get", "head", "options", "post", "put", "patch", "delete", "trace")
 _SAFE = ("GET", "HEAD")
 _BODY_METHODS = ("POST", "PUT", "PATCH")

@@ -2,9 +2,11 @@
 
 robots.txt, favicon.ico and the sitemaps robots.txt names (a sitemap's URLs become crawl
 seeds; their host is ignored, as sitemaps name the public host and the app here is that
-site); then an OpenAPI/Swagger document: at the paths the user gave, as files the user
-gave, or else linked from the root answer or at the frameworks' well-known paths. Each
-operation of a document becomes a request. A 404 on any of these is an honest answer.
+site); then OpenAPI/Swagger documents: at the paths the user gave, as files the user
+gave, or else linked from the root answer and at every one of the frameworks' well-known
+paths, and the pages that show them (Swagger UI, Redoc). Each operation of a document
+becomes a request; a page found there (HTML, or a redirect to one) becomes a crawl seed,
+so what it loads is asked for too. A 404 on any of these is an honest answer.
 """
 
 from __future__ import annotations
@@ -12,10 +14,17 @@ from __future__ import annotations
 import zlib
 from typing import TYPE_CHECKING, Optional
 
-from probes.apispec import WELL_KNOWN_PATHS, looks_like_spec_path, parse_document, plan_requests
+from probes.apispec import (
+    DOC_PAGES,
+    WELL_KNOWN_PATHS,
+    looks_like_spec_path,
+    parse_document,
+    plan_requests,
+)
 from probes.errors import ProbeSpecError
-from probes.links import path_of, quoted_paths, robots_sitemaps, sitemap_urls
-from probes.records import ApiDocument, ApiSpecUse
+from probes.links import path_of, quoted_paths, robots_sitemaps, sitemap_urls, sniff
+from probes.records import ApiDocument, ApiSpecUse, RequestResult
+from probes.transport import Answer
 
 if TYPE_CHECKING:  # the prober's state lives in probes.http, which calls these
     from probes.http import _Prober
@@ -54,8 +63,9 @@ def _sitemap(prober: _Prober, port: int, path: str, nested: bool) -> _Seeds:
     return [seed for url in urls for seed in _sitemap(prober, port, path_of(url), False)]
 
 
-def api_documents(prober: _Prober, port: int) -> None:
-    """Find the port's API documents and send one request per operation."""
+def api_documents(prober: _Prober, port: int) -> _Seeds:
+    """Find the port's API documents and send one request per operation; return the
+    pages found at the documents' addresses, to crawl."""
     options = prober.options
     found: list[tuple[ApiDocument, str]] = []
     for path in options.apispec_paths:
@@ -65,25 +75,35 @@ def api_documents(prober: _Prober, port: int) -> None:
         elif why:
             prober.problems.append(f"--http-probe-apispec {path} (port {port}): {why}")
     found += [(doc, "user") for doc in options.apispec_docs]
+    pages: _Seeds = []
     if not found and prober.discovering and port in prober.protocols:
+        # Every candidate, not the first document only: an app may serve its document at
+        # one address and the page that shows it at another (/openapi.json, /api-docs).
         for path, how in _candidates(prober, port):
-            doc, _ = _fetch_document(prober, port, path, how)
+            sent = prober.exchange(port, "GET", path, how)
+            if sent is None:
+                break  # a bound was hit
+            doc, _ = _document(*sent, path)
             if doc is not None:
                 found.append((doc, how))
-                break
+            elif _a_page(prober, port, *sent):
+                pages.append((path, how))
     for doc, how in found:
         _exercise(prober, port, doc, how)
+    return pages
 
 
 def _candidates(prober: _Prober, port: int) -> _Seeds:
-    """Document addresses named in the root answer first, then the well-known paths."""
+    """Document addresses named in the root answer first, then the well-known paths of
+    documents and of the pages that show them."""
     root = prober.root_answers.get(port)
     linked: list[str] = []
     if root is not None and root.status is not None and 200 <= root.status < 300:
-        base = prober.target.origin(port, prober.protocols.get(port, "http")) + "/"
+        base = prober.target.app_origin(port, prober.protocols.get(port, "http")) + "/"
         linked = [p for p in quoted_paths(base, root.body) if looks_like_spec_path(p)]
         linked = linked[:_MAX_LINKED]
-    return [(p, "crawl") for p in linked] + [(p, "well-known") for p in WELL_KNOWN_PATHS
+    return [(p, "crawl") for p in linked] + [(p, "well-known")
+                                             for p in (*WELL_KNOWN_PATHS, *DOC_PAGES)
                                              if p not in linked]
 
 
@@ -93,13 +113,28 @@ def _fetch_document(prober: _Prober, port: int, path: str,
     sent = prober.exchange(port, "GET", path, how)
     if sent is None:
         return None, ""
-    result, answer = sent
+    return _document(*sent, path)
+
+
+def _document(result: RequestResult, answer: Answer,
+              path: str) -> tuple[Optional[ApiDocument], str]:
     if not (result.status is not None and 200 <= result.status < 300):
         return None, f"{result.describe()}, no API document there"
     try:
         return parse_document(answer.body or b"", path), ""
     except ProbeSpecError as exc:
         return None, exc.message
+
+
+def _a_page(prober: _Prober, port: int, result: RequestResult, answer: Answer) -> bool:
+    """An HTML page, or a redirect (to one, as a browser follows it), that is not the
+    root answer again (a single-page app gives its index page for every path)."""
+    root = prober.root_answers.get(port)
+    if root is not None and answer.sha256 == root.sha256 and answer.status == root.status:
+        return False
+    if result.status is not None and 300 <= result.status < 400:
+        return True
+    return result.succeeded and sniff(result.url, answer.content_type, answer.body) == "html"
 
 
 def _exercise(prober: _Prober, port: int, doc: ApiDocument, how: str) -> None:

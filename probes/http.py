@@ -57,15 +57,14 @@ def run(target: Target, options: HttpProbeOptions, on_request: OnRequest = None)
         # dozen more refused requests.
         sitemap_seeds = {p: discovery.well_known(prober, p)
                          if prober.discovering and p in prober.protocols else [] for p in ports}
-        for port in ports:
-            discovery.api_documents(prober, port)
+        doc_pages = {p: discovery.api_documents(prober, p) for p in ports}
         extra = sorted({c.port for c in options.commands if c.port} - set(ports))
         for port in (*ports, *extra):
             seeds = [("/", "crawl")] if options.crawl and port in ports else []
             seeds += [(c.resource, "crawl") for c in options.commands
                       if c.crawl and (c.port == port or (c.port is None and port in ports))]
             if options.crawl:
-                seeds += sitemap_seeds.get(port, [])
+                seeds += sitemap_seeds.get(port, []) + doc_pages.get(port, [])
             prober.crawl(port, seeds)
     results = tuple(prober.results)
     failure = "; ".join(p for p in (evaluate(results, options.fail_on), *prober.problems) if p)
@@ -93,8 +92,9 @@ def replay(
     with make_session() as session:
         for old in requests:
             url = target.origin(old.port, old.protocol) + old.path
-            answer = send(session, old.method, url, headers=dict(old.headers), body=old.body,
-                          timeout=timeout)
+            answer = send(session, old.method, url,
+                          headers=target.headers(old.port, old.protocol, dict(old.headers)),
+                          body=old.body, timeout=timeout)
             result = _result(old.method, url, old.path, old.port, old.protocol, answer,
                              old.discovered_by, old.headers, old.body)
             results.append(result)
@@ -239,7 +239,8 @@ class _Prober:
         self.results.append(result)
         self.sent.add((port, method, path, body))
         if method == "GET":
-            self.page_links[(port, path)] = self._links(url, answer)
+            self.page_links[(port, path)] = self._links(
+                self.target.app_origin(port, used) + path, answer)
             if path == "/":
                 self.root_answers[port] = answer
         if self.on_request is not None:
@@ -250,11 +251,14 @@ class _Prober:
               headers: Headers, body: Optional[bytes]) -> tuple[Answer, str]:
         remaining = max(self.deadline - time.monotonic(), 0.05)
         url = self.target.origin(port, protocol) + path
-        return send(self.session, method, url, headers=dict(headers), body=body,
+        return send(self.session, method, url,
+                    headers=self.target.headers(port, protocol, dict(headers)), body=body,
                     timeout=min(self.options.request_timeout, remaining)), protocol
 
     def _links(self, url: str, answer: Answer) -> list[str]:
-        """Paths to crawl from an answer: its HTML/CSS links, or a same-origin redirect."""
+        """Paths to crawl from an answer: its HTML/CSS links, or a same-origin redirect.
+        `url` is the page as the app is addressed (Target.app_origin): a link to that
+        origin is a link within the app."""
         found: list[str] = []
         if answer.status is not None and 300 <= answer.status < 400 and answer.location:
             location = urljoin(url, answer.location.strip()).split("#", 1)[0]
@@ -290,7 +294,7 @@ class _Prober:
                 self.unfetched[port] = (left, why)
                 return
             for link in links:
-                url = self.target.origin(port, self.protocols.get(port, "http")) + link
+                url = self.target.app_origin(port, self.protocols.get(port, "http")) + link
                 self.discovered.setdefault(url, None)
                 if depth < self.options.max_depth and link not in seen:
                     seen.add(link)

@@ -129,7 +129,8 @@ def _try_port(
             return None, refused, None  # no TLS here: garbage, a close, or silence to a hello
         # A slow first answer (a traced app warming up) may take until the deadline; an
         # app that exits drops the connection, so the wait ends early then too.
-        answer = send(session, "GET", target.origin(port, protocol) + "/", headers={},
+        answer = send(session, "GET", target.origin(port, protocol) + "/",
+                      headers=target.headers(port, protocol),
                       body=None, timeout=(min(CONNECT_TIMEOUT, remaining), remaining))
         if answer.status is not None and not (protocol == "http" and falls_back_to_https(answer)):
             return protocol, False, answer.status

@@ -74,7 +74,11 @@ class ProbeCommand:
 class Target:
     """Where the app answers: container port -> published host port on `host`.
 
-    Requests go only to `host` (loopback by default), never to another address.
+    Requests go only to `host` (loopback by default), never to another address. The app
+    is addressed, in its Host header, by `host` and the container port: the published
+    port is picked at random in each run, the container port is the same in all of them,
+    so an answer that echoes its host (an absolute URL, a server's error page) is the
+    same in every run, and a link to that address is a link within the app.
     """
 
     ports: Mapping[int, int]
@@ -89,6 +93,25 @@ class Target:
     def origin(self, port: int, protocol: str) -> str:
         """The base URL (no trailing slash) for container `port` spoken as `protocol`."""
         return f"{protocol}://{self.host}:{self.ports[port]}"
+
+    def authority(self, port: int, protocol: str) -> str:
+        """The Host header for container `port`: `host`, and the container port unless it
+        is the protocol's own (80, 443), as a browser writes it."""
+        default = {"http": 80, "https": 443}.get(protocol)
+        return self.host if port == default else f"{self.host}:{port}"
+
+    def app_origin(self, port: int, protocol: str) -> str:
+        """The base URL the app is addressed as (the Host header's), the same in every run:
+        what links within the app are resolved against."""
+        return f"{protocol}://{self.authority(port, protocol)}"
+
+    def headers(self, port: int, protocol: str,
+                extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+        """`extra` with the Host header added, unless `extra` names one itself."""
+        extra = dict(extra or {})
+        if any(name.lower() == "host" for name in extra):
+            return extra
+        return {"Host": self.authority(port, protocol), **extra}
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from minifier.errors import ExitStatus
-from probes.apispec import WELL_KNOWN_PATHS
+from probes.apispec import DOC_PAGES, WELL_KNOWN_PATHS
 
 from . import helpers
 from .conftest import SANDBOX
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 NOT_HTTP = ("port 6379 accepts connections but does not speak HTTP: probe it with "
             "--exec '<client command>'")
-NO_API = [("well-known", "GET", path, 404, "4xx") for path in WELL_KNOWN_PATHS]
+NO_API = [("well-known", "GET", path, 404, "4xx") for path in (*WELL_KNOWN_PATHS, *DOC_PAGES)]
 
 
 def _build(client, name: str, *extra: str, label: str = "plain"):
@@ -85,7 +85,7 @@ def test_headless_stdlib_server_head_501_is_unsupported_not_a_failure(built):
         ("crawl", "GET", "/notes/alpha", 200, "2xx"),
         ("crawl", "GET", "/notes/beta", 200, "2xx"),
     ]
-    assert report["probe"]["counts"] == {"2xx": 9, "3xx": 0, "4xx": 10, "5xx": 0,
+    assert report["probe"]["counts"] == {"2xx": 9, "3xx": 0, "4xx": 15, "5xx": 0,
                                          "unsupported": 1, "error": 0}
     assert _app_files(report) == [
         "/app/data/about.txt", "/app/data/notes.txt", "/app/data/notes/alpha.txt",
@@ -137,6 +137,12 @@ def test_json_api_found_only_through_its_openapi_document(built):
         ("well-known", "GET", "/robots.txt", 404, "4xx"),
         ("well-known", "GET", "/favicon.ico", 404, "4xx"),
         ("well-known", "GET", "/openapi.json", 200, "2xx"),
+        # every other address of a document, and of the pages that show one: FastAPI's
+        # Swagger UI and Redoc pages (their scripts come from a CDN: nothing to crawl)
+        *[("well-known", "GET", path, 404, "4xx") for path in WELL_KNOWN_PATHS[1:]],
+        ("well-known", "GET", "/docs", 200, "2xx"),
+        ("well-known", "GET", "/redoc", 200, "2xx"),
+        *[("well-known", "GET", path, 404, "4xx") for path in DOC_PAGES[2:]],
         ("apispec", "GET", "/items/apple", 200, "2xx"),  # the path parameter's example
         ("apispec", "GET", "/reports?format=csv", 200, "2xx"),  # the enum's first value
     ]

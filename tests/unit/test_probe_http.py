@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from probes import ready
-from probes.apispec import WELL_KNOWN_PATHS, parse_document
+from probes.apispec import DOC_PAGES, WELL_KNOWN_PATHS, parse_document
 from probes.errors import AppExitedError, NotReadyError, ProbeSpecError
 from probes.http import counts, evaluate, replay, run
 from probes.ready import wait_ready
@@ -53,7 +53,7 @@ DEPTH_2 = DEPTH_1 | {"/sub/deep.html", "/old", "/img/bg.png"}
 DEPTH_3 = DEPTH_2 | {"/sub/deeper.html", "/moved.html"}
 AUTH = "Basic " + base64.b64encode(b"alice:s3cret").decode()
 # What a default run asks every site for besides its pages: 404s on this site.
-WELL_KNOWN = ["/robots.txt", "/favicon.ico", *WELL_KNOWN_PATHS]
+WELL_KNOWN = ["/robots.txt", "/favicon.ico", *WELL_KNOWN_PATHS, *DOC_PAGES]
 
 
 class SiteHandler(BaseHTTPRequestHandler):
@@ -213,13 +213,15 @@ def test_crawl_stops_at_a_lowered_max_depth(site) -> None:
     summary = run(_target(site), HttpProbeOptions(default_probe=False, max_depth=1,
                                                   well_known=False))
     assert sorted(_crawl_paths(summary)) == sorted(DEPTH_1)
-    port = site.server_address[1]
-    assert f"http://127.0.0.1:{port}/sub/deep.html" in summary.discovered  # found, not fetched
+    # found, not fetched; named as the app is addressed (container port 80), not by the
+    # port it happened to be published on
+    assert "http://127.0.0.1/sub/deep.html" in summary.discovered
 
 
 def test_default_run_asks_what_a_browser_and_a_crawler_ask_then_crawls(site) -> None:
     summary = run(_target(site), HttpProbeOptions())
-    assert [(r.discovered_by, r.method, r.path, r.status) for r in summary.requests[:12]] == [
+    assert [(r.discovered_by, r.method, r.path, r.status)
+            for r in summary.requests[:2 + len(WELL_KNOWN)]] == [
         ("default", "GET", "/", 200), ("default", "HEAD", "/", 501),
         *[("well-known", "GET", path, 404) for path in WELL_KNOWN]]
     assert sorted(_crawl_paths(summary)) == sorted(DEPTH_3 - {"/"})  # "/" reused, not refetched
@@ -228,7 +230,7 @@ def test_default_run_asks_what_a_browser_and_a_crawler_ask_then_crawls(site) -> 
     redirect = next(r for r in summary.requests if r.path == "/old")
     assert redirect.status == 302 and redirect.length == 0  # recorded, not followed
     # The server's own HEAD 501 is "unsupported", neither a server error nor a failure.
-    assert summary.counts == {"2xx": 8, "3xx": 1, "4xx": 11, "5xx": 0, "unsupported": 1,
+    assert summary.counts == {"2xx": 8, "3xx": 1, "4xx": 16, "5xx": 0, "unsupported": 1,
                               "error": 0}
     assert summary.ok and summary.failure is None and summary.apispecs == ()
 
@@ -512,7 +514,7 @@ def test_robots_txt_sitemaps_and_favicon(tmp_path: Path) -> None:
             ("well-known", "/favicon.ico", 404),  # an honest answer, not a failure
             ("well-known", "/sitemap-index.xml", 200),
             ("well-known", "/pages.xml", 200),
-            *[("well-known", p, 404) for p in WELL_KNOWN_PATHS],  # no API document here
+            *[("well-known", p, 404) for p in (*WELL_KNOWN_PATHS, *DOC_PAGES)],  # no API
             ("well-known", "/hidden.html", 200),  # crawl seeds from the sitemap,
             ("well-known", "/page.html", 200),  # its host ignored: this app is that site
         ]
@@ -562,9 +564,10 @@ def _by(summary, how: str) -> list[tuple[str, str, int | None]]:
 
 def test_api_document_at_a_well_known_path_gets_one_request_per_safe_operation(api_site) -> None:
     summary = run(_target(api_site), HttpProbeOptions())
-    assert _by(summary, "well-known") == [("GET", "/robots.txt", 404),
-                                          ("GET", "/favicon.ico", 404),
-                                          ("GET", "/openapi.json", 200)]
+    assert _by(summary, "well-known") == [
+        ("GET", "/robots.txt", 404), ("GET", "/favicon.ico", 404),
+        ("GET", "/openapi.json", 200),  # a document: every other address is asked too
+        *[("GET", p, 404) for p in (*WELL_KNOWN_PATHS, *DOC_PAGES) if p != "/openapi.json"]]
     assert _by(summary, "apispec") == [("GET", "/items/apple", 200),
                                        ("GET", "/reports?format=csv", 200)]
     assert "POST" not in [m for m, _, _, _ in api_site.log]  # never destructive by default
@@ -598,8 +601,11 @@ def test_api_document_linked_from_the_root_answer(api_site, monkeypatch) -> None
         "/internal/spec.yaml": ("text/plain", yaml_doc)})
     summary = run(_target(api_site), HttpProbeOptions(max_depth=0))
     assert _by(summary, "crawl") == [("GET", "/internal/spec.yaml", 200)]
-    assert _by(summary, "apispec") == [("GET", "/items/apple", 200)]
-    assert summary.apispecs[0].discovered_by == "crawl"
+    # Both documents: the linked one first; the same request is not sent twice.
+    assert _by(summary, "apispec") == [("GET", "/items/apple", 200),
+                                       ("GET", "/reports?format=csv", 200)]
+    assert [(a.source, a.discovered_by, a.requests) for a in summary.apispecs] == [
+        ("/internal/spec.yaml", "crawl", 1), ("/openapi.json", "well-known", 2)]
 
 
 def test_user_apispec_file_and_a_missing_user_apispec_path(api_site, tmp_path: Path) -> None:
@@ -623,6 +629,119 @@ def test_answers_that_are_not_a_document_are_passed_over(site) -> None:
         summary = run(_target(server), HttpProbeOptions(max_depth=0))
         assert [p for _, p, _ in _by(summary, "well-known")] == WELL_KNOWN
         assert summary.apispecs == () and summary.ok
+
+
+SWAGGER_UI = """<!-- HTML for static distribution bundle build -->
+<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="UTF-8">
+  <title>Swagger UI</title>
+  <link rel="stylesheet" type="text/css" href="./swagger-ui.css" >
+  <link rel="icon" type="image/png" href="./favicon-32x32.png" sizes="32x32" />
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="./swagger-ui-bundle.js"> </script>
+<script src="./swagger-ui-init.js"> </script>
+</body>
+</html>
+"""
+REDOC = """<!DOCTYPE html><html><head><title>ReDoc</title></head><body>
+<redoc spec-url="/openapi.json"></redoc><script src="/static/redoc.standalone.js"></script>
+</body></html>"""
+
+
+class SwaggerUiHandler(ApiHandler):
+    """swagger-ui-express's way: the document at /openapi.json, the page that shows it at
+    /api-docs (a redirect to /api-docs/), its assets next to it; and a Redoc page."""
+
+    extra_pages = {
+        **ApiHandler.extra_pages,
+        "/api-docs/": ("text/html; charset=utf-8", SWAGGER_UI),
+        "/api-docs/swagger-ui.css": ("text/css", ".swagger-ui{}"),
+        "/api-docs/favicon-32x32.png": ("image/png", "\x89PNG"),
+        "/api-docs/swagger-ui-bundle.js": ("application/javascript", "var SwaggerUIBundle;"),
+        "/api-docs/swagger-ui-init.js": ("application/javascript", "window.onload = 1;"),
+        "/redoc": ("text/html", REDOC),
+        "/static/redoc.standalone.js": ("application/javascript", "var Redoc;"),
+    }
+
+    def do_GET(self) -> None:
+        if self.path == "/api-docs":
+            self._log()
+            self._reply(301, "text/html", b"Redirecting", {"Location": "/api-docs/"})
+            return
+        super().do_GET()
+
+
+def test_every_document_address_is_asked_and_the_pages_there_are_crawled() -> None:
+    """qa/express: discovery stopped at /openapi.json, so /api-docs was never asked and the
+    minified app lost Swagger UI's files (its bundle.js answered with the HTML page)."""
+    for server in _serve(ThreadingHTTPServer(("127.0.0.1", 0), SwaggerUiHandler)):
+        summary = run(_target(server), HttpProbeOptions())
+        known = {path: status for _, path, status in _by(summary, "well-known")}
+        assert (known["/openapi.json"], known["/api-docs"], known["/redoc"]) == (200, 301, 200)
+        assert sorted(_crawl_paths(summary)) == [
+            "/api-docs/", "/api-docs/favicon-32x32.png", "/api-docs/swagger-ui-bundle.js",
+            "/api-docs/swagger-ui-init.js", "/api-docs/swagger-ui.css",
+            "/static/redoc.standalone.js"]
+        assert [a.source for a in summary.apispecs] == ["/openapi.json"]
+        assert summary.ok
+
+
+def test_a_single_page_app_answering_every_path_is_not_crawled_again() -> None:
+    """The index page at every document address is the root answer: nothing new."""
+    class Spa(SiteHandler):
+        def do_GET(self) -> None:
+            self._log()
+            self._reply(200, "text/html", b'<html><script src="main.js"></script></html>')
+
+    for server in _serve(ThreadingHTTPServer(("127.0.0.1", 0), Spa)):
+        summary = run(_target(server), HttpProbeOptions())
+        assert _crawl_paths(summary) == ["/main.js"]  # from /, not from /docs/ or /swagger-ui/
+
+
+class HostEchoHandler(SiteHandler):
+    """Builds absolute URLs from the Host header, as many apps do, and says it on its
+    error page, as Apache does ("Server at 127.0.0.1 Port 8080")."""
+
+    def do_GET(self) -> None:
+        self._log()
+        host = self.headers.get("Host", "")
+        if self.path == "/":
+            body = f'<a href="http://{host}/abs.html">abs</a><a href="http://example.com/">x</a>'
+            self._reply(200, "text/html", body.encode())
+        elif self.path == "/abs.html":
+            self._reply(200, "text/html", f"<p>served for {host}</p>".encode())
+        else:
+            name, _, port = host.partition(":")
+            self._reply(404, "text/html", f"<address>Server at {name} Port {port or 80}"
+                                          "</address>".encode())
+
+
+def test_the_host_header_is_the_same_in_every_run_whatever_port_is_published() -> None:
+    """qa finding 7: the Host was 127.0.0.1:<the port published in this run>, so pages that
+    echo it differed between runs and were compared by status only."""
+    runs = []
+    for _ in range(2):  # two runs: the app published on another random port each time
+        for server in _serve(ThreadingHTTPServer(("127.0.0.1", 0), HostEchoHandler)):
+            target = Target({8080: server.server_address[1]})
+            summary = run(target, HttpProbeOptions(well_known=False))
+            again = replay(target, summary.requests)
+            assert {h["Host"] for _, _, h, _ in server.log} == {"127.0.0.1:8080"}
+            runs.append([(r.path, r.status, r.sha256) for r in (*summary.requests, *again)])
+    assert runs[0] == runs[1]
+    assert [path for path, _, _ in runs[0]] == ["/", "/", "/abs.html"] + ["/", "/", "/abs.html"]
+
+
+def test_the_users_own_host_header_is_sent_as_given(site) -> None:
+    command = ProbeCommand(resource="/page.html", headers=(("host", "shop.example"),))
+    run(_target(site), HttpProbeOptions(commands=(command,), crawl=False, default_probe=False))
+    assert [h.get("host") for _, _, h, _ in site.log] == ["shop.example"]
+    assert Target({80: 1}).authority(80, "http") == "127.0.0.1"
+    assert Target({443: 1}).authority(443, "https") == "127.0.0.1"
+    assert Target({443: 1}).authority(443, "http") == "127.0.0.1:443"
 
 
 # -- issue 14: a port that listens but speaks no HTTP ---------------------------------
