@@ -7,6 +7,9 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.minify-install.stamp
 PYTEST_ARGS ?=
+# Parallel test workers: the e2e tests mostly wait on containers, so more workers than
+# cores pays (tests/conftest.py keeps each module, and the shared builds, on one worker).
+TEST_WORKERS ?= 3
 
 .PHONY: help install engine sandbox test-tools demo test test-unit bench lint clean
 
@@ -16,7 +19,7 @@ help:
 	@echo "make sandbox   build the offline sandbox images minify-sandbox/*:latest"
 	@echo "make test-tools install podman and chromium for their e2e tests (if missing)"
 	@echo "make demo      minify doctor, then minify the nginx sandbox image with an HTTP probe"
-	@echo "make test      run the test suite (PYTEST_ARGS=... to pass options)"
+	@echo "make test      run the test suite (TEST_WORKERS=3 parallel workers, PYTEST_ARGS=...)"
 	@echo "make test-unit the fast engine-free tests (pytest -m \"not e2e\"): no engine, no sandbox"
 	@echo "make bench     run the benchmarks"
 	@echo "make lint      ruff check"
@@ -49,7 +52,7 @@ demo: install engine sandbox
 
 test: install engine sandbox test-tools
 	$(VENV)/bin/ruff check minifier probes tests bench
-	$(VENV)/bin/pytest -q tests $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup tests $(PYTEST_ARGS)
 
 # The fast suite for contributors: no engine, no sandbox images, seconds.
 test-unit: install

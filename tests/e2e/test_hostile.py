@@ -160,9 +160,14 @@ def test_image_for_another_cpu(client, tmp_path):
 
 
 def test_app_crashing_while_probed(client):
-    server = ("import http.server as h, sys; "
-              "s = h.HTTPServer(('', 8080), h.SimpleHTTPRequestHandler); "
-              "[s.handle_request() for _ in range(2)]; sys.exit(4)")
+    # It dies on the page its root links to: readiness never asks for that page (however
+    # many requests readiness sends), the crawl does.
+    server = ("import http.server as h, os; "
+              "get = lambda s: os._exit(4) if s.path == '/boom' else (s.send_response(200), "
+              "s.send_header('Content-Type', 'text/html'), s.end_headers(), "
+              "s.wfile.write(b'<a href=/boom>boom</a>')); "
+              "h.HTTPServer(('', 8080), type('H', (h.BaseHTTPRequestHandler,), "
+              "{'do_GET': get})).serve_forever()")
     run = minify("build", SANDBOX["python"], "--entrypoint", f'python3 -c "{server}"',
                  "--cmd", "")
     assert run.code == ExitStatus.PROBE, run.stderr
