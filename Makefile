@@ -52,7 +52,7 @@ demo: install engine sandbox
 
 test: install engine sandbox test-tools
 	$(VENV)/bin/ruff check minifier probes tests bench
-	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup tests $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) tests $(PYTEST_ARGS)
 
 # The fast suite for contributors: no engine, no sandbox images, seconds.
 test-unit: install

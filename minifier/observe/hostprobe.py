@@ -75,7 +75,11 @@ def _test_image(client) -> Iterator[str]:
             digest = hashlib.sha256(f.read()).hexdigest()
         layer = LayerInfo(path=path, size=os.path.getsize(path), sha256=digest, files=1)
         config = {"architecture": "amd64", "os": "linux",
-                  "config": {"Entrypoint": [_PAUSE], "Labels": {"minify.doctor": "test"}}}
+                  "config": {"Entrypoint": [_PAUSE], "Labels": {
+                      # The pid makes the image (and its id) this run's own: two doctors
+                      # in the same second would otherwise load one image, and the first
+                      # to finish would remove it under the other.
+                      "minify.doctor": "test", "minify.pid": str(os.getpid())}}}
         image_id = load_image(client, config, layer,
                               f"minify-doctor:{secrets.token_hex(6)}").image_id
     try:

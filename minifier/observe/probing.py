@@ -261,7 +261,7 @@ def _healthcheck(tc: TracedContainer, spec: Optional[HealthSpec], enabled: bool,
 
 def probe_failed(obs: Observation, setup: ProbeSetup) -> bool:
     """Whether check_probes() will fail the build."""
-    if obs.http is not None and obs.http.failure:
+    if obs.http is not None and (obs.http.failure or not obs.app_alive_after_probes):
         return True
     return any(e.exit_code is None or (e.exit_code != 0 and not setup.exec_allow_fail)
                for e in obs.execs)
@@ -269,18 +269,21 @@ def probe_failed(obs: Observation, setup: ProbeSetup) -> bool:
 
 def check_probes(obs: Observation, setup: ProbeSetup, app_output: str = "",
                  app_exit: Optional[int] = None) -> None:
-    """Fail the build on dishonest success: 5xx answers or nothing that succeeded.
+    """Fail the build on dishonest success: 5xx answers, nothing that succeeded, or a
+    server that exited while it was probed.
 
-    What failed is said first; that the app crashed is added only when it is true: when
+    What failed is said first; that the app crashed is said only when it is true: when
     it was already gone right after probing (`app_alive_after_probes`), before minify
     sent its own stop signal. `app_exit` (the launched program's status) then is the
-    app's own exit, not minify's SIGTERM or SIGKILL.
+    app's own exit, not minify's SIGTERM or SIGKILL. A crash on a crawled page whose
+    request alone would not fail the build still does: what the app would have run next
+    was never seen.
     """
-    if obs.http is not None and obs.http.failure:
-        crashed = ""
-        if not obs.app_alive_after_probes:
-            crashed = f"; the app exited by itself during probing ({_exit_text(app_exit)})"
-        raise ProbeError(f"HTTP probing failed: {obs.http.failure}{crashed}",
+    if obs.http is not None and (obs.http.failure or not obs.app_alive_after_probes):
+        crashed = "" if obs.app_alive_after_probes else \
+            f"the app exited by itself during probing ({_exit_text(app_exit)})"
+        why = "; ".join(p for p in (obs.http.failure, crashed) if p)
+        raise ProbeError(f"HTTP probing failed: {why}",
                          detail=_titled(app_output) if crashed else "")
     for e in obs.execs:
         _check_exec(e, setup.exec_allow_fail)

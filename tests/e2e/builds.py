@@ -75,7 +75,7 @@ class Built:
 def run_case(case: str) -> Built:
     sample, *args = CASES[case]
     report_file = Path(helpers.TMP) / f"{case}-report.json"
-    tag = f"minify-test/{case}.min:e2e"
+    tag = f"minify-test/shared-{case}.min:e2e"  # unique to these cases: run in parallel
     run = helpers.minify("build", f"minify-sandbox/{sample}:latest", "--tag", tag,
                          "--report-file", str(report_file), *args)
     report = json.loads(report_file.read_text()) if report_file.exists() else {}

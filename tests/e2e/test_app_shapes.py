@@ -133,7 +133,7 @@ def test_postgres_missing_a_file_only_initdb_needs_fails_verification(client, bu
     assert re.fullmatch(
         r"minify: error: verification failed: the minified app exited with code 1 after "
         r"[0-9.]+ s, before listening on port\(s\) 5432; kept as "
-        r"minify-test/postgres-broken\.min:e2e, labelled minify\.verified=false",
+        r"minify-test/shared-postgres-broken\.min:e2e, labelled minify\.verified=false",
         b.error_line)
     assert ('initdb: error: file "/usr/share/postgresql/15/postgres.bki" does not exist'
             in b.run.stderr)
@@ -174,7 +174,7 @@ def test_redis_without_its_config_fails_verification_also_with_no_probe(client, 
     assert re.fullmatch(
         r"minify: error: verification failed: the minified app exited with code 1 after "
         r"[0-9.]+ s, before listening on port\(s\) 6379 \(and 1 more\); kept as "
-        r"minify-test/redis-broken\.min:e2e, labelled minify\.verified=false", b.error_line)
+        r"minify-test/shared-redis-broken\.min:e2e, labelled minify\.verified=false", b.error_line)
     assert ("Fatal error, can't open config file '/etc/redis/minify.conf': No such file or "
             "directory") in b.run.stderr
     assert "hint: try --include-path /etc/redis/minify.conf" in b.run.stderr
@@ -216,7 +216,7 @@ def test_health_command_missing_curl_fails_verification(client, built):
     assert b.run.code == ExitStatus.VERIFY, b.run.stderr
     assert b.error_line == (
         "minify: error: verification failed: the minified container turned unhealthy: "
-        "/bin/sh: 1: curl: not found; kept as minify-test/health-broken.min:e2e, labelled "
+        "/bin/sh: 1: curl: not found; kept as minify-test/shared-health-broken.min:e2e, labelled "
         "minify.verified=false")
     assert "hint: try --include-path /usr/bin/curl" in b.run.stderr
     v = b.report["verify"]
@@ -265,7 +265,7 @@ def test_one_shot_command_missing_its_data_fails_with_the_exit_codes(client, bui
     assert b.run.code == ExitStatus.VERIFY, b.run.stderr
     assert b.error_line == (
         "minify: error: verification failed: the minified command exited with code 2, the "
-        "original with 0 (and 1 more); kept as minify-test/oneshot-broken.min:e2e, labelled "
+        "original with 0 (and 1 more); kept as minify-test/shared-oneshot-broken.min:e2e, labelled "
         "minify.verified=false")
     assert ("the minified command exited with code 2, the original with 0 (after docker "
             "restart)") in b.run.stderr

@@ -17,7 +17,7 @@ NONDETERMINISTIC = {"/api/time"}
 
 def _build(tmp_path_factory, name, *extra):
     art = tmp_path_factory.mktemp(f"art-{name}")
-    tag = f"minify-test/{name}.min:e2e"
+    tag = f"minify-test/build-{name}.min:e2e"  # unique to this module: run in parallel
     code = main(["build", SANDBOX[name], "--tag", tag, "--artifacts-dir", str(art),
                  "--report-file", str(art / "report-copy.json"), *extra])
     report = json.loads((art / "report-copy.json").read_text()) if code == 0 else None

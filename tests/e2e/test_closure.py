@@ -45,7 +45,7 @@ def _run(client, image, argv) -> bytes:
 
 @pytest.fixture(scope="module")
 def tools_min(client, tmp_path_factory):
-    tag = "minify-test/tools.min:e2e"
+    tag = "minify-test/closure-tools.min:e2e"
     report_file = tmp_path_factory.mktemp("tools") / "report.json"
     run = minify("build", TOOLS, "--tag", tag, "--no-http-probe", *INCLUDES,
                  "--report-file", str(report_file))

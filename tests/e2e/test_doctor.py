@@ -52,9 +52,11 @@ def test_doctor_on_this_host_passes_every_check(client):
     assert proc.stdout.splitlines()[-1] == ("minify: doctor: every check passed: a build can "
                                             "work here")
     assert proc.stderr == ""
-    # The test image and container are gone again.
-    assert client.images.list(name="minify-doctor") == []
-    assert client.api.containers(all=True, filters={"label": "minify.run=doctor"}) == []
+    # The test image and container of this doctor (its pid: other tests may run a doctor
+    # at the same time) are gone again.
+    (pid,) = helpers.STARTED
+    assert client.api.images(filters={"label": f"minify.pid={pid}"}) == []
+    assert client.api.containers(all=True, filters={"label": f"minify.pid={pid}"}) == []
 
 
 def test_doctor_with_an_engine_that_does_not_answer():

@@ -26,7 +26,7 @@ FIRST_LINES = ["entrypoint: starting as {user}", "entrypoint: stdout reopened",
 
 def _build(client, tmp_path_factory, name: str, *args: str):
     art = tmp_path_factory.mktemp(name)
-    tag = f"minify-test/{name}.min:e2e"
+    tag = f"minify-test/lifecycle-{name}.min:e2e"  # unique to this module: run in parallel
     run = minify("build", SANDBOX["lifecycle"], "--tag", tag, "--artifacts-dir", str(art),
                  *args)
     report = art / "report.json"

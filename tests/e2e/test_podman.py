@@ -8,6 +8,7 @@ rootless Podman service refused by name (build and doctor).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -33,8 +34,11 @@ KEPT = {"/bin": "dir", "/bin/busybox": "file", "/bin/httpd": "symlink", "/etc": 
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    with podman.rootful(tmp_path_factory.mktemp("podman")) as (host, client):
+def service():
+    # Podman refuses a runroot longer than 50 characters: pytest's temp dirs under
+    # parallel workers (/tmp/pytest-of-root/pytest-N/popen-gwN/...) are longer.
+    top = Path(tempfile.mkdtemp(prefix="minify-podman-"))
+    with podman.rootful(top) as (host, client):
         saved = subprocess.Popen(["docker", "save", SANDBOX["busybox"]],
                                  stdout=subprocess.PIPE)
         loaded = subprocess.run([podman.podman_path(), "--url", host, "load"],
@@ -44,6 +48,7 @@ def service(tmp_path_factory):
         assert saved.wait() == 0 and loaded.returncode == 0, loaded.stderr
         assert "Loaded image: localhost/minify-sandbox/busybox:latest" in loaded.stdout
         yield host, client
+    shutil.rmtree(top, ignore_errors=True)  # rootful() unmounted everything under it
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ NO_API = [("well-known", "GET", path, 404, "4xx") for path in (*WELL_KNOWN_PATHS
 
 
 def _build(client, name: str, *extra: str, label: str = "plain"):
-    tag = f"minify-test/{name}-{label}.min:e2e"
+    tag = f"minify-test/probe-{name}-{label}.min:e2e"
     report_file = Path(helpers.TMP) / f"{name}-{label}-report.json"
     run = minify("build", SANDBOX[name], "--http-probe", "--tag", tag,
                  "--report-file", str(report_file), *extra)

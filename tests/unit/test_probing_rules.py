@@ -17,6 +17,7 @@ from minifier.observe.probing import (
     http_probe_ports,
     loopback_message,
     not_http_message,
+    probe_failed,
 )
 from minifier.options import ProbeSetup
 from minifier.output.report import make_report
@@ -78,6 +79,19 @@ def test_an_app_gone_before_the_stop_crashed_by_itself(status, said) -> None:
                                   f"(found by crawling); the app exited by itself during "
                                   f"probing ({said})")
     assert info.value.detail.endswith("  boom\n  Traceback")
+
+
+def test_a_crash_on_a_crawled_page_fails_the_build_by_itself() -> None:
+    """A crawled request without an answer fails nothing on its own; the app exiting on it
+    does (the restart round must not take the server for a one-shot command)."""
+    crashed = [_request("/", 200), _request("/boom", None, "crawl")]
+    check_probes(_observation(crashed, alive=True), SETUP, "", -15)  # it answered later
+    obs = _observation(crashed, alive=False)
+    assert probe_failed(obs, SETUP)
+    with pytest.raises(ProbeError) as info:
+        check_probes(obs, SETUP, "Traceback", 4)
+    assert info.value.message == ("HTTP probing failed: the app exited by itself during "
+                                  "probing (exit status 4)")
 
 
 # Issue 14 (b): a HEAD 501 to minify's own default request fails nothing.
