@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Optional
 
@@ -27,6 +28,8 @@ from minifier.observe.pause import pause_binary
 __all__ = ["ProbeFacts", "probe_engine", "read_text", "status_field"]
 
 _PAUSE = "/.minify-pause"
+_EXEC_BOUND = 10.0  # seconds for runc's init to exec the stand-in
+_EXEC_POLL = 0.01
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,25 @@ def _started(client, image_id: str) -> Iterator[int]:
 
 
 def _is_pause(pid: int) -> bool:
-    """The process is our stand-in, not one that merely has the same number here."""
-    cmdline = read_text(f"/proc/{pid}/cmdline") or ""
-    return pid > 0 and cmdline.split("\0")[0] == _PAUSE
+    """The process is our stand-in, not one that merely has the same number here.
+
+    The engine says the container runs once runc has started its init in the container's
+    PID namespace; the init becomes the stand-in at its exec a moment later (longer on a
+    busy host), which is waited for, bounded."""
+    try:
+        theirs = os.stat(f"/proc/{pid}/ns/pid").st_ino if pid > 0 else None
+        if theirs is None or theirs == os.stat("/proc/self/ns/pid").st_ino:
+            return False  # not visible here, or a process of our own namespace
+    except OSError:
+        return False
+    deadline = time.monotonic() + _EXEC_BOUND
+    while True:
+        cmdline = read_text(f"/proc/{pid}/cmdline")
+        if cmdline is not None and cmdline.split("\0")[0] == _PAUSE:
+            return True
+        if cmdline is None or time.monotonic() > deadline:
+            return False
+        time.sleep(_EXEC_POLL)
 
 
 def _parent(pid: int) -> tuple[str, str]:
