@@ -162,9 +162,17 @@ class Tracer:
     def _end_left_behind(self) -> None:
         """The main process has exited: under `docker run` the container ends with it and
         the kernel kills every other process in it, so the app's leftovers (a daemon it
-        started, an orphaned child) get SIGKILL here too instead of keeping the run alive."""
+        started, an orphaned child) get SIGKILL here too instead of keeping the run alive.
+
+        A task may have exec'd a program whose exec stop was not waited for yet; the kill
+        discards that stop, so what each task runs now is recorded first."""
         self.ending = True
-        for pid in list(self.tasks):
+        for pid, task in list(self.tasks.items()):
+            exe = _readlink(f"/proc/{pid}/exe")
+            if exe and exe != task.exe:
+                self._record(exe, "exec", True, exe, pid)
+                for path in _mapped_files(pid):
+                    self._record(path, "map", True, exe, pid)
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
 

@@ -9,6 +9,9 @@ echo "entrypoint: stderr reopened" > /proc/self/fd/2
 # could signal any process in that group, whoever owns it).
 trap 'echo "entrypoint: caught TERM"' TERM
 sleep 30 &
+# Signalled once it runs: a child killed before its exec would make whether sleep runs
+# at all a race, in the original as in the minified image.
+until read -r comm < /proc/$!/comm && [ "$comm" = sleep ]; do :; done
 kill -TERM 0
 wait
 trap - TERM
