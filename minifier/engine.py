@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 __all__ = ["owned_container", "remove_container", "signals_deferred", "connect", "inspect_image",
            "image_info_from_attrs", "container_labels", "published_ports", "running_check",
-           "missing_paths", "check_output_tag"]
+           "remove_ours", "missing_paths", "check_output_tag"]
 
 
 def published_ports(attrs: Mapping) -> dict[int, int]:
@@ -69,6 +69,19 @@ def remove_container(client: docker.DockerClient, name: str) -> None:
         client.api.remove_container(name, force=True, v=True)
     except DockerException:
         pass  # never created, or already gone
+
+
+def remove_ours(client: docker.DockerClient, purpose: str) -> None:
+    """Remove every container of this process labelled `minify.run=<purpose>`: how a
+    worker thread's containers are taken from under it, ending its waits at once."""
+    labels = container_labels(purpose)
+    try:
+        found = client.api.containers(all=True, quiet=True, filters={
+            "label": [f"{k}={v}" for k, v in labels.items()]})
+    except DockerException:
+        return
+    for c in found:
+        remove_container(client, c["Id"])
 
 
 def running_check(container) -> Callable[[], bool]:

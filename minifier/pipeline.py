@@ -39,7 +39,7 @@ from minifier.options import BuildOptions
 from minifier.output.hints import include_hints
 from minifier.output.report import Report, dir_sizes, make_report, write_json
 from minifier.output.seccomp_profile import build_profile
-from minifier.output.verify import verify
+from minifier.output.verify import OriginalRun, verify
 from minifier.records import BuildResult, ImageInfo, Observation, SelfCheck, VerifyResult
 from minifier.ui import Progress
 
@@ -71,31 +71,33 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
         access = merge(observed.results)
         write_json(access_to_json(access), os.path.join(workdir, "access.json"))
         seccomp = _seccomp_profile(access, opts.output.seccomp_profile, workdir)
+        # Verification's run of the original needs only the observation: it goes on in
+        # the background while the image is indexed, planned and rebuilt.
+        with OriginalRun(client, image, observation, opts) as original:
+            ui.stage("index", f"indexing the image filesystem ({_READERS[chosen.source.name]})")
+            source = chosen.source
+            spool = imagefs.Spool(os.path.join(workdir, "content"), access.accesses.keys())
+            fs, indexed = index_image(source, image.id, cache, workdir, spool)
+            ui.info(f"{indexed.entries} entries, index cache {indexed.cache}")
 
-        ui.stage("index", f"indexing the image filesystem ({_READERS[chosen.source.name]})")
-        source = chosen.source
-        spool = imagefs.Spool(os.path.join(workdir, "content"), access.accesses.keys())
-        fs, indexed = index_image(source, image.id, cache, workdir, spool)
-        ui.info(f"{indexed.entries} entries, index cache {indexed.cache}")
+            ui.stage("plan", "computing what to keep")
+            # Every named path, not only successful ones: EEXIST, EACCES or a path the app
+            # deletes all mean the image must still have it; the image index decides.
+            plan = closure.plan(fs, access.accesses.keys(), image, keep, source)
+            checked = _self_check(fs, plan, image, keep)
+            ui.stage("rebuild", f"building {tag}")
+            layer = rebuild.write_layer(fs, plan, source, os.path.join(workdir, "layer.tar"))
+            spool.remove()
+            # An image that will not be verified says so from the start.
+            result = rebuild.load_image(
+                client, _config(image, verified=None if opts.output.verify else False), layer, tag)
 
-        ui.stage("plan", "computing what to keep")
-        # Every named path, not only successful ones: EEXIST, EACCES or a path the app
-        # deletes all mean the image must still have it; the image index decides.
-        plan = closure.plan(fs, access.accesses.keys(), image, keep, source)
-        checked = _self_check(fs, plan, image, keep)
-        ui.stage("rebuild", f"building {tag}")
-        layer = rebuild.write_layer(fs, plan, source, os.path.join(workdir, "layer.tar"))
-        spool.remove()
-        # An image that will not be verified says so from the start.
-        result = rebuild.load_image(
-            client, _config(image, verified=None if opts.output.verify else False), layer, tag)
-
-        verdict, result = _verify(client, image, result, observation, opts, ui, seccomp,
-                                  lambda: rebuild.load_image(
-                                      client, _config(image, verified=False), layer, tag))
-        if verdict.status == "failed":
-            verdict = replace(verdict, include_path_hints=tuple(include_hints(
-                _failure_lines(verdict), fs, {k.path for k in plan.kept})))
+            verdict, result = _verify(client, image, result, observation, opts, ui, seccomp,
+                                      original, lambda: rebuild.load_image(
+                                          client, _config(image, verified=False), layer, tag))
+            if verdict.status == "failed":
+                verdict = replace(verdict, include_path_hints=tuple(include_hints(
+                    _failure_lines(verdict), fs, {k.path for k in plan.kept})))
 
         ui.done()
         report = make_report(image, result, plan, access, observation, verdict,
@@ -131,14 +133,15 @@ def _run_and_probe(client: docker.DockerClient, image: ImageInfo, ports: tuple[i
 
 def _verify(client: docker.DockerClient, image: ImageInfo, result: BuildResult,
             observation: Observation, opts: BuildOptions, ui: Progress,
-            seccomp: Optional[str], relabel) -> tuple[VerifyResult, BuildResult]:
+            seccomp: Optional[str], original: OriginalRun,
+            relabel) -> tuple[VerifyResult, BuildResult]:
     """Verify; a failed verification keeps the image for inspection, relabelled
     `minify.verified=false` (`relabel`). An image whose verification did not come to an
     end (Ctrl-C, or the relabelling itself failed) is removed: no unverified image is
     ever left without that label."""
     try:
         ui.stage("verify", "verifying the minified image")
-        verdict = verify(client, image, result, observation, opts, ui, seccomp)
+        verdict = verify(client, image, result, observation, opts, ui, seccomp, original)
         if verdict.status == "failed":
             result = relabel()
     except BaseException:

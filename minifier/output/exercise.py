@@ -84,8 +84,10 @@ class Exercise:
     logs: str  # the container's whole log (both rounds, stdout and stderr)
 
 
-def exercise(client, image_id: str, script: Script, run_kwargs: dict) -> Exercise:
-    """Start `image_id` with `run_kwargs` (see verify._overrides), run both rounds.
+def exercise(client, image_id: str, script: Script, run_kwargs: dict,
+             purpose: str = "verify") -> Exercise:
+    """Start `image_id` with `run_kwargs` (see verify._overrides), run both rounds; every
+    container made for it is labelled `minify.run=<purpose>`.
 
     Engine and HTTP-transport errors propagate: verify.py turns them into a failed
     verification. A container that does not start or does not behave is a Round.failure.
@@ -94,21 +96,21 @@ def exercise(client, image_id: str, script: Script, run_kwargs: dict) -> Exercis
         publish = {f"{p}/tcp": ("127.0.0.1", None)
                    for p in {*script.http_ports, *script.listen}}
         return client.containers.create(image_id, name=name, ports=publish,
-                                        labels=container_labels("verify"), **run_kwargs)
+                                        labels=container_labels(purpose), **run_kwargs)
 
-    with owned_container(client, "verify", create) as container:
-        rounds = [_round(client, container, script, image_id, run_kwargs, first=True)]
+    with owned_container(client, purpose, create) as container:
+        rounds = [_round(client, container, script, image_id, run_kwargs, purpose, first=True)]
         health = rounds[0].health
         # A restart proves something only of a first round that went well.
         if not rounds[0].failure and (health is None or health.status == "healthy"):
-            rounds.append(_round(client, container, script, image_id, run_kwargs,
+            rounds.append(_round(client, container, script, image_id, run_kwargs, purpose,
                                  first=False))
         logs = container.logs().decode("utf-8", "replace")
     return Exercise(rounds=tuple(rounds), logs=logs)
 
 
 def _round(client, container, script: Script, image_id: str, run_kwargs: dict,
-           first: bool) -> Round:
+           purpose: str, first: bool) -> Round:
     before = (0, 0) if first else (len(container.logs(stdout=True, stderr=False)),
                                    len(container.logs()))
     try:
@@ -122,8 +124,8 @@ def _round(client, container, script: Script, image_id: str, run_kwargs: dict,
     container.reload()
     alive = running_check(container)
     if script.one_shot:
-        return _one_shot_round(client, container, script, image_id, run_kwargs, started,
-                               before)
+        return _one_shot_round(client, container, script, image_id, run_kwargs, purpose,
+                               started, before)
     ready = _wait_ready(container, script, started, alive)
     if ready.failure:
         return ready
@@ -141,7 +143,7 @@ def _round(client, container, script: Script, image_id: str, run_kwargs: dict,
 
 
 def _one_shot_round(client, container, script: Script, image_id: str, run_kwargs: dict,
-                    started: float, before: tuple[int, int]) -> Round:
+                    purpose: str, started: float, before: tuple[int, int]) -> Round:
     """`before`: how many bytes of stdout, and of both streams, earlier rounds logged."""
     requests = _replay(container, script)
     bound = script.run_seconds + script.start_wait
@@ -152,7 +154,7 @@ def _one_shot_round(client, container, script: Script, image_id: str, run_kwargs
     code = container.attrs["State"].get("ExitCode")
     stdout = container.logs(stdout=True, stderr=False)[before[0]:]
     output = container.logs()[before[1]:]
-    execs = tuple(_exec_fresh(client, image_id, argv, script, run_kwargs)
+    execs = tuple(_exec_fresh(client, image_id, argv, script, run_kwargs, purpose)
                   for argv in script.execs)
     return Round(requests=requests, execs=execs, exit_code=code,
                  stdout=stdout.decode("utf-8", "replace"),
@@ -257,7 +259,7 @@ def _docker_exec(container, argv: Sequence[str], timeout: float) -> ExecRun:
 
 
 def _exec_fresh(client, image_id: str, argv: Sequence[str], script: Script,
-                run_kwargs: dict) -> ExecRun:
+                run_kwargs: dict, purpose: str) -> ExecRun:
     """An exec probe of a one-shot command image: its own container, the image's config
     with the probe as entrypoint (`docker run --entrypoint`)."""
     kwargs = {k: v for k, v in run_kwargs.items() if k not in ("entrypoint", "command")}
@@ -265,9 +267,9 @@ def _exec_fresh(client, image_id: str, argv: Sequence[str], script: Script,
     def create(name: str):
         return client.containers.create(image_id, name=name, entrypoint=[argv[0]],
                                         command=list(argv[1:]),
-                                        labels=container_labels("verify"), **kwargs)
+                                        labels=container_labels(purpose), **kwargs)
 
-    with owned_container(client, "verify", create) as container:
+    with owned_container(client, purpose, create) as container:
         try:
             container.start()
         except APIError as exc:

@@ -12,17 +12,24 @@ still run after as long as the original ran while observed (a service) or exit w
 original's code and output (a one-shot command); and do all that again after a restart.
 Whatever goes wrong on the way, an engine error or an HTTP timeout included, is a failed
 verification with its reason, never an exception.
+
+The original's run needs only what observation saw, so the build starts it in the
+background (`OriginalRun`) as soon as the traced app has stopped: it overlaps indexing,
+planning and rebuilding instead of adding to the verify stage.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
+from types import TracebackType
 from typing import Optional, Sequence
 
 import docker
 from docker.errors import DockerException
 from requests import RequestException
 
+from minifier.engine import remove_ours
 from minifier.observe.appspec import docker_run_kwargs, exposed_tcp_ports
 from minifier.options import BuildOptions
 from minifier.output.exercise import Exercise, Round, Script, exercise
@@ -43,24 +50,83 @@ from minifier.records import (
 from minifier.ui import Progress
 from probes import NOT_READY_STATUSES, RequestResult
 
-__all__ = ["verify", "compare", "compare_execs", "stable_ports"]
+__all__ = ["verify", "OriginalRun", "compare", "compare_execs", "stable_ports"]
 
 AFTER_RESTART = " (after docker restart)"
+ORIGINAL = "original"  # the label (minify.run) of the original's containers
+ABANDON_WAIT = 10.0  # seconds an abandoned original run is given to end
+
+
+class OriginalRun:
+    """The original image run untraced with verification's script, in a worker thread
+    from `with` on. Leaving the block before the worker ended (a failed stage, Ctrl-C)
+    takes its containers away, which ends every wait of the worker at once."""
+
+    def __init__(self, client: docker.DockerClient, image: ImageInfo, obs: Observation,
+                 opts: BuildOptions) -> None:
+        self._client = client
+        self._image_id = image.id
+        self._kwargs = _overrides(opts)
+        life = obs.life or AppLife(ran_seconds=0.0, exit_code=None, listening=())
+        self.script = _script(image, obs, opts, life)
+        self._outcome: dict[str, object] = {}
+        # Not Thread.join(): a join cut short by a signal marks a live thread as ended.
+        self._done = threading.Event()
+        self._wanted = opts.output.verify
+        self._started = False
+
+    def __enter__(self) -> OriginalRun:
+        if self._wanted:
+            threading.Thread(target=self._run, name="minify-original", daemon=True).start()
+            self._started = True
+        return self
+
+    def _run(self) -> None:
+        try:
+            self._outcome["exercise"] = exercise(self._client, self._image_id, self.script,
+                                                 self._kwargs, purpose=ORIGINAL)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            self._outcome["error"] = exc
+        finally:
+            self._done.set()
+
+    def result(self) -> Exercise:
+        """The original's exercise (its engine or transport error raised here)."""
+        if not self._started:
+            self._run()
+        self._done.wait()
+        if "error" in self._outcome:
+            raise self._outcome["error"]  # type: ignore[misc]
+        return self._outcome["exercise"]  # type: ignore[return-value]
+
+    def __exit__(self, kind: Optional[type], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        if not self._started or self._done.is_set():
+            return
+        remove_ours(self._client, ORIGINAL)
+        # Bounded: a worker stuck in the engine must not hold the exit; the removal is
+        # repeated for a container whose create was answered meanwhile.
+        self._done.wait(ABANDON_WAIT)
+        remove_ours(self._client, ORIGINAL)
 
 
 def verify(client: docker.DockerClient, image: ImageInfo, result: BuildResult,
            obs: Observation, opts: BuildOptions, ui: Progress,
-           seccomp: Optional[str] = None) -> VerifyResult:
+           seccomp: Optional[str] = None,
+           original_run: Optional[OriginalRun] = None) -> VerifyResult:
     """Compare the minified image with the original; `seccomp` (a profile's JSON text)
-    makes the minified image run under that profile, proving the profile too."""
+    makes the minified image run under that profile, proving the profile too.
+    `original_run`: the original's run, started earlier (else it runs here, first)."""
     if not opts.output.verify:
         return VerifyResult(status="skipped", reason="--no-verify")
     life = obs.life or AppLife(ran_seconds=0.0, exit_code=None, listening=())
-    script = _script(image, obs, opts, life)
+    pending = original_run or OriginalRun(client, image, obs, opts)
+    script = pending.script
     which = "original"
     try:
-        ui.info("running the original image untraced (start, then docker restart)")
-        original = exercise(client, image.id, script, _overrides(opts))
+        ui.info("the original image, run untraced (start, then docker restart)" +
+                (": started in the background after observation" if original_run else ""))
+        original = pending.result()
         failed = [(n, _round_failure(r, script)) for n, r in enumerate(original.rounds, 1)
                   if _round_failure(r, script)]
         if failed:
