@@ -502,16 +502,22 @@ def _interrupt_again(unraisable) -> None:
 
 
 def _send_when_back(ident: int, signum: int) -> None:
-    """Send `signum` once the thread `ident` has left _interrupt_again (bounded)."""
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline:
-        frame = sys._current_frames().get(ident)
-        while frame is not None and frame.f_code is not _interrupt_again.__code__:
-            frame = frame.f_back
-        if frame is None:
-            break
-        time.sleep(0.001)
-    os.kill(os.getpid(), signum)
+    """Send `signum` once the thread `ident` has left _interrupt_again (bounded); not
+    when the main thread has ended meanwhile (the process is exiting: this daemon thread
+    would wake in a torn-down interpreter and print a traceback over the error line)."""
+    try:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            frame = sys._current_frames().get(ident)
+            while frame is not None and frame.f_code is not _interrupt_again.__code__:
+                frame = frame.f_back
+            if frame is None:
+                break
+            time.sleep(0.001)
+        if threading.main_thread().is_alive():
+            os.kill(os.getpid(), signum)
+    except BaseException:  # noqa: BLE001 - only during interpreter shutdown
+        pass
 
 
 def _handle_signals() -> None:

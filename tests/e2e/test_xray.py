@@ -412,5 +412,5 @@ def test_ctrl_c_while_reading_leaves_nothing_behind():
     run = interrupt_at("reading the layers", signal.SIGINT, "xray", SANDBOX["java"],
                        "--layer-source", "save")  # the long read: the signal lands in it
     assert run.code == 130, run.stderr
-    assert run.stderr.splitlines()[-1] == "minify: error: interrupted by SIGINT"
+    assert run.stderr.splitlines()[-1] == "minify: error: interrupted by SIGINT", run.stderr
     assert temp_dirs() == before
