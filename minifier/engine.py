@@ -50,9 +50,12 @@ def owned_container(client: docker.DockerClient, purpose: str,
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM while the engine creates something: an interrupted request
-    would leave the engine finishing a create we no longer wait for. The held signal is
-    delivered (and raises) as soon as the create has answered and we know its name."""
+    """Hold SIGINT/SIGTERM while something must not be cut in half: the engine creating
+    a container (an interrupted request would leave the engine finishing a create we no
+    longer wait for), or a worker thread starting (a `Thread.start()` interrupted while
+    it waits for the thread leaves that thread to wake in a torn-down interpreter). The
+    held signal is delivered (and raises) as soon as the block ends. A thread started
+    inside the block keeps the two signals blocked: they reach the main thread only."""
     held = {signal.SIGINT, signal.SIGTERM}
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -29,7 +29,7 @@ import docker
 from docker.errors import DockerException
 from requests import RequestException
 
-from minifier.engine import remove_ours
+from minifier.engine import remove_ours, signals_deferred
 from minifier.observe.appspec import docker_run_kwargs, exposed_tcp_ports
 from minifier.options import BuildOptions
 from minifier.output.exercise import Exercise, Round, Script, exercise
@@ -76,9 +76,17 @@ class OriginalRun:
         self._started = False
 
     def __enter__(self) -> OriginalRun:
-        if self._wanted:
-            threading.Thread(target=self._run, name="minify-original", daemon=True).start()
-            self._started = True
+        if not self._wanted:
+            return self
+        try:
+            # Held: a start cut short would leave the worker running outside the block.
+            with signals_deferred():
+                threading.Thread(target=self._run, name="minify-original",
+                                 daemon=True).start()
+                self._started = True
+        except BaseException:  # the signal held through the start: abandon the run
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def _run(self) -> None:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from minifier.engine import inspect_image
+from minifier.engine import inspect_image, signals_deferred
 from minifier.errors import UsageError
 from minifier.xray.analysis import XrayInput, analyze
 from minifier.xray.base import BaseCandidate
@@ -90,7 +90,8 @@ def run_xray(client: Any, ref: str, options: XrayOptions, progress: Any,
     progress.stage("read", f"reading the layers of {ref} ({how})")
     # The engine answers the base lookup while the layers are read.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        lookup = pool.submit(local_candidates, client, info.id, diff_ids)
+        with signals_deferred():
+            lookup = pool.submit(local_candidates, client, info.id, diff_ids)
         try:
             saved = source.read(policy)
         except BaseException:
