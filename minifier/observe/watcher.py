@@ -23,6 +23,7 @@ from typing import Optional
 
 from pyfanotify import ext as fan
 
+from minifier.engine import signals_deferred
 from minifier.errors import CapabilityError
 from minifier.records import FileEvent, WatchResult
 
@@ -74,7 +75,8 @@ class Watcher:
             self.open()
         self._stop_r, self._stop_w = os.pipe()
         self._thread = threading.Thread(target=self._loop, name="fanotify", daemon=True)
-        self._thread.start()
+        with signals_deferred():  # a start cut short leaves a thread nobody stops
+            self._thread.start()
 
     def open(self) -> None:
         """Create the fanotify group and mark the filesystem: events queue from now on."""

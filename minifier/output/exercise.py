@@ -22,7 +22,13 @@ from typing import Callable, Optional, Sequence
 from docker.errors import APIError
 
 import probes
-from minifier.engine import container_labels, owned_container, published_ports, running_check
+from minifier.engine import (
+    container_labels,
+    owned_container,
+    published_ports,
+    running_check,
+    signals_deferred,
+)
 from minifier.observe.appspec import stop_signal
 from minifier.procfs import catches_signal, listening_ports
 from probes import RequestResult, Target
@@ -246,7 +252,8 @@ def _docker_exec(container, argv: Sequence[str], timeout: float) -> ExecRun:
     # exec_start has no timeout of its own: a thread bounds it. A probe still running at
     # the bound is left to die with the container, which is removed at the end.
     worker = threading.Thread(target=start, daemon=True)
-    worker.start()
+    with signals_deferred():  # a start cut short leaves a thread nobody waits for
+        worker.start()
     worker.join(timeout)
     if worker.is_alive():
         return ExecRun(None, "", f"did not finish within {timeout:g} s")
