@@ -42,12 +42,15 @@ def index_image(source: ImageSource, image_id: str, cache: Optional[IndexCache],
         status = found.status
     path = (cache.new_file(image_id, source.name) if cache is not None
             else os.path.join(workdir, "index.db"))
-    index = Index(path)
+    index: Optional[Index] = None
     try:
+        # Inside the try: a signal while sqlite creates the file must not leave it behind.
+        index = Index(path)
         fs = source.scan(index, spool, {"image": image_id})
         final = cache.store(path, image_id, source.name) if cache is not None else ""
     except BaseException:
-        index.close()
+        if index is not None:
+            index.close()
         with contextlib.suppress(OSError):
             os.unlink(path)
         raise
