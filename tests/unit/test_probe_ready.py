@@ -5,7 +5,6 @@ while it warms up."""
 from __future__ import annotations
 
 import http.client
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -124,37 +123,11 @@ def test_with_no_statuses_to_wait_past_the_first_answer_is_ready(proxy) -> None:
     assert info.status == 502 and time.monotonic() - start < 1.5
 
 
-@pytest.fixture
-def proxy_to_nowhere() -> Iterator[int]:
-    """What Docker's proxy does when nothing listens on the container's own interface:
-    it accepts, fails to reach the app, and closes."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        listener.settimeout(0.05)
-        stop = threading.Event()
-
-        def loop() -> None:
-            while not stop.is_set():
-                try:
-                    listener.accept()[0].close()
-                except OSError:
-                    continue
-
-        thread = threading.Thread(target=loop)
-        thread.start()
-        try:
-            yield listener.getsockname()[1]
-        finally:
-            stop.set()
-            thread.join()
-
-
-def test_a_port_listened_on_only_inside_is_said_at_once(proxy_to_nowhere: int) -> None:
+def test_a_port_listened_on_only_inside_is_said_at_once(closing_port: int) -> None:
     """qa/loopback (`http.server --bind 127.0.0.1`): the kernel's view says the app listens
     on the container's loopback only; the wait ends at once instead of at the bound."""
     start = time.monotonic()
-    (info,) = wait_ready(Target({8000: proxy_to_nowhere}), (), 60.0, lambda: True,
+    (info,) = wait_ready(Target({8000: closing_port}), (), 60.0, lambda: True,
                          listening=lambda: {8000}, loopback_only=lambda: {8000})
     assert (info.port, info.protocol, info.speaks_http) == (8000, LOOPBACK_ONLY, False)
     assert time.monotonic() - start < 10.0
