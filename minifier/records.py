@@ -392,3 +392,4 @@ class VerifyResult:
     liveness: Optional[LivenessVerdict] = None
     minified_output: tuple[str, ...] = ()  # last lines of the minified container's log
     include_path_hints: tuple[str, ...] = ()
+    original_run: str = ""  # "alongside" the minified run, or "first" ("": not run)

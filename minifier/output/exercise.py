@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Protocol, Sequence
 
 from docker.errors import APIError
 
@@ -33,7 +33,7 @@ from minifier.observe.appspec import stop_signal
 from minifier.procfs import catches_signal, listening_ports
 from probes import RequestResult, Target
 
-__all__ = ["Script", "ExecRun", "HealthState", "Round", "Exercise", "exercise"]
+__all__ = ["Script", "ExecRun", "HealthState", "Round", "Exercise", "PortDemand", "exercise"]
 
 POLL = 0.1  # seconds between looks at a container's state while waiting on it
 RETRY = 0.5  # seconds between runs of a first exec probe that does not pass yet
@@ -90,14 +90,39 @@ class Exercise:
     logs: str  # the container's whole log (both rounds, stdout and stderr)
 
 
+class PortDemand(Protocol):
+    """The TCP ports a round waits for its container to listen on, when they are not known
+    for sure yet (verify.py: the minified image run while the original's run still tells
+    which ports are stable): `now()` may only shrink; `settled()` is final (it may wait)."""
+
+    def now(self) -> frozenset[int]: ...
+
+    def settled(self) -> frozenset[int]: ...
+
+
+@dataclass(frozen=True)
+class _Fixed:
+    ports: frozenset[int]
+
+    def now(self) -> frozenset[int]:
+        return self.ports
+
+    def settled(self) -> frozenset[int]:
+        return self.ports
+
+
 def exercise(client, image_id: str, script: Script, run_kwargs: dict,
-             purpose: str = "verify") -> Exercise:
+             purpose: str = "verify", listen: Optional[PortDemand] = None,
+             on_round: Optional[Callable[[Round], None]] = None) -> Exercise:
     """Start `image_id` with `run_kwargs` (see verify._overrides), run both rounds; every
-    container made for it is labelled `minify.run=<purpose>`.
+    container made for it is labelled `minify.run=<purpose>`. `listen` narrows
+    `script.listen` as the run goes; `on_round` is told of each round as it ends.
 
     Engine and HTTP-transport errors propagate: verify.py turns them into a failed
     verification. A container that does not start or does not behave is a Round.failure.
     """
+    demand = listen or _Fixed(frozenset(script.listen))
+    report = on_round or (lambda _round: None)
     def create(name: str):
         publish = {f"{p}/tcp": ("127.0.0.1", None)
                    for p in {*script.http_ports, *script.listen}}
@@ -105,18 +130,21 @@ def exercise(client, image_id: str, script: Script, run_kwargs: dict,
                                         labels=container_labels(purpose), **run_kwargs)
 
     with owned_container(client, purpose, create) as container:
-        rounds = [_round(client, container, script, image_id, run_kwargs, purpose, first=True)]
+        rounds = [_round(client, container, script, demand, image_id, run_kwargs, purpose,
+                         first=True)]
+        report(rounds[0])
         health = rounds[0].health
         # A restart proves something only of a first round that went well.
         if not rounds[0].failure and (health is None or health.status == "healthy"):
-            rounds.append(_round(client, container, script, image_id, run_kwargs, purpose,
-                                 first=False))
+            rounds.append(_round(client, container, script, demand, image_id, run_kwargs,
+                                 purpose, first=False))
+            report(rounds[1])
         logs = container.logs().decode("utf-8", "replace")
     return Exercise(rounds=tuple(rounds), logs=logs)
 
 
-def _round(client, container, script: Script, image_id: str, run_kwargs: dict,
-           purpose: str, first: bool) -> Round:
+def _round(client, container, script: Script, demand: PortDemand, image_id: str,
+           run_kwargs: dict, purpose: str, first: bool) -> Round:
     before = (0, 0) if first else (len(container.logs(stdout=True, stderr=False)),
                                    len(container.logs()))
     try:
@@ -132,7 +160,7 @@ def _round(client, container, script: Script, image_id: str, run_kwargs: dict,
     if script.one_shot:
         return _one_shot_round(client, container, script, image_id, run_kwargs, purpose,
                                started, before)
-    ready = _wait_ready(container, script, started, alive)
+    ready = _wait_ready(container, script, demand, started, alive)
     if ready.failure:
         return ready
     health = _wait_healthy(container, script, started) if script.health else None
@@ -167,9 +195,9 @@ def _one_shot_round(client, container, script: Script, image_id: str, run_kwargs
                  output=output.decode("utf-8", "replace"))
 
 
-def _wait_ready(container, script: Script, started: float,
+def _wait_ready(container, script: Script, demand: PortDemand, started: float,
                 alive: Callable[[], bool]) -> Round:
-    """Until it answers HTTP on the probe ports and listens on `script.listen`; a Round
+    """Until it answers HTTP on the probe ports and listens on the demanded ports; a Round
     with a failure when it exits or the bound passes."""
     deadline = started + script.start_wait
     if script.requests:
@@ -181,15 +209,23 @@ def _wait_ready(container, script: Script, started: float,
             return Round(failure=f"{_exited(container, started)}, before answering HTTP")
         except probes.NotReadyError as exc:
             return Round(failure=str(exc).replace("no HTTP answer", "gave no HTTP answer"))
-    if _wait_until(lambda: set(script.listen) <= _listening(container) or not alive(),
+    if _wait_until(lambda: demand.now() <= _listening(container) or not alive(),
                    deadline) and alive():
         return Round()
-    missing = ", ".join(str(p) for p in sorted(set(script.listen) - _listening(container)))
     if not alive():
+        missing = _ports(demand.now() - _listening(container))
         where = f", before listening on port(s) {missing}" if missing else ""
         return Round(failure=f"{_exited(container, started)}{where}")
+    # At the bound, only the ports known for sure to be the app's own are asked for.
+    missing = _ports(demand.settled() - _listening(container))
+    if not missing:
+        return Round()
     return Round(failure=f"did not listen on port(s) {missing} within "
                          f"{script.start_wait:g} s")
+
+
+def _ports(ports: frozenset[int]) -> str:
+    return ", ".join(str(p) for p in sorted(ports))
 
 
 def _wait_healthy(container, script: Script, started: float) -> HealthState:

@@ -15,7 +15,12 @@ verification with its reason, never an exception.
 
 The original's run needs only what observation saw, so the build starts it in the
 background (`OriginalRun`) as soon as the traced app has stopped: it overlaps indexing,
-planning and rebuilding instead of adding to the verify stage.
+planning and rebuilding instead of adding to the verify stage. The minified image's run
+then starts as soon as the image exists, alongside the original's when the two cannot
+meet (no shared mount, no shared network namespace): until the original's rounds have
+said which ports are stable, the minified app is waited for on the ports the traced app
+listened on, less those a finished round of the original did not listen on
+(`_StablePorts`); the verdict is the same as after a run one after the other.
 """
 
 from __future__ import annotations
@@ -50,11 +55,15 @@ from minifier.records import (
 from minifier.ui import Progress
 from probes import NOT_READY_STATUSES, RequestResult
 
-__all__ = ["verify", "OriginalRun", "compare", "compare_execs", "stable_ports"]
+__all__ = ["verify", "OriginalRun", "compare", "compare_execs", "shares_with_original",
+           "stable_ports"]
 
 AFTER_RESTART = " (after docker restart)"
 ORIGINAL = "original"  # the label (minify.run) of the original's containers
 ABANDON_WAIT = 10.0  # seconds an abandoned original run is given to end
+# VerifyResult.original_run: the minified image ran alongside the original's run, or
+# after it (a mount or network namespace the two containers would share).
+ALONGSIDE, FIRST = "alongside", "first"
 
 
 class OriginalRun:
@@ -70,6 +79,7 @@ class OriginalRun:
         life = obs.life or AppLife(ran_seconds=0.0, exit_code=None, listening=())
         self.script = _script(image, obs, opts, life)
         self._outcome: dict[str, object] = {}
+        self._rounds: list[Round] = []  # as they end, for a minified run alongside
         # Not Thread.join(): a join cut short by a signal marks a live thread as ended.
         self._done = threading.Event()
         self._wanted = opts.output.verify
@@ -92,11 +102,25 @@ class OriginalRun:
     def _run(self) -> None:
         try:
             self._outcome["exercise"] = exercise(self._client, self._image_id, self.script,
-                                                 self._kwargs, purpose=ORIGINAL)
+                                                 self._kwargs, purpose=ORIGINAL,
+                                                 on_round=self._rounds.append)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             self._outcome["error"] = exc
         finally:
             self._done.set()
+
+    @property
+    def started(self) -> bool:
+        """Running in the background (not when verification is off)."""
+        return self._started
+
+    def rounds_so_far(self) -> tuple[Round, ...]:
+        return tuple(self._rounds)
+
+    def wait(self) -> None:
+        """Until the run has ended, however it ended."""
+        if self._started:
+            self._done.wait()
 
     def result(self) -> Exercise:
         """The original's exercise (its engine or transport error raised here)."""
@@ -127,29 +151,45 @@ def verify(client: docker.DockerClient, image: ImageInfo, result: BuildResult,
     `original_run`: the original's run, started earlier (else it runs here, first)."""
     if not opts.output.verify:
         return VerifyResult(status="skipped", reason="--no-verify")
-    life = obs.life or AppLife(ran_seconds=0.0, exit_code=None, listening=())
     pending = original_run or OriginalRun(client, image, obs, opts)
+    ui.info("the original image, run untraced (start, then docker restart)" +
+            (": started in the background after observation" if pending.started else ""))
+    order = ALONGSIDE if pending.started and not shares_with_original(opts) else FIRST
+    verdict = _run_both(client, result, obs, opts, ui, seccomp, pending, order)
+    for m in verdict.mismatches:
+        ui.warn(f"verification: {m.text}")
+    return replace(verdict, original_run=order)
+
+
+def _run_both(client: docker.DockerClient, result: BuildResult, obs: Observation,
+              opts: BuildOptions, ui: Progress, seccomp: Optional[str],
+              pending: OriginalRun, order: str) -> VerifyResult:
+    life = obs.life or AppLife(ran_seconds=0.0, exit_code=None, listening=())
     script = pending.script
     which = "original"
     try:
-        ui.info("the original image, run untraced (start, then docker restart)" +
-                (": started in the background after observation" if original_run else ""))
+        if order == ALONGSIDE:
+            which = "minified"
+            ui.info("running the minified image alongside it (start, then docker restart)")
+            minified = exercise(client, result.image_id,
+                                replace(script, listen=() if life.one_shot else life.listening,
+                                        run_seconds=life.ran_seconds),
+                                _overrides(opts, seccomp), listen=_StablePorts(life, pending))
+            which = "original"
         original = pending.result()
         failed = [(n, _round_failure(r, script)) for n, r in enumerate(original.rounds, 1)
                   if _round_failure(r, script)]
         if failed:
             return _original_failed(failed[0], original)
-        which = "minified"
-        ui.info("running the minified image (start, then docker restart)")
-        minified = exercise(client, result.image_id, _minified_script(script, obs, life,
-                                                                       original),
-                            _overrides(opts, seccomp))
+        if order == FIRST:
+            which = "minified"
+            ui.info("running the minified image (start, then docker restart)")
+            minified = exercise(client, result.image_id,
+                                _minified_script(script, obs, life, original),
+                                _overrides(opts, seccomp))
     except (DockerException, RequestException, OSError) as exc:
         return _broken(which, exc)
-    verdict = judge(obs, script, original, minified)
-    for m in verdict.mismatches:
-        ui.warn(f"verification: {m.text}")
-    return verdict
+    return judge(obs, script, original, minified)
 
 
 def _script(image: ImageInfo, obs: Observation, opts: BuildOptions, life: AppLife) -> Script:
@@ -188,6 +228,37 @@ def _minified_script(script: Script, obs: Observation, life: AppLife,
     listened on in every run, run as long as it ran while observed."""
     return replace(script, listen=() if life.one_shot else stable_ports(life, original),
                    run_seconds=life.ran_seconds)
+
+
+def shares_with_original(opts: BuildOptions) -> bool:
+    """Whether two containers of the user's options could meet, so the minified image must
+    not run while the original runs: a mount both would write to (a database's data and
+    its lock, a cache) or a network namespace both would listen in (host, container:)."""
+    c = opts.run.container
+    network = c.network or ""
+    # A tmpfs or an anonymous volume is each container's own.
+    shared = [m for m in c.mounts if m.kind == "bind" or (m.kind == "volume" and m.source)]
+    return bool(shared) or network == "host" or network.startswith("container:")
+
+
+class _StablePorts:
+    """The ports the minified app is waited for while the original's run goes on: those
+    the traced app listened on, less any a finished round of the original did not listen
+    on; settled (stable_ports) once the original's run has ended."""
+
+    def __init__(self, life: AppLife, original: OriginalRun) -> None:
+        self._life = life
+        self._original = original
+
+    def now(self) -> frozenset[int]:
+        ports = set(self._life.listening)
+        for r in self._original.rounds_so_far():
+            ports &= set(r.listening)
+        return frozenset(ports)
+
+    def settled(self) -> frozenset[int]:
+        self._original.wait()
+        return self.now()
 
 
 def stable_ports(life: AppLife, original: Exercise) -> tuple[int, ...]:

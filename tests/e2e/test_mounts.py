@@ -47,6 +47,8 @@ def test_the_mountpoint_is_kept_and_nothing_the_image_has_below_it(client, mount
     run, report = mounted
     assert run.code == 0, run.stderr
     assert report["verify"]["status"] == "passed"
+    # Both would have the one configuration directory: the original's run goes first.
+    assert report["verify"]["original_run"] == "first"
     kept = {k["path"]: k for k in report["kept"]}
     # The mountpoint, reached through the image's own link to it, without its content:
     # the default app.conf and the 300 kB cache below it are the image's, hidden.

@@ -84,6 +84,7 @@ REPORT = {
                          "compared": str, "restarted": bool}),
         "minified_output": [str],
         "include_path_hints": [str],
+        "original_run": str,
     },
     "selfcheck": {"status": str, "findings": [{"kind": str, "path": str, "missing": str,
                                                "original": str, "excluded": bool,

@@ -81,7 +81,7 @@ def test_report_keys_are_pinned():
                            {"path": "/usr/share/doc", "kept": 0, "removed": 2_000_000}]
     assert set(doc["verify"]) == {"status", "reason", "mismatches", "requests", "execs",
                                   "health", "liveness", "minified_output",
-                                  "include_path_hints"}
+                                  "include_path_hints", "original_run"}
     assert doc["verify"]["health"]["test"] == ["/bin/sh", "-c", "curl -f localhost"]
     assert doc["verify"]["requests"] == [{
         "round": 1, "method": "GET", "path": "/", "port": 80, "compared": "status+body",

@@ -6,9 +6,17 @@ import pytest
 
 from minifier.errors import ProbeError
 from minifier.observe.probing import check_probes
-from minifier.options import BuildOptions, ProbeSetup
+from minifier.options import BuildOptions, ContainerOptions, MountSpec, ProbeSetup, RunOptions
 from minifier.output.exercise import ExecRun, Exercise, HealthState, Round, Script
-from minifier.output.verify import _overrides, _round_failure, _script, judge, stable_ports
+from minifier.output.verify import (
+    _overrides,
+    _round_failure,
+    _script,
+    _StablePorts,
+    judge,
+    shares_with_original,
+    stable_ports,
+)
 from minifier.records import AppLife, ExecOutcome, HealthOutcome, HealthSpec, Observation
 from tests.unit.fixtures import image_info
 
@@ -189,6 +197,56 @@ def test_no_healthcheck_is_reported_as_skipped():
 def test_stable_ports_are_those_of_every_run():
     runs = _service(Round(listening=(80, 443, 40001)), Round(listening=(80, 443, 40002)))
     assert stable_ports(AppLife(1.0, None, (80, 443, 39999)), runs) == (80, 443)
+
+
+class _OriginalSoFar:
+    """The two things _StablePorts asks of the original's run in the background."""
+
+    def __init__(self, *rounds: Round) -> None:
+        self.rounds, self.waited = list(rounds), False
+
+    def rounds_so_far(self):
+        return tuple(self.rounds)
+
+    def wait(self):
+        self.waited = True
+
+
+def test_ports_waited_for_alongside_narrow_as_the_original_rounds_end():
+    """The minified app, run while the original's run goes on, is first waited for on
+    every port the traced app listened on; each round of the original that ends drops a
+    port it did not listen on (an ephemeral one), and the settled set is stable_ports."""
+    life = AppLife(1.0, None, (80, 443, 39999))
+    original = _OriginalSoFar()
+    demand = _StablePorts(life, original)
+    assert demand.now() == {80, 443, 39999}
+    original.rounds.append(Round(listening=(80, 443, 40001)))
+    assert demand.now() == {80, 443}
+    original.rounds.append(Round(listening=(80, 40002)))
+    assert demand.now() == {80}
+    assert not original.waited
+    assert demand.settled() == {80} and original.waited
+    assert demand.settled() == set(stable_ports(life, _service(*original.rounds)))
+
+
+def _opts(**container) -> BuildOptions:
+    return BuildOptions(image="x:1", run=RunOptions(container=ContainerOptions(**container)))
+
+
+def test_the_minified_image_runs_alongside_the_original_unless_they_could_meet():
+    assert not shares_with_original(_opts())
+    assert not shares_with_original(_opts(network="appnet"))  # each its own address
+    assert not shares_with_original(_opts(network="none"))
+    # Each container's own: a tmpfs, an anonymous volume.
+    assert not shares_with_original(_opts(mounts=(MountSpec(kind="tmpfs", target="/run"),
+                                                  MountSpec(kind="volume", target="/data"))))
+    # One data directory (a database's lock), one network namespace (the same ports).
+    assert shares_with_original(_opts(mounts=(MountSpec(kind="bind", target="/config",
+                                                        source="/srv/conf"),)))
+    assert shares_with_original(_opts(mounts=(MountSpec(kind="volume", target="/data",
+                                                        source="pgdata"),)))
+    assert shares_with_original(_opts(network="host"))
+    assert shares_with_original(_opts(network="container:db"))
 
 
 def test_loader_errors_the_original_did_not_print_fail():
