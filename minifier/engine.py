@@ -18,9 +18,9 @@ from minifier.records import ImageInfo
 
 T = TypeVar("T")
 
-__all__ = ["owned_container", "remove_container", "signals_deferred", "connect", "inspect_image",
-           "image_info_from_attrs", "container_labels", "published_ports", "running_check",
-           "remove_ours", "missing_paths", "check_output_tag"]
+__all__ = ["owned_container", "remove_container", "Reaper", "signals_deferred", "connect",
+           "inspect_image", "image_info_from_attrs", "container_labels", "published_ports",
+           "running_check", "remove_ours", "missing_paths", "check_output_tag"]
 
 
 def published_ports(attrs: Mapping) -> dict[int, int]:
@@ -46,6 +46,45 @@ def owned_container(client: docker.DockerClient, purpose: str,
         yield created
     finally:
         remove_container(client, name)
+
+
+class Reaper:
+    """Containers removed in worker threads while the build goes on (a stopped app's
+    container: its removal is the engine tearing down its network and mounts, nothing
+    the next stage waits for). Leaving the block waits for every removal, bounded, and
+    removes by name whatever is still there: none outlives the block, on any way out."""
+
+    WAIT = 30.0  # seconds a removal is given before it is done again in the caller
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self._client = client
+        self._pending: list[tuple[str, threading.Event]] = []
+
+    def __enter__(self) -> Reaper:
+        return self
+
+    def remove(self, name: str) -> None:
+        done = threading.Event()
+        self._pending.append((name, done))
+
+        def work() -> None:
+            try:
+                remove_container(self._client, name)
+            finally:
+                done.set()
+
+        with signals_deferred():  # see signals_deferred: a start cut short
+            threading.Thread(target=work, name="minify-reaper", daemon=True).start()
+
+    def __exit__(self, *exc_info) -> None:
+        pending, self._pending = self._pending, []
+        try:
+            for _name, done in pending:
+                done.wait(self.WAIT)
+        finally:  # a removal still going (or a wait cut short by a signal): again, here
+            for name, done in pending:
+                if not done.is_set():
+                    remove_container(self._client, name)
 
 
 @contextlib.contextmanager

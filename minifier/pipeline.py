@@ -19,7 +19,7 @@ from typing import Iterator, Optional
 import docker
 from docker.errors import DockerException
 
-from minifier.engine import check_output_tag, inspect_image
+from minifier.engine import Reaper, check_output_tag, inspect_image
 from minifier.errors import IncompleteError, UsageError
 from minifier.image import closure, imagefs, rebuild, selfcheck
 from minifier.image.cache import open_cache
@@ -66,8 +66,9 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
     chosen = choose_source(client, image.id, opts.index.source)
     cache, cache_warning = open_cache(opts.index.cache_dir, opts.index.cache_dir_given)
 
-    with _artifacts_dir(opts.output.artifacts_dir) as workdir:
-        observation, observed = _run_and_probe(client, image, ports, opts, ui, workdir)
+    with _artifacts_dir(opts.output.artifacts_dir) as workdir, Reaper(client) as reaper:
+        observation, observed = _run_and_probe(client, image, ports, opts, ui, workdir,
+                                               reaper)
         access = merge(observed.results)
         write_json(access_to_json(access), os.path.join(workdir, "access.json"))
         seccomp = _seccomp_profile(access, opts.output.seccomp_profile, workdir)
@@ -112,12 +113,13 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
 
 
 def _run_and_probe(client: docker.DockerClient, image: ImageInfo, ports: tuple[int, ...],
-                   opts: BuildOptions, ui: Progress,
-                   workdir: str) -> tuple[Observation, ObservedRun]:
-    """Run the app traced, exercise it, stop it; fail on dishonest probing."""
+                   opts: BuildOptions, ui: Progress, workdir: str,
+                   reaper: Reaper) -> tuple[Observation, ObservedRun]:
+    """Run the app traced, exercise it, stop it; fail on dishonest probing. The stopped
+    app's container is removed by `reaper`, while the next stages go on."""
     ui.stage("run", f"starting {image.ref} under trace")
     listen = exposed_tcp_ports(image, opts.run.expose)
-    with TracedContainer(client, image, None, opts.run, workdir) as tc:
+    with TracedContainer(client, image, None, opts.run, workdir, reaper) as tc:
         ui.info(" ".join(tc.spec.argv))
         skipped = opts.probe.http is not None and not ports
         observation = observe(tc, ports, opts.probe, ui, listen=listen,

@@ -27,14 +27,20 @@ from typing import Optional
 import docker
 from docker.errors import APIError, DockerException
 
-from minifier.engine import container_labels, published_ports, remove_container, signals_deferred
+from minifier.engine import (
+    Reaper,
+    container_labels,
+    published_ports,
+    remove_container,
+    signals_deferred,
+)
 from minifier.errors import AppError, CapabilityError, EngineError, UsageError
 from minifier.image.imagefs import ImageFS, scan
 from minifier.image.users import resolve_user
 from minifier.observe.appspec import app_user, docker_run_kwargs, launch_spec, stop_signal
 from minifier.observe.monitor import Monitor, MonitorResult, start_monitors, stop_monitors
 from minifier.observe.pause import pause_binary
-from minifier.observe.tracerprocess import TracerProcess, tail
+from minifier.observe.tracerprocess import SpareTracer, TracerProcess, tail
 from minifier.observe.watcher import Watcher
 from minifier.options import RunOptions
 from minifier.procfs import listening_ports, namespace_pids
@@ -79,10 +85,13 @@ class TracedContainer:
     """A container whose app runs under the tracer; use as a context manager."""
 
     def __init__(self, client: docker.DockerClient, image: ImageInfo,
-                 spec: Optional[LaunchSpec], opts: RunOptions, workdir: str) -> None:
+                 spec: Optional[LaunchSpec], opts: RunOptions, workdir: str,
+                 reaper: Optional[Reaper] = None) -> None:
         """`spec` None: derived from the image, its USER resolved against the image's own
-        /etc/passwd and /etc/group, read from the created container."""
+        /etc/passwd and /etc/group, read from the created container. `reaper`: removes
+        the container once the run went well, while the build goes on."""
         self._client = client
+        self._reaper = reaper
         self._image = image
         self._spec = spec
         self._opts = opts
@@ -97,6 +106,8 @@ class TracedContainer:
         self._first: Optional[tuple[TracerProcess, AppLife]] = None
         self._restarts = 0
         self._execs: list[ExecOutcome] = []
+        # The next app start's tracer, started ahead (see SpareTracer).
+        self._spare: Optional[SpareTracer] = None
         self.ports: dict[int, int] = {}
         self.warnings: list[str] = []
         self.pid1 = 0
@@ -117,13 +128,15 @@ class TracedContainer:
 
     def __enter__(self) -> TracedContainer:
         try:
+            self._spare = SpareTracer(self._dir, "app")  # starts while the container does
             self._create_and_start()
             if self._spec is None:
                 creds = resolve_user(self._user_files(), app_user(self._image, self._opts))
                 self._spec = launch_spec(self._image, self._opts, creds)
             spec = replace(self._spec, target_pid=self.pid1, output_path=self.app_log,
                            container_main=True)
-            self._app = TracerProcess(spec, self._dir, "app", self._opts.stop_timeout)
+            self._app = TracerProcess(spec, self._dir, "app", self._opts.stop_timeout,
+                                      spare=self._take_spare())
             # The watcher first: it sees the app's first accesses too.
             watch = [Watcher(self._root_dir())] if self._opts.fanotify else []
             self._monitors = start_monitors([*watch, self._app], self.warnings)
@@ -131,13 +144,14 @@ class TracedContainer:
             failed = self._app.launch_error()
             if failed:  # what `docker run` refuses with "exec: ... not found in $PATH"
                 raise AppError(f"cannot start {spec.argv[0]}: {failed}")
+            self._spare = SpareTracer(self._dir, "app-2")  # for a restart
         except BaseException:
             self._cleanup()
             raise
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self._cleanup()
+    def __exit__(self, kind, *exc_info) -> None:
+        self._cleanup(background=kind is None and self._reaper is not None)
 
     @property
     def spec(self) -> LaunchSpec:
@@ -201,7 +215,7 @@ class TracedContainer:
         label = f"app-{self._restarts + 1}"
         self._log = os.path.join(self._dir, f"{label}.log")
         tracer = TracerProcess(replace(self._app.spec, output_path=self._log), self._dir, label,
-                               self._opts.stop_timeout)
+                               self._opts.stop_timeout, spare=self._take_spare())
         self._monitors.extend(start_monitors([tracer], self.warnings))
         self._app, self._app_started = tracer, time.monotonic()
         return life
@@ -217,7 +231,9 @@ class TracedContainer:
         assert self._app is not None
         life = self._life()
         self._stop_app()
-        self._kill_container()
+        # What is left, but the stand-in PID 1: the container itself is removed after.
+        if not self._kill_app():
+            self._kill_container()
         self._app.wait(self._opts.stop_timeout)  # the kill above ends what was left
         monitors, self._monitors = self._monitors, []
         stop_monitors(monitors)
@@ -346,21 +362,22 @@ class TracedContainer:
                                  f"of its stop signal{' ' + when if when else ''} and was "
                                  "killed")
 
-    def _kill_app(self) -> None:
+    def _kill_app(self) -> bool:
         """`docker stop`'s SIGKILL without ending the container: every process in the
         container's pid namespace but its PID 1, until none is left (bounded: a process
-        may fork while the others are killed)."""
+        may fork while the others are killed); whether none is."""
         deadline = time.monotonic() + self._opts.stop_timeout
         while time.monotonic() < deadline:
             pids = namespace_pids(self.pid1)
             if not pids:
-                return
+                return True
             for pid in pids:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass  # gone meanwhile
             self._app.wait(KILL_POLL)  # its tracer reaps them
+        return False
 
     def _kill_container(self) -> None:
         if self._container is None:
@@ -370,9 +387,19 @@ class TracedContainer:
         except (APIError, DockerException):
             pass  # already stopped: the app exited and took PID 1's namespace with it
 
-    def _cleanup(self) -> None:
+    def _take_spare(self) -> Optional[SpareTracer]:
+        spare, self._spare = self._spare, None
+        return spare
+
+    def _cleanup(self, background: bool = False) -> None:
+        if self._spare is not None:
+            self._spare.discard()
+            self._spare = None
         # By name: also when a signal cut the create short before its answer arrived.
-        remove_container(self._client, self.name)
+        if background:
+            self._reaper.remove(self.name)
+        else:
+            remove_container(self._client, self.name)
         self._container = None
         monitors, self._monitors = self._monitors, []
         stop_monitors(monitors)

@@ -18,10 +18,9 @@ from typing import Optional
 
 from minifier.errors import CapabilityError, MinifyError
 from minifier.records import LaunchSpec, TraceResult
-from minifier.sensor.tracejson import result_from_json, spec_to_json
-from minifier.sensor.tracer import CONFINEMENT_FAILED
+from minifier.sensor.tracejson import CONFINEMENT_FAILED, SPARE, result_from_json, spec_to_json
 
-__all__ = ["TracerProcess", "tail"]
+__all__ = ["SpareTracer", "TracerProcess", "tail"]
 
 LAUNCH_POLL = 0.01  # seconds between looks for the pid file while the program launches
 
@@ -38,6 +37,51 @@ def tail(path: str, lines: int = 20) -> str:
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
+def _popen(args: list[str], log_path: str, stdin) -> subprocess.Popen:
+    log = open(log_path, "wb")
+    try:
+        # Own session: a terminal's Ctrl-C reaches minify only, which then cleans up.
+        return subprocess.Popen([sys.executable, "-m", "minifier.sensor.tracer", *args],
+                                stdin=stdin, stdout=log, stderr=log, start_new_session=True)
+    finally:
+        log.close()
+
+
+class SpareTracer:
+    """A tracer process started ahead of need: its interpreter starts and imports while
+    the container starts (or the app runs), so a launch costs only the launch. Used at
+    most once; `discard()` ends one that was not (it also ends by itself with minify)."""
+
+    def __init__(self, workdir: str, label: str) -> None:
+        self._proc: Optional[subprocess.Popen] = _popen(
+            [SPARE], os.path.join(workdir, f"tracer-spare-{label}.log"), subprocess.PIPE)
+
+    def take(self, spec_path: str, result_path: str,
+             log_path: str) -> Optional[subprocess.Popen]:
+        """The process, now tracing with these files; None when it is gone."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.poll() is not None:  # it died waiting (its log says why)
+            proc.stdin.close()
+            return None
+        try:
+            proc.stdin.write(json.dumps([spec_path, result_path, log_path]).encode() + b"\n")
+            proc.stdin.close()
+        except OSError:  # it died just now
+            proc.kill()
+            proc.wait()
+            return None
+        return proc
+
+    def discard(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+            proc.stdin.close()
+
+
 class TracerProcess:
     """One traced program (the app, an exec probe, a health command) in its tracer process.
 
@@ -49,8 +93,10 @@ class TracerProcess:
     name = "ptrace"
     degraded = None  # nothing is recorded without it: a run cannot go on
 
-    def __init__(self, spec: LaunchSpec, workdir: str, label: str, within: float) -> None:
+    def __init__(self, spec: LaunchSpec, workdir: str, label: str, within: float,
+                 spare: Optional[SpareTracer] = None) -> None:
         self.spec = spec
+        self._spare = spare
         self.label = label
         self._within = within
         self._spec_path = os.path.join(workdir, f"{label}.spec.json")
@@ -66,15 +112,12 @@ class TracerProcess:
         runs freer than under `docker run`."""
         with open(self._spec_path, "w") as f:
             json.dump(spec_to_json(self.spec), f)
-        log = open(self._log_path, "wb")
-        try:
-            # Own session: a terminal's Ctrl-C reaches minify only, which then cleans up.
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "minifier.sensor.tracer", self._spec_path,
-                 self._result_path],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-        finally:
-            log.close()
+        spare, self._spare = self._spare, None
+        self._proc = spare.take(self._spec_path, self._result_path, self._log_path) \
+            if spare is not None else None
+        if self._proc is None:
+            self._proc = _popen([self._spec_path, self._result_path], self._log_path,
+                                subprocess.DEVNULL)
         self._await_launch()
 
     def _await_launch(self) -> None:

@@ -39,11 +39,16 @@ from minifier.sensor import confine, interrupt, launch
 from minifier.sensor.seccomp import AUDIT_ARCH_X86_64
 from minifier.sensor.stdio import OutputCopy
 from minifier.sensor.syscalls import AT_FDCWD, PATH_SYSCALLS_BY_NR, PathSyscall, syscall_name
-from minifier.sensor.tracejson import result_to_json, spec_from_json, write_atomic
+from minifier.sensor.tracejson import (
+    CONFINEMENT_FAILED,
+    SPARE,
+    result_to_json,
+    spec_from_json,
+    write_atomic,
+)
 
 __all__ = ["CONFINEMENT_FAILED", "Tracer", "trace", "main"]
 
-CONFINEMENT_FAILED = 3  # main()'s exit status when the container's confinement failed
 
 _WALL = 0x40000000
 _PTRACE_GETEVENTMSG = 0x4201
@@ -515,13 +520,22 @@ def trace(spec: LaunchSpec, on_start: Optional[Callable[[int], None]] = None) ->
 def main(argv: Optional[list[str]] = None) -> int:
     """`python -m minifier.sensor.tracer SPEC_JSON RESULT_JSON`; 0 once traced, 1 if the
     program could not be launched, 3 if it could not be confined like the container's
-    own processes (the result then holds the reason as its one warning)."""
+    own processes (the result then holds the reason as its one warning).
+
+    `python -m minifier.sensor.tracer --spare`: the same, started ahead of need (its
+    interpreter and imports ready while the container starts): its arguments come later
+    as one JSON line on stdin, [SPEC_JSON, RESULT_JSON, LOG], LOG taking its stdout and
+    stderr; at end of file it exits with 0, having traced nothing."""
     args = sys.argv[1:] if argv is None else argv
+    # Die with the parent; EXITKILL then takes the app down with us.
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if args == [SPARE]:
+        args = _await_arguments()
+        if args is None:
+            return 0
     if len(args) != 2:
         print("usage: python -m minifier.sensor.tracer SPEC_JSON RESULT_JSON", file=sys.stderr)
         return 2
-    # Die with the parent; EXITKILL then takes the app down with us.
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
     interrupt.block()  # before any thread: SIGTERM/SIGINT are taken by one (interrupt.py)
     spec_path, result_path = args
     with open(spec_path) as f:
@@ -538,6 +552,22 @@ def main(argv: Optional[list[str]] = None) -> int:
         status = 1
     write_atomic(result_path, json.dumps(result_to_json(result)))
     return status
+
+
+def _await_arguments() -> Optional[list[str]]:
+    """A spare's arguments, once they come; its stdio then as a tracer started with them
+    has it (stdin /dev/null, stdout and stderr the log)."""
+    line = sys.stdin.buffer.readline()
+    if not line:
+        return None
+    spec_path, result_path, log_path = json.loads(line)
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    for fd, target in ((null, 0), (log, 1), (log, 2)):
+        os.dup2(fd, target)
+    os.close(null)
+    os.close(log)
+    return [spec_path, result_path]
 
 
 if __name__ == "__main__":
