@@ -9,8 +9,6 @@ import sys
 import time
 from typing import Optional, TextIO
 
-from rich.console import Console
-
 __all__ = ["Progress"]
 
 
@@ -21,8 +19,7 @@ class Progress:
                  quiet: bool = False) -> None:
         self._live = stream.isatty() if live is None else live
         self._quiet = quiet
-        self._console = Console(file=stream, force_terminal=self._live,
-                                no_color=not self._live, highlight=False, soft_wrap=True)
+        self._console = _console(stream) if self._live else None
         self._stream = stream
         self._status = None
         self._stage = ""
@@ -71,3 +68,10 @@ class Progress:
         if self._stage:
             self.timings[self._stage] = round(time.monotonic() - self._started, 3)
             self._stage = ""
+
+
+def _console(stream: TextIO):
+    # Imported here: a CI log (no terminal) gets plain lines and does not pay for rich.
+    from rich.console import Console
+
+    return Console(file=stream, force_terminal=True, highlight=False, soft_wrap=True)

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any, Optional, Union
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
-import yaml
-
 from probes.errors import ProbeSpecError
 from probes.records import ApiDocument
 
@@ -80,6 +78,8 @@ def parse_document(data: Union[bytes, str], source: str) -> ApiDocument:
         doc = json.loads(text)
     except ValueError:
         try:
+            import yaml  # here: only a YAML document needs it, and it is slow to import
+
             doc = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ProbeSpecError(f"{source}: neither JSON nor YAML ({_first_line(exc)})") from exc
