@@ -8,7 +8,7 @@ import re
 import secrets
 import signal
 import threading
-from typing import Callable, Iterator, Mapping, TypeVar
+from typing import Callable, Iterator, Mapping, Optional, TypeVar
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
@@ -35,17 +35,24 @@ def published_ports(attrs: Mapping) -> dict[int, int]:
 
 @contextlib.contextmanager
 def owned_container(client: docker.DockerClient, purpose: str,
-                    create: Callable[[str], T]) -> Iterator[T]:
+                    create: Callable[[str], T],
+                    reaper: Optional[Reaper] = None) -> Iterator[T]:
     """A container made by `create(name)` under a name chosen here, removed (with its
     anonymous volumes) on every way out: by name, so that a signal arriving while the
-    engine is still answering the create cannot leave it behind unknown."""
+    engine is still answering the create cannot leave it behind unknown. With `reaper`,
+    a block that went well leaves the removal to it (in the background)."""
     name = f"minify-{purpose}-{secrets.token_hex(6)}"
+    handed = False
     try:
         with signals_deferred():
             created = create(name)
         yield created
+        if reaper is not None:
+            reaper.remove(name)
+            handed = True
     finally:
-        remove_container(client, name)
+        if not handed:
+            remove_container(client, name)
 
 
 class Reaper:

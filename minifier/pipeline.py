@@ -74,7 +74,7 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
         seccomp = _seccomp_profile(access, opts.output.seccomp_profile, workdir)
         # Verification's run of the original needs only the observation: it goes on in
         # the background while the image is indexed, planned and rebuilt.
-        with OriginalRun(client, image, observation, opts) as original:
+        with OriginalRun(client, image, observation, opts, reaper) as original:
             ui.stage("index", f"indexing the image filesystem ({_READERS[chosen.source.name]})")
             source = chosen.source
             spool = imagefs.Spool(os.path.join(workdir, "content"), access.accesses.keys())
@@ -94,7 +94,7 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
                 client, _config(image, verified=None if opts.output.verify else False), layer, tag)
 
             verdict, result = _verify(client, image, result, observation, opts, ui, seccomp,
-                                      original, lambda: rebuild.load_image(
+                                      original, reaper, lambda: rebuild.load_image(
                                           client, _config(image, verified=False), layer, tag))
             if verdict.status == "failed":
                 verdict = replace(verdict, include_path_hints=tuple(include_hints(
@@ -135,7 +135,7 @@ def _run_and_probe(client: docker.DockerClient, image: ImageInfo, ports: tuple[i
 
 def _verify(client: docker.DockerClient, image: ImageInfo, result: BuildResult,
             observation: Observation, opts: BuildOptions, ui: Progress,
-            seccomp: Optional[str], original: OriginalRun,
+            seccomp: Optional[str], original: OriginalRun, reaper: Reaper,
             relabel) -> tuple[VerifyResult, BuildResult]:
     """Verify; a failed verification keeps the image for inspection, relabelled
     `minify.verified=false` (`relabel`). An image whose verification did not come to an
@@ -143,7 +143,8 @@ def _verify(client: docker.DockerClient, image: ImageInfo, result: BuildResult,
     ever left without that label."""
     try:
         ui.stage("verify", "verifying the minified image")
-        verdict = verify(client, image, result, observation, opts, ui, seccomp, original)
+        verdict = verify(client, image, result, observation, opts, ui, seccomp, original,
+                         reaper)
         if verdict.status == "failed":
             result = relabel()
     except BaseException:

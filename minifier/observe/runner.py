@@ -106,8 +106,10 @@ class TracedContainer:
         self._first: Optional[tuple[TracerProcess, AppLife]] = None
         self._restarts = 0
         self._execs: list[ExecOutcome] = []
-        # The next app start's tracer, started ahead (see SpareTracer).
+        # The next app start's tracer, started ahead (see SpareTracer), and every spare
+        # started: those not taken are ended with the run, whoever holds them.
         self._spare: Optional[SpareTracer] = None
+        self._spares: list[SpareTracer] = []
         self.ports: dict[int, int] = {}
         self.warnings: list[str] = []
         self.pid1 = 0
@@ -128,7 +130,7 @@ class TracedContainer:
 
     def __enter__(self) -> TracedContainer:
         try:
-            self._spare = SpareTracer(self._dir, "app")  # starts while the container does
+            self._spare = self._new_spare("app")  # starts while the container does
             self._create_and_start()
             if self._spec is None:
                 creds = resolve_user(self._user_files(), app_user(self._image, self._opts))
@@ -144,7 +146,7 @@ class TracedContainer:
             failed = self._app.launch_error()
             if failed:  # what `docker run` refuses with "exec: ... not found in $PATH"
                 raise AppError(f"cannot start {spec.argv[0]}: {failed}")
-            self._spare = SpareTracer(self._dir, "app-2")  # for a restart
+            self._spare = self._new_spare("app-2")  # for a restart
         except BaseException:
             self._cleanup()
             raise
@@ -387,14 +389,20 @@ class TracedContainer:
         except (APIError, DockerException):
             pass  # already stopped: the app exited and took PID 1's namespace with it
 
+    def _new_spare(self, label: str) -> SpareTracer:
+        with signals_deferred():  # a spare started is a spare known, to be ended
+            spare = SpareTracer(self._dir, label)
+            self._spares.append(spare)
+        return spare
+
     def _take_spare(self) -> Optional[SpareTracer]:
         spare, self._spare = self._spare, None
         return spare
 
     def _cleanup(self, background: bool = False) -> None:
-        if self._spare is not None:
-            self._spare.discard()
-            self._spare = None
+        spares, self._spares, self._spare = self._spares, [], None
+        for spare in spares:
+            spare.discard()  # nothing for one taken: its tracer is stopped as a monitor
         # By name: also when a signal cut the create short before its answer arrived.
         if background:
             self._reaper.remove(self.name)

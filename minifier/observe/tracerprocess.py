@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Optional
 
+from minifier.engine import signals_deferred
 from minifier.errors import CapabilityError, MinifyError
 from minifier.records import LaunchSpec, TraceResult
 from minifier.sensor.tracejson import CONFINEMENT_FAILED, SPARE, result_from_json, spec_to_json
@@ -113,11 +114,12 @@ class TracerProcess:
         with open(self._spec_path, "w") as f:
             json.dump(spec_to_json(self.spec), f)
         spare, self._spare = self._spare, None
-        self._proc = spare.take(self._spec_path, self._result_path, self._log_path) \
-            if spare is not None else None
-        if self._proc is None:
-            self._proc = _popen([self._spec_path, self._result_path], self._log_path,
-                                subprocess.DEVNULL)
+        with signals_deferred():  # a tracer started is a tracer known, to be stopped
+            self._proc = spare.take(self._spec_path, self._result_path, self._log_path) \
+                if spare is not None else None
+            if self._proc is None:
+                self._proc = _popen([self._spec_path, self._result_path], self._log_path,
+                                    subprocess.DEVNULL)
         self._await_launch()
 
     def _await_launch(self) -> None:

@@ -23,6 +23,7 @@ from docker.errors import APIError
 
 import probes
 from minifier.engine import (
+    Reaper,
     container_labels,
     owned_container,
     published_ports,
@@ -113,10 +114,12 @@ class _Fixed:
 
 def exercise(client, image_id: str, script: Script, run_kwargs: dict,
              purpose: str = "verify", listen: Optional[PortDemand] = None,
-             on_round: Optional[Callable[[Round], None]] = None) -> Exercise:
+             on_round: Optional[Callable[[Round], None]] = None,
+             reaper: Optional[Reaper] = None) -> Exercise:
     """Start `image_id` with `run_kwargs` (see verify._overrides), run both rounds; every
     container made for it is labelled `minify.run=<purpose>`. `listen` narrows
-    `script.listen` as the run goes; `on_round` is told of each round as it ends.
+    `script.listen` as the run goes; `on_round` is told of each round as it ends;
+    `reaper` removes the container once the rounds and its log are in.
 
     Engine and HTTP-transport errors propagate: verify.py turns them into a failed
     verification. A container that does not start or does not behave is a Round.failure.
@@ -129,7 +132,7 @@ def exercise(client, image_id: str, script: Script, run_kwargs: dict,
         return client.containers.create(image_id, name=name, ports=publish,
                                         labels=container_labels(purpose), **run_kwargs)
 
-    with owned_container(client, purpose, create) as container:
+    with owned_container(client, purpose, create, reaper) as container:
         rounds = [_round(client, container, script, demand, image_id, run_kwargs, purpose,
                          first=True)]
         report(rounds[0])

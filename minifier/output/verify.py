@@ -34,7 +34,7 @@ import docker
 from docker.errors import DockerException
 from requests import RequestException
 
-from minifier.engine import remove_ours, signals_deferred
+from minifier.engine import Reaper, remove_ours, signals_deferred
 from minifier.observe.appspec import docker_run_kwargs, exposed_tcp_ports
 from minifier.options import BuildOptions
 from minifier.output.exercise import Exercise, Round, Script, exercise
@@ -72,8 +72,9 @@ class OriginalRun:
     takes its containers away, which ends every wait of the worker at once."""
 
     def __init__(self, client: docker.DockerClient, image: ImageInfo, obs: Observation,
-                 opts: BuildOptions) -> None:
+                 opts: BuildOptions, reaper: Optional[Reaper] = None) -> None:
         self._client = client
+        self._reaper = reaper
         self._image_id = image.id
         self._kwargs = _overrides(opts)
         life = obs.life or AppLife(ran_seconds=0.0, exit_code=None, listening=())
@@ -103,7 +104,8 @@ class OriginalRun:
         try:
             self._outcome["exercise"] = exercise(self._client, self._image_id, self.script,
                                                  self._kwargs, purpose=ORIGINAL,
-                                                 on_round=self._rounds.append)
+                                                 on_round=self._rounds.append,
+                                                 reaper=self._reaper)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             self._outcome["error"] = exc
         finally:
@@ -145,17 +147,20 @@ class OriginalRun:
 def verify(client: docker.DockerClient, image: ImageInfo, result: BuildResult,
            obs: Observation, opts: BuildOptions, ui: Progress,
            seccomp: Optional[str] = None,
-           original_run: Optional[OriginalRun] = None) -> VerifyResult:
+           original_run: Optional[OriginalRun] = None,
+           reaper: Optional[Reaper] = None) -> VerifyResult:
     """Compare the minified image with the original; `seccomp` (a profile's JSON text)
     makes the minified image run under that profile, proving the profile too.
-    `original_run`: the original's run, started earlier (else it runs here, first)."""
+    `original_run`: the original's run, started earlier (else it runs here, first).
+    `reaper`: removes the minified image's container in the background once its run
+    has ended."""
     if not opts.output.verify:
         return VerifyResult(status="skipped", reason="--no-verify")
     pending = original_run or OriginalRun(client, image, obs, opts)
     ui.info("the original image, run untraced (start, then docker restart)" +
             (": started in the background after observation" if pending.started else ""))
     order = ALONGSIDE if pending.started and not shares_with_original(opts) else FIRST
-    verdict = _run_both(client, result, obs, opts, ui, seccomp, pending, order)
+    verdict = _run_both(client, result, obs, opts, ui, seccomp, pending, order, reaper)
     for m in verdict.mismatches:
         ui.warn(f"verification: {m.text}")
     return replace(verdict, original_run=order)
@@ -163,7 +168,7 @@ def verify(client: docker.DockerClient, image: ImageInfo, result: BuildResult,
 
 def _run_both(client: docker.DockerClient, result: BuildResult, obs: Observation,
               opts: BuildOptions, ui: Progress, seccomp: Optional[str],
-              pending: OriginalRun, order: str) -> VerifyResult:
+              pending: OriginalRun, order: str, reaper: Optional[Reaper]) -> VerifyResult:
     life = obs.life or AppLife(ran_seconds=0.0, exit_code=None, listening=())
     script = pending.script
     which = "original"
@@ -174,7 +179,8 @@ def _run_both(client: docker.DockerClient, result: BuildResult, obs: Observation
             minified = exercise(client, result.image_id,
                                 replace(script, listen=() if life.one_shot else life.listening,
                                         run_seconds=life.ran_seconds),
-                                _overrides(opts, seccomp), listen=_StablePorts(life, pending))
+                                _overrides(opts, seccomp), listen=_StablePorts(life, pending),
+                                reaper=reaper)
             which = "original"
         original = pending.result()
         failed = [(n, _round_failure(r, script)) for n, r in enumerate(original.rounds, 1)
@@ -186,7 +192,7 @@ def _run_both(client: docker.DockerClient, result: BuildResult, obs: Observation
             ui.info("running the minified image (start, then docker restart)")
             minified = exercise(client, result.image_id,
                                 _minified_script(script, obs, life, original),
-                                _overrides(opts, seccomp))
+                                _overrides(opts, seccomp), reaper=reaper)
     except (DockerException, RequestException, OSError) as exc:
         return _broken(which, exc)
     return judge(obs, script, original, minified)
