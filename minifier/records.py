@@ -123,6 +123,7 @@ class WatchResult:
     events: tuple[FileEvent, ...]
     overflows: int = 0
     warnings: tuple[str, ...] = ()
+    received: int = 0  # events read from the kernel (with an fd), before de-duplication
 
     @property
     def syscall_counts(self) -> Mapping[str, int]:

@@ -6,6 +6,12 @@ its own copy of the mount. Reading the link of each event's fd yields the contai
 path directly. It catches what the tracer cannot see (processes started with `docker
 exec`), but sees no symlinks, stats or lookups, so it only adds to the trace.
 
+A regular file's first open (or read) is all the record needs: the file then gets an
+ignore mark for that kind of event, so a server opening the same file on every request
+costs one event, not one per request (the first executable to open or read a file is
+the one fanotify names; later ones are named by the tracer when it traces them). An
+exec is never ignored.
+
 pyfanotify supplies the fanotify_init/fanotify_mark bindings; the event loop is our
 own because pyfanotify's forwarding process drops events after three busy retries,
 and a lost event must be counted, never silent.
@@ -32,13 +38,15 @@ __all__ = ["Watcher"]
 _META = struct.Struct("=IBBHQii")  # struct fanotify_event_metadata
 _MASK = fan.FAN_OPEN | fan.FAN_OPEN_EXEC | fan.FAN_ACCESS | fan.FAN_ONDIR
 _O_FLAGS = os.O_RDONLY | os.O_LARGEFILE | os.O_CLOEXEC | os.O_NOATIME
+_IGNORABLE = fan.FAN_OPEN | fan.FAN_ACCESS
+_IGNORE = fan.FAN_MARK_ADD | fan.FAN_MARK_IGNORED_MASK | fan.FAN_MARK_IGNORED_SURV_MODIFY
 
 
-def _kind(mask: int, fd: int) -> str:
+def _kind(mask: int, mode: int) -> str:
     if mask & fan.FAN_OPEN_EXEC:
         return "exec"
-    # The event mask does not say FAN_ONDIR without FID reporting: ask the fd itself.
-    if mask & fan.FAN_OPEN and stat.S_ISDIR(os.fstat(fd).st_mode):
+    # The event mask does not say FAN_ONDIR without FID reporting: the fd's mode does.
+    if mask & fan.FAN_OPEN and stat.S_ISDIR(mode):
         return "list"
     if mask & fan.FAN_OPEN:
         return "open"
@@ -68,6 +76,8 @@ class Watcher:
         self._stop_r, self._stop_w = -1, -1
         self._fd = -1
         self._ctx = None
+        self._ignoring = True  # until the kernel refuses another mark
+        self._received = 0
 
     def start(self) -> None:
         """Mark the filesystem (see `open`) and start draining events in a thread."""
@@ -82,7 +92,7 @@ class Watcher:
         """Create the fanotify group and mark the filesystem: events queue from now on."""
         flags = fan.FAN_CLOEXEC | fan.FAN_NONBLOCK | fan.FAN_CLASS_NOTIF
         if not self._bounded:
-            flags |= fan.FAN_UNLIMITED_QUEUE
+            flags |= fan.FAN_UNLIMITED_QUEUE | fan.FAN_UNLIMITED_MARKS  # one per file
         self._ctx = fan.create()
         try:
             self._fd = fan.init(self._ctx, flags, _O_FLAGS)
@@ -100,7 +110,7 @@ class Watcher:
         """Drain what is queued, then end the loop."""
         if self._thread is None:
             if self._fd >= 0:  # opened, never started: still collect what queued
-                self._drain()
+                self.drain()
                 self._close_fd()
             return
         os.write(self._stop_w, b"x")
@@ -117,7 +127,7 @@ class Watcher:
                 f"fanotify queue overflowed {self._overflows} time(s): some file events "
                 "were lost; the ptrace record is unaffected")
         return WatchResult(events=tuple(self._seen.values()), overflows=self._overflows,
-                           warnings=tuple(warnings))
+                           warnings=tuple(warnings), received=self._received)
 
     def _close_fd(self) -> None:
         if self._fd >= 0:
@@ -130,12 +140,14 @@ class Watcher:
         poller.register(self._stop_r, select.POLLIN)
         while True:
             ready = {fd for fd, _ in poller.poll()}
-            self._drain()
+            self.drain()
             if self._stop_r in ready:
-                self._drain()
+                self.drain()
                 return
 
-    def _drain(self) -> None:
+    def drain(self) -> None:
+        """Read and record what the kernel has queued now (the thread's loop does this;
+        a caller that opened the watcher without starting it may too)."""
         while True:
             try:
                 buf = os.read(self._fd, 65536)
@@ -155,6 +167,7 @@ class Watcher:
                 self._overflows += 1
             if fd < 0:
                 continue
+            self._received += 1
             try:
                 self._record(fd, mask, pid)
             finally:
@@ -163,14 +176,24 @@ class Watcher:
     def _record(self, fd: int, mask: int, pid: int) -> None:
         try:
             path = os.readlink(f"/proc/self/fd/{fd}")
+            mode = os.fstat(fd).st_mode
         except OSError:
             return
-        kind = _kind(mask, fd)
+        kind = _kind(mask, mode)
         exe = self._exe(pid, refresh=kind == "exec")
         key = (path, kind, exe)
         if key not in self._seen:
             self._seen[key] = FileEvent(path=path, op=kind, ok=True, exe=exe, pid=pid,
                                         source="fanotify")
+        if self._ignoring and stat.S_ISREG(mode) and mask & _IGNORABLE:
+            self._ignore(fd, mask & _IGNORABLE)
+
+    def _ignore(self, fd: int, mask: int) -> None:
+        """No more events of these kinds for the file behind `fd` (see the module's doc)."""
+        try:
+            fan.mark(self._ctx, _IGNORE, mask, fd)
+        except OSError:  # no room for more marks (bounded): every event comes, as before
+            self._ignoring = False
 
     def _exe(self, pid: int, refresh: bool) -> str:
         if refresh or pid not in self._exes:
