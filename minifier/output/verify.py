@@ -17,10 +17,11 @@ The original's run needs only what observation saw, so the build starts it in th
 background (`OriginalRun`) as soon as the traced app has stopped: it overlaps indexing,
 planning and rebuilding instead of adding to the verify stage. The minified image's run
 then starts as soon as the image exists, alongside the original's when the two cannot
-meet (no shared mount, no shared network namespace): until the original's rounds have
-said which ports are stable, the minified app is waited for on the ports the traced app
-listened on, less those a finished round of the original did not listen on
-(`_StablePorts`); the verdict is the same as after a run one after the other.
+meet (no shared mount, network namespace or peer: `shares_with_original`). Until the
+original's rounds have said which ports are stable, the minified app is waited for on
+the ports the traced app listened on, less those a finished round of the original did
+not listen on (`_StablePorts`); the verdict is the same as after a run one after the
+other.
 """
 
 from __future__ import annotations
@@ -239,12 +240,14 @@ def _minified_script(script: Script, obs: Observation, life: AppLife,
 def shares_with_original(opts: BuildOptions) -> bool:
     """Whether two containers of the user's options could meet, so the minified image must
     not run while the original runs: a mount both would write to (a database's data and
-    its lock, a cache) or a network namespace both would listen in (host, container:)."""
+    its lock, a cache), a network namespace both would listen in (host, container:), or
+    a peer both would talk to at once (--link, a user network: an app that migrates its
+    database at start must not race its twin)."""
     c = opts.run.container
-    network = c.network or ""
+    network = c.network or "bridge"
     # A tmpfs or an anonymous volume is each container's own.
     shared = [m for m in c.mounts if m.kind == "bind" or (m.kind == "volume" and m.source)]
-    return bool(shared) or network == "host" or network.startswith("container:")
+    return bool(shared or c.links) or network not in ("bridge", "default", "none")
 
 
 class _StablePorts:

@@ -235,7 +235,7 @@ def _opts(**container) -> BuildOptions:
 
 def test_the_minified_image_runs_alongside_the_original_unless_they_could_meet():
     assert not shares_with_original(_opts())
-    assert not shares_with_original(_opts(network="appnet"))  # each its own address
+    assert not shares_with_original(_opts(network="bridge"))
     assert not shares_with_original(_opts(network="none"))
     # Each container's own: a tmpfs, an anonymous volume.
     assert not shares_with_original(_opts(mounts=(MountSpec(kind="tmpfs", target="/run"),
@@ -247,6 +247,9 @@ def test_the_minified_image_runs_alongside_the_original_unless_they_could_meet()
                                                         source="pgdata"),)))
     assert shares_with_original(_opts(network="host"))
     assert shares_with_original(_opts(network="container:db"))
+    # A peer both would talk to at once (a database migrated at start).
+    assert shares_with_original(_opts(network="appnet"))
+    assert shares_with_original(_opts(links=(("pg", "db"),)))
 
 
 def test_loader_errors_the_original_did_not_print_fail():
