@@ -57,6 +57,11 @@ class SpareTracer:
         self._proc: Optional[subprocess.Popen] = _popen(
             [SPARE], os.path.join(workdir, f"tracer-spare-{label}.log"), subprocess.PIPE)
 
+    @property
+    def pid(self) -> Optional[int]:
+        """The waiting process; None once taken or discarded."""
+        return self._proc.pid if self._proc is not None else None
+
     def take(self, spec_path: str, result_path: str,
              log_path: str) -> Optional[subprocess.Popen]:
         """The process, now tracing with these files; None when it is gone."""

@@ -67,6 +67,15 @@ def _wait_for(sock: Path, proc: subprocess.Popen, log: Path) -> docker.DockerCli
     raise AssertionError(f"podman service did not answer: {log.read_text()[-2000:]}")
 
 
+def _uid(pid: int) -> int:
+    """The real uid of a live process; -1 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
+    except (OSError, StopIteration, ValueError):
+        return -1
+
+
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
@@ -138,5 +147,10 @@ def rootless(top: Path) -> Iterator[str]:
         pause = run / "libpod" / "tmp" / "pause.pid"  # the user namespace's keeper
         if pause.exists():
             with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pause.read_text().strip()), signal.SIGKILL)
+                pid = int(pause.read_text().strip())
+                # Only while it is still the service user's: a pid of a keeper that has
+                # ended is soon another process's (pid_max is 32768 here, and a test
+                # run starts tens of thousands), e.g. a spare tracer of another test.
+                if _uid(pid) == 65534:
+                    os.kill(pid, signal.SIGKILL)
         shutil.rmtree(top, ignore_errors=True)

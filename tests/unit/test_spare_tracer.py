@@ -15,22 +15,21 @@ from minifier.records import LaunchSpec
 ENV = ("PATH=/usr/local/bin:/usr/bin:/bin",)
 
 
-def _spares() -> list[int]:
-    """Pids of this process's children started as spare tracers."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                ppid = int(f.read().rpartition(")")[2].split()[1])
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == os.getpid() and b"--spare" in argv:
-            found.append(int(name))
-    return found
+def _waiting(spare: SpareTracer, tmp_path: Path, label: str) -> int:
+    """The spare's pid, once it is seen alive as our child. (Not by its command line: a
+    process may be read in the middle of its exec, before the kernel has set it up.)"""
+    pid = spare.pid
+    assert pid is not None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        state, ppid = fields[0], int(fields[1])
+    except OSError:
+        state, ppid = "gone", 0
+    log = tmp_path / f"tracer-spare-{label}.log"
+    assert (ppid, state not in ("Z", "X", "gone")) == (os.getpid(), True), (
+        f"spare {pid} is not waiting: {log.read_text() if log.exists() else 'no log'}")
+    return pid
 
 
 def _state(pid: int) -> str:
@@ -50,12 +49,13 @@ def _blocked_program(tmp_path: Path) -> tuple[LaunchSpec, Path]:
 
 def test_a_spare_traces_like_a_tracer_started_with_its_files(tmp_path):
     spare = SpareTracer(str(tmp_path), "app")
-    [pid] = _spares()
+    pid = _waiting(spare, tmp_path, "app")
     spec, fifo = _blocked_program(tmp_path)
     tracer = TracerProcess(spec, str(tmp_path), "app", 10, spare=spare)
     tracer.start()
     try:
         assert tracer.tracer_pid == pid  # the spare is the tracer now
+        assert spare.pid is None
         # Its stdio as a tracer started with its files has it: no pipe left as stdin.
         assert os.readlink(f"/proc/{tracer.tracer_pid}/fd/0") == "/dev/null"
         assert os.readlink(f"/proc/{tracer.tracer_pid}/fd/2") == str(tmp_path / "tracer-app.log")
@@ -71,16 +71,16 @@ def test_a_spare_traces_like_a_tracer_started_with_its_files(tmp_path):
 
 def test_a_spare_not_used_is_ended(tmp_path):
     spare = SpareTracer(str(tmp_path), "app-2")
-    [pid] = _spares()
+    pid = _waiting(spare, tmp_path, "app-2")
     spare.discard()
-    assert _spares() == []
-    assert not os.path.exists(f"/proc/{pid}")  # reaped, not left a zombie
+    assert spare.pid is None
+    assert not os.path.exists(f"/proc/{pid}")  # ended and reaped, not left a zombie
     spare.discard()  # twice is nothing
 
 
 def test_a_spare_that_died_waiting_is_replaced_by_a_fresh_tracer(tmp_path):
     spare = SpareTracer(str(tmp_path), "app")
-    [pid] = _spares()
+    pid = _waiting(spare, tmp_path, "app")
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while _state(pid) != "Z" and time.monotonic() < deadline:
