@@ -352,12 +352,9 @@ class TracedContainer:
         return f"/proc/{self.pid1}/root"
 
     def _stop_app(self, when: str = "") -> None:
-        pid = self._app.pid if self._app is not None and self._app.alive() else None
-        if pid is None:
+        if self._app is None or not self._app.alive():
             return
-        try:
-            os.kill(pid, stop_signal(self._image.stop_signal))
-        except OSError:
+        if not self._app.signal_program(stop_signal(self._image.stop_signal)):
             return  # already gone: the kill below ends whatever is left
         if not self._app.wait(self._opts.stop_grace):
             self.warnings.append(f"the app did not stop within {self._opts.stop_grace:g} s "

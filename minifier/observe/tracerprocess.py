@@ -9,8 +9,10 @@ stops and reads it like any other monitor.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -110,6 +112,7 @@ class TracerProcess:
         self._log_path = os.path.join(workdir, f"tracer-{label}.log")
         self._proc: Optional[subprocess.Popen] = None
         self._result: Optional[TraceResult] = None
+        self._pidfd: Optional[int] = None  # the launched program, whatever its pid becomes
 
     def start(self) -> None:
         """Start the tracer and return once its program runs (its first exec is done),
@@ -132,6 +135,12 @@ class TracerProcess:
         while not os.path.exists(self._result_path + ".pid") and self.alive() \
                 and time.monotonic() < deadline:
             time.sleep(LAUNCH_POLL)
+        pid = self.pid
+        if pid is not None and self.alive():
+            # Held from its launch on: once it has ended and its tracer reaped it, its
+            # pid may be given to another process of the host, never to be signalled.
+            with contextlib.suppress(OSError):
+                self._pidfd = os.pidfd_open(pid)
         if self._proc.poll() == CONFINEMENT_FAILED:
             result = self.read_result()
             reason = result.warnings[0] if result and result.warnings else "no reason given"
@@ -152,6 +161,17 @@ class TracerProcess:
         """The tracer process itself, once started."""
         return self._proc.pid if self._proc is not None else None
 
+    def signal_program(self, signum: int) -> bool:
+        """Send `signum` to the launched program (not to what it left running); whether
+        it was still there to take it."""
+        if self._pidfd is None:
+            return False
+        try:
+            signal.pidfd_send_signal(self._pidfd, signum)
+        except OSError:  # it has ended (ESRCH)
+            return False
+        return True
+
     def alive(self) -> bool:
         """The traced program, or something it left running, is still traced."""
         return self._proc is not None and self._proc.poll() is None
@@ -164,12 +184,19 @@ class TracerProcess:
             self._proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return False
+        self._close_pidfd()
         return True
+
+    def _close_pidfd(self) -> None:
+        fd, self._pidfd = self._pidfd, None
+        if fd is not None:
+            os.close(fd)
 
     def stop(self) -> None:
         """Ask the tracer to stop now (it kills its tracees and still writes its result),
         and kill it as a last resort; at once when the trace has already ended."""
         if not self.alive():
+            self._close_pidfd()
             return
         for step in (self._proc.terminate, self._proc.kill):
             step()

@@ -8,7 +8,10 @@ matter); needs root and gcc, no Docker.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 from minifier.observe.tracerprocess import TracerProcess
@@ -161,3 +164,34 @@ def test_a_working_directory_that_is_not_there(tmp_path):
 def test_a_program_that_starts_has_no_launch_error(tmp_path):
     result, out = run(("/bin/sh", "-c", "exit 127"), tmp_path)
     assert (result.exit_status, result.launch_error, out) == (127, "", "")
+
+
+# -- signalling the launched program -------------------------------------------------
+
+
+def test_the_stop_signal_reaches_the_program_and_never_a_process_that_took_its_pid(tmp_path):
+    """minify signals the app through a pidfd taken at its launch: once the app has
+    ended (what it left running still traced), a process given its pid (here: the pid
+    file pointed at another one) is not hit."""
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    spec = LaunchSpec(argv=("/bin/sh", "-c", f"sleep 60 & read line < {fifo}"), env=ENV,
+                      output_path=str(tmp_path / "out.log"))
+    tracer = TracerProcess(spec, str(tmp_path), "app", 10)
+    tracer.start()
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        assert tracer.signal_program(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while tracer.signal_program(0):  # until its tracer has reaped it
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert tracer.alive()  # the background sleep is still traced
+        (tmp_path / "app.trace.json.pid").write_text(f"{other.pid}\n")  # its pid, reused
+        assert not tracer.signal_program(signal.SIGTERM)
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+        tracer.stop()
+    assert tracer.result().exit_status == -signal.SIGTERM
