@@ -125,7 +125,8 @@ def exercise(client, image_id: str, script: Script, run_kwargs: dict,
     verification. A container that does not start or does not behave is a Round.failure.
     """
     demand = listen or _Fixed(frozenset(script.listen))
-    report = on_round or (lambda _round: None)
+    round_ended = on_round or (lambda _round: None)
+
     def create(name: str):
         publish = {f"{p}/tcp": ("127.0.0.1", None)
                    for p in {*script.http_ports, *script.listen}}
@@ -135,13 +136,13 @@ def exercise(client, image_id: str, script: Script, run_kwargs: dict,
     with owned_container(client, purpose, create, reaper) as container:
         rounds = [_round(client, container, script, demand, image_id, run_kwargs, purpose,
                          first=True)]
-        report(rounds[0])
+        round_ended(rounds[0])
         health = rounds[0].health
         # A restart proves something only of a first round that went well.
         if not rounds[0].failure and (health is None or health.status == "healthy"):
             rounds.append(_round(client, container, script, demand, image_id, run_kwargs,
                                  purpose, first=False))
-            report(rounds[1])
+            round_ended(rounds[1])
         logs = container.logs().decode("utf-8", "replace")
     return Exercise(rounds=tuple(rounds), logs=logs)
 

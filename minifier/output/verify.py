@@ -63,7 +63,7 @@ AFTER_RESTART = " (after docker restart)"
 ORIGINAL = "original"  # the label (minify.run) of the original's containers
 ABANDON_WAIT = 10.0  # seconds an abandoned original run is given to end
 # VerifyResult.original_run: the minified image ran alongside the original's run, or
-# after it (a mount or network namespace the two containers would share).
+# after it (a mount, network namespace or peer the two would share: shares_with_original).
 ALONGSIDE, FIRST = "alongside", "first"
 
 
@@ -177,9 +177,9 @@ def _run_both(client: docker.DockerClient, result: BuildResult, obs: Observation
         if order == ALONGSIDE:
             which = "minified"
             ui.info("running the minified image alongside it (start, then docker restart)")
+            # Published and first waited for: the traced run's ports (_StablePorts).
             minified = exercise(client, result.image_id,
-                                replace(script, listen=() if life.one_shot else life.listening,
-                                        run_seconds=life.ran_seconds),
+                                _minified_script(script, life, life.listening),
                                 _overrides(opts, seccomp), listen=_StablePorts(life, pending),
                                 reaper=reaper)
             which = "original"
@@ -192,7 +192,7 @@ def _run_both(client: docker.DockerClient, result: BuildResult, obs: Observation
             which = "minified"
             ui.info("running the minified image (start, then docker restart)")
             minified = exercise(client, result.image_id,
-                                _minified_script(script, obs, life, original),
+                                _minified_script(script, life, stable_ports(life, original)),
                                 _overrides(opts, seccomp), reaper=reaper)
     except (DockerException, RequestException, OSError) as exc:
         return _broken(which, exc)
@@ -229,11 +229,10 @@ def _not_ready(obs: Observation, http_ports: Sequence[int]) -> tuple[int, ...]:
     return () if stuck else NOT_READY_STATUSES
 
 
-def _minified_script(script: Script, obs: Observation, life: AppLife,
-                     original: Exercise) -> Script:
-    """The minified image gets the same script, plus: listen on the ports the original
-    listened on in every run, run as long as it ran while observed."""
-    return replace(script, listen=() if life.one_shot else stable_ports(life, original),
+def _minified_script(script: Script, life: AppLife, ports: Sequence[int]) -> Script:
+    """The minified image gets the same script, plus: listen on `ports` (a service), run
+    as long as the app ran while observed."""
+    return replace(script, listen=() if life.one_shot else tuple(ports),
                    run_seconds=life.ran_seconds)
 
 
@@ -260,10 +259,7 @@ class _StablePorts:
         self._original = original
 
     def now(self) -> frozenset[int]:
-        ports = set(self._life.listening)
-        for r in self._original.rounds_so_far():
-            ports &= set(r.listening)
-        return frozenset(ports)
+        return frozenset(_common_ports(self._life, self._original.rounds_so_far()))
 
     def settled(self) -> frozenset[int]:
         self._original.wait()
@@ -273,10 +269,14 @@ class _StablePorts:
 def stable_ports(life: AppLife, original: Exercise) -> tuple[int, ...]:
     """TCP ports the original listened on while observed and in each untraced round:
     a port picked at random (an ephemeral one) differs between runs and is not asked for."""
+    return tuple(sorted(_common_ports(life, original.rounds)))
+
+
+def _common_ports(life: AppLife, rounds: Sequence[Round]) -> set[int]:
     ports = set(life.listening)
-    for r in original.rounds:
+    for r in rounds:
         ports &= set(r.listening)
-    return tuple(sorted(ports))
+    return ports
 
 
 def _overrides(opts: BuildOptions, seccomp: Optional[str] = None) -> dict:
