@@ -12,20 +12,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
-import time
+from dataclasses import dataclass
 from typing import Optional
 
 from minifier.engine import signals_deferred
 from minifier.errors import CapabilityError, MinifyError
 from minifier.records import LaunchSpec, TraceResult
-from minifier.sensor.tracejson import CONFINEMENT_FAILED, SPARE, result_from_json, spec_to_json
+from minifier.sensor.tracejson import (
+    CONFINEMENT_FAILED,
+    LAUNCH_FD,
+    SPARE,
+    result_from_json,
+    spec_to_json,
+)
 
 __all__ = ["SpareTracer", "TracerProcess", "tail"]
-
-LAUNCH_POLL = 0.01  # seconds between looks for the pid file while the program launches
 
 
 def tail(path: str, lines: int = 20) -> str:
@@ -40,14 +45,61 @@ def tail(path: str, lines: int = 20) -> str:
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
-def _popen(args: list[str], log_path: str, stdin) -> subprocess.Popen:
-    log = open(log_path, "wb")
+@dataclass
+class _Started:
+    """A tracer process and two descriptors to wait on it without polling: `exited` (a
+    pidfd, readable once it has exited) and `launched` (its launch pipe's read end,
+    readable once its program runs, or at end of file once the tracer gave up)."""
+
+    proc: subprocess.Popen
+    exited: int
+    launched: int
+
+    def close_launched(self) -> None:
+        fd, self.launched = self.launched, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def close(self) -> None:
+        self.close_launched()
+        fd, self.exited = self.exited, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+def _start(args: list[str], log_path: str, stdin) -> _Started:
+    launched, tell = os.pipe()
     try:
-        # Own session: a terminal's Ctrl-C reaches minify only, which then cleans up.
-        return subprocess.Popen([sys.executable, "-m", "minifier.sensor.tracer", *args],
-                                stdin=stdin, stdout=log, stderr=log, start_new_session=True)
+        log = open(log_path, "wb")
+        try:
+            # Own session: a terminal's Ctrl-C reaches minify only, which then cleans up.
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "minifier.sensor.tracer", LAUNCH_FD, str(tell), *args],
+                stdin=stdin, stdout=log, stderr=log, start_new_session=True,
+                pass_fds=(tell,))
+        finally:
+            log.close()
+    except BaseException:
+        os.close(launched)
+        raise
     finally:
-        log.close()
+        os.close(tell)
+    os.set_blocking(launched, False)
+    # Before anything could reap it: the pidfd is this very process, never a reused pid.
+    return _Started(proc, os.pidfd_open(proc.pid), launched)
+
+
+def _said(fd: int) -> bool:
+    """Whether the tracer wrote on its launch pipe (False: it closed it, or not yet)."""
+    try:
+        return bool(os.read(fd, 64))
+    except BlockingIOError:
+        return False
+
+
+def _readable(fds: list[int], timeout: Optional[float]) -> bool:
+    """Whether one of `fds` became readable within `timeout` s (None: no bound)."""
+    return bool(select.select(fds, [], [], timeout)[0])
 
 
 class SpareTracer:
@@ -56,22 +108,23 @@ class SpareTracer:
     most once; `discard()` ends one that was not (it also ends by itself with minify)."""
 
     def __init__(self, workdir: str, label: str) -> None:
-        self._proc: Optional[subprocess.Popen] = _popen(
+        self._started: Optional[_Started] = _start(
             [SPARE], os.path.join(workdir, f"tracer-spare-{label}.log"), subprocess.PIPE)
 
     @property
     def pid(self) -> Optional[int]:
         """The waiting process; None once taken or discarded."""
-        return self._proc.pid if self._proc is not None else None
+        return self._started.proc.pid if self._started is not None else None
 
-    def take(self, spec_path: str, result_path: str,
-             log_path: str) -> Optional[subprocess.Popen]:
+    def take(self, spec_path: str, result_path: str, log_path: str) -> Optional[_Started]:
         """The process, now tracing with these files; None when it is gone."""
-        proc, self._proc = self._proc, None
-        if proc is None:
+        started, self._started = self._started, None
+        if started is None:
             return None
+        proc = started.proc
         if proc.poll() is not None:  # it died waiting (its log says why)
             proc.stdin.close()
+            started.close()
             return None
         try:
             proc.stdin.write(json.dumps([spec_path, result_path, log_path]).encode() + b"\n")
@@ -79,15 +132,17 @@ class SpareTracer:
         except OSError:  # it died just now
             proc.kill()
             proc.wait()
+            started.close()
             return None
-        return proc
+        return started
 
     def discard(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            proc.kill()
-            proc.wait()
-            proc.stdin.close()
+        started, self._started = self._started, None
+        if started is not None:
+            started.proc.kill()
+            started.proc.wait()
+            started.proc.stdin.close()
+            started.close()
 
 
 class TracerProcess:
@@ -110,6 +165,7 @@ class TracerProcess:
         self._spec_path = os.path.join(workdir, f"{label}.spec.json")
         self._result_path = os.path.join(workdir, f"{label}.trace.json")
         self._log_path = os.path.join(workdir, f"tracer-{label}.log")
+        self._started: Optional[_Started] = None
         self._proc: Optional[subprocess.Popen] = None
         self._result: Optional[TraceResult] = None
         self._pidfd: Optional[int] = None  # the launched program, whatever its pid becomes
@@ -123,18 +179,22 @@ class TracerProcess:
             json.dump(spec_to_json(self.spec), f)
         spare, self._spare = self._spare, None
         with signals_deferred():  # a tracer started is a tracer known, to be stopped
-            self._proc = spare.take(self._spec_path, self._result_path, self._log_path) \
+            started = spare.take(self._spec_path, self._result_path, self._log_path) \
                 if spare is not None else None
-            if self._proc is None:
-                self._proc = _popen([self._spec_path, self._result_path], self._log_path,
-                                    subprocess.DEVNULL)
+            if started is None:
+                started = _start([self._spec_path, self._result_path], self._log_path,
+                                 subprocess.DEVNULL)
+            self._started, self._proc = started, started.proc
         self._await_launch()
 
     def _await_launch(self) -> None:
-        deadline = time.monotonic() + self._within
-        while not os.path.exists(self._result_path + ".pid") and self.alive() \
-                and time.monotonic() < deadline:
-            time.sleep(LAUNCH_POLL)
+        started = self._started
+        if _readable([started.launched, started.exited], self._within) \
+                and not _said(started.launched):
+            # The pipe ended without a pid: the tracer gave up and is exiting (a process's
+            # files close before it can be reaped); its result says why.
+            _readable([started.exited], self._within)
+        started.close_launched()
         pid = self.pid
         if pid is not None and self.alive():
             # Held from its launch on: once it has ended and its tracer reaped it, its
@@ -180,29 +240,31 @@ class TracerProcess:
         """Until the trace has ended, at most `timeout` s (None: no bound); whether it has."""
         if self._proc is None:
             return True
-        try:
-            self._proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        if self._proc.poll() is None and not _readable([self._started.exited], timeout):
             return False
-        self._close_pidfd()
+        self._proc.wait()  # it has exited: this only reaps it
+        self._close_fds()
         return True
 
-    def _close_pidfd(self) -> None:
+    def _close_fds(self) -> None:
         fd, self._pidfd = self._pidfd, None
         if fd is not None:
             os.close(fd)
+        if self._started is not None:
+            self._started.close()
 
     def stop(self) -> None:
         """Ask the tracer to stop now (it kills its tracees and still writes its result),
         and kill it as a last resort; at once when the trace has already ended."""
         if not self.alive():
-            self._close_pidfd()
+            self._close_fds()
             return
         for step in (self._proc.terminate, self._proc.kill):
             step()
             if self.wait(self._within):
                 return
         self._proc.wait()
+        self._close_fds()
 
     def launch_error(self) -> str:
         """Why the program could not start, once start() has returned ("": it runs, or

@@ -12,11 +12,12 @@ from typing import Any
 
 from minifier.records import FileEvent, LaunchSpec, TraceResult
 
-__all__ = ["CONFINEMENT_FAILED", "SPARE", "spec_to_json", "spec_from_json", "result_to_json",
+__all__ = ["CONFINEMENT_FAILED", "LAUNCH_FD", "SPARE", "spec_to_json", "spec_from_json", "result_to_json",
            "result_from_json", "write_atomic"]
 
 CONFINEMENT_FAILED = 3  # the tracer's exit status when the container's confinement failed
 SPARE = "--spare"  # the tracer's argument to start ahead of need (tracer.main)
+LAUNCH_FD = "--launch-fd"  # ... and to tell, on that pipe, that its program runs
 
 
 def spec_to_json(spec: LaunchSpec) -> dict[str, Any]:

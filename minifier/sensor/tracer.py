@@ -41,6 +41,7 @@ from minifier.sensor.stdio import OutputCopy
 from minifier.sensor.syscalls import AT_FDCWD, PATH_SYSCALLS_BY_NR, PathSyscall, syscall_name
 from minifier.sensor.tracejson import (
     CONFINEMENT_FAILED,
+    LAUNCH_FD,
     SPARE,
     result_to_json,
     spec_from_json,
@@ -518,23 +519,30 @@ def trace(spec: LaunchSpec, on_start: Optional[Callable[[int], None]] = None) ->
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """`python -m minifier.sensor.tracer SPEC_JSON RESULT_JSON`; 0 once traced, 1 if the
-    program could not be launched, 3 if it could not be confined like the container's
-    own processes (the result then holds the reason as its one warning).
+    """`python -m minifier.sensor.tracer [--launch-fd FD] SPEC_JSON RESULT_JSON`; 0 once
+    traced, 1 if the program could not be launched, 3 if it could not be confined like the
+    container's own processes (the result then holds the reason as its one warning).
+    The launched program's pid goes to RESULT_JSON.pid, then to FD (a pipe the caller
+    waits on: closed once the pid is written, or with this process when the launch fails).
 
-    `python -m minifier.sensor.tracer --spare`: the same, started ahead of need (its
-    interpreter and imports ready while the container starts): its arguments come later
-    as one JSON line on stdin, [SPEC_JSON, RESULT_JSON, LOG], LOG taking its stdout and
-    stderr; at end of file it exits with 0, having traced nothing."""
+    `python -m minifier.sensor.tracer [--launch-fd FD] --spare`: the same, started ahead of
+    need (its interpreter and imports ready while the container starts): its arguments
+    come later as one JSON line on stdin, [SPEC_JSON, RESULT_JSON, LOG], LOG taking its
+    stdout and stderr; at end of file it exits with 0, having traced nothing."""
     args = sys.argv[1:] if argv is None else argv
     # Die with the parent; EXITKILL then takes the app down with us.
     ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    launch_fd = -1
+    if args[:1] == [LAUNCH_FD] and len(args) > 1 and args[1].isdigit():
+        launch_fd, args = int(args[1]), args[2:]
+        os.set_inheritable(launch_fd, False)  # never the traced program's
     if args == [SPARE]:
         args = _await_arguments()
         if args is None:
             return 0
     if len(args) != 2:
-        print("usage: python -m minifier.sensor.tracer SPEC_JSON RESULT_JSON", file=sys.stderr)
+        print("usage: python -m minifier.sensor.tracer [--launch-fd FD] SPEC_JSON RESULT_JSON",
+              file=sys.stderr)
         return 2
     interrupt.block()  # before any thread: SIGTERM/SIGINT are taken by one (interrupt.py)
     spec_path, result_path = args
@@ -542,8 +550,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         spec = spec_from_json(json.load(f))
     tracer = Tracer(spec, stop_signals=True)
     status = 0
+
+    def launched(pid: int) -> None:
+        nonlocal launch_fd
+        write_atomic(f"{result_path}.pid", f"{pid}\n")
+        _tell(launch_fd, pid)
+        launch_fd = -1
+
     try:
-        result = tracer.run(lambda pid: write_atomic(f"{result_path}.pid", f"{pid}\n"))
+        result = tracer.run(launched)
     except confine.ConfinementError as exc:
         result = TraceResult((), {}, None, warnings=(str(exc),))
         status = CONFINEMENT_FAILED
@@ -552,6 +567,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         status = 1
     write_atomic(result_path, json.dumps(result_to_json(result)))
     return status
+
+
+def _tell(fd: int, pid: int) -> None:
+    """The launched program's pid on the launch pipe, which is then closed."""
+    if fd < 0:
+        return
+    try:
+        os.write(fd, f"{pid}\n".encode())
+    except OSError:
+        pass  # the caller is gone: PDEATHSIG ends this process too
+    finally:
+        os.close(fd)
 
 
 def _await_arguments() -> Optional[list[str]]:

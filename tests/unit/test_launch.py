@@ -195,3 +195,56 @@ def test_the_stop_signal_reaches_the_program_and_never_a_process_that_took_its_p
         other.wait()
         tracer.stop()
     assert tracer.result().exit_status == -signal.SIGTERM
+
+
+# -- the launch pipe and the waits on the tracer -------------------------------------
+
+
+def _fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_the_traced_program_inherits_nothing_of_the_tracer_and_minify_keeps_nothing(tmp_path):
+    """The tracer tells of the launch on a pipe and is waited on through a pidfd: neither
+    reaches the program (it sees stdin, stdout, stderr and the fd `ls` opens), and minify
+    holds none of them once the trace has ended."""
+    before = _fds()
+    result, out, _ = run_process(("/bin/sh", "-c", "ls /proc/self/fd"), tmp_path)
+    assert result.exit_status == 0
+    assert sorted(out.split()) == ["0", "1", "2", "3"]
+    assert _fds() == before
+
+
+def test_start_returns_with_the_program_running_and_its_pid_known(tmp_path):
+    """start() wakes on the launch pipe: the pid it reads is the program's, already
+    exec'd (its command line is the program's, not the tracer's)."""
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    spec = LaunchSpec(argv=("/bin/sh", "-c", f"read line < {fifo}"), env=ENV,
+                      output_path=str(tmp_path / "out.log"))
+    before = _fds()
+    tracer = TracerProcess(spec, str(tmp_path), "app", 10)
+    tracer.start()
+    try:
+        with open(f"/proc/{tracer.pid}/cmdline", "rb") as f:
+            assert f.read().split(b"\0")[:2] == [b"/bin/sh", b"-c"]
+        assert not tracer.wait(0.05)  # still running: the wait ends at its bound
+        fifo.write_text("go\n")
+        assert tracer.wait(30)
+    finally:
+        tracer.stop()
+    assert tracer.result().exit_status == 0
+    assert _fds() == before
+
+
+def test_a_launch_that_fails_ends_the_wait_at_once(tmp_path):
+    """A program that cannot be launched: the tracer exits, which wakes start() (the
+    launch pipe ends with it) long before its bound."""
+    spec = LaunchSpec(argv=("/nonexistent/program",), env=ENV,
+                      output_path=str(tmp_path / "out.log"))
+    tracer = TracerProcess(spec, str(tmp_path), "app", 600)
+    tracer.start()  # a bound of 600 s: this test would time out, not pass, if it waited
+    try:
+        assert tracer.launch_error() == "no such file or directory"
+    finally:
+        tracer.stop()
