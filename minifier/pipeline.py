@@ -23,7 +23,7 @@ from minifier.engine import Reaper, check_output_tag, inspect_image
 from minifier.errors import IncompleteError, UsageError
 from minifier.image import closure, imagefs, rebuild, selfcheck
 from minifier.image.cache import open_cache
-from minifier.image.indexing import index_image
+from minifier.image.indexing import CacheLookup, index_image
 from minifier.image.source import choose_source
 from minifier.observe.appspec import check_command, exposed_tcp_ports, health_spec
 from minifier.observe.monitor import access_to_json, merge
@@ -66,7 +66,9 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
     chosen = choose_source(client, image.id, opts.index.source)
     cache, cache_warning = open_cache(opts.index.cache_dir, opts.index.cache_dir_given)
 
-    with _artifacts_dir(opts.output.artifacts_dir) as workdir, Reaper(client) as reaper:
+    # The cache is checked while the app runs; the index stage takes what it found.
+    with _artifacts_dir(opts.output.artifacts_dir) as workdir, Reaper(client) as reaper, \
+            CacheLookup(cache, image.id, chosen.source) as cached:
         observation, observed = _run_and_probe(client, image, ports, opts, ui, workdir,
                                                reaper)
         access = merge(observed.results)
@@ -78,7 +80,7 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
             ui.stage("index", f"indexing the image filesystem ({_READERS[chosen.source.name]})")
             source = chosen.source
             spool = imagefs.Spool(os.path.join(workdir, "content"), access.accesses.keys())
-            fs, indexed = index_image(source, image.id, cache, workdir, spool)
+            fs, indexed = index_image(source, image.id, cache, workdir, spool, cached.take())
             ui.info(f"{indexed.entries} entries, index cache {indexed.cache}")
 
             ui.stage("plan", "computing what to keep")

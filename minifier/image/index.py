@@ -114,7 +114,10 @@ class Index:
         self.path = path
         if readonly:
             assert path is not None
-            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            # A cached index is opened and checked in a worker thread (indexing.CacheLookup),
+            # then used by the build's thread only.
+            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                      check_same_thread=False)
         else:
             self.db = sqlite3.connect(path or ":memory:")
         self.db.execute("PRAGMA cache_size = -4096")  # KiB: the page cache stays small
@@ -280,8 +283,10 @@ class Index:
                         "WITHOUT ROWID")
         self.db.execute("DELETE FROM wanted")
         self.db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((_b(p),) for p in paths))
-        rows = self.db.execute("SELECT e.path FROM entries e JOIN wanted w ON e.path = w.path "
-                               "ORDER BY e.seq").fetchall()
+        # CROSS JOIN keeps the few wanted paths as the outer loop: one primary-key lookup
+        # each, where the planner, knowing nothing of the temp table, would scan entries.
+        rows = self.db.execute("SELECT e.path FROM wanted w CROSS JOIN entries e "
+                               "ON e.path = w.path ORDER BY e.seq").fetchall()
         self.db.execute("DELETE FROM wanted")
         return [_s(p) for p, in rows]
 

@@ -13,7 +13,7 @@ import pytest
 from minifier.errors import ImageError, UsageError
 from minifier.image.cache import IndexCache, default_dir, open_cache
 from minifier.image.index import FORMAT
-from minifier.image.indexing import index_image
+from minifier.image.indexing import CacheLookup, index_image
 from minifier.image.source import TarFileSource, storage_decision
 from tests.unit.fixtures import make_tar, member
 
@@ -32,8 +32,15 @@ def source(tmp_path):
 
 
 def _index(source, cache, tmp_path, image=IMAGE):
-    fs, indexed = index_image(source, image, cache, str(tmp_path))
-    return fs, indexed
+    """As the build does it: the cache consulted in a worker thread, the index stage
+    taking what it found."""
+    with CacheLookup(cache, image, source) as cached:
+        return index_image(source, image, cache, str(tmp_path), found=cached.take())
+
+
+def _open_files() -> set[str]:
+    return {os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+            if os.path.exists(f"/proc/self/fd/{fd}")}
 
 
 def test_miss_then_hit_gives_the_same_index(source, tmp_path):
@@ -61,6 +68,29 @@ def _damaged(source, tmp_path, damage) -> str:
     assert _index(source, cache, tmp_path)[1].cache == "hit"
     assert os.listdir(cache.directory) == [os.path.basename(cache.path_for(IMAGE, "tar"))]
     return indexed.cache
+
+
+def test_a_lookup_not_taken_closes_its_index(source, tmp_path):
+    """A build that fails before its index stage leaves no cached index open."""
+    cache = IndexCache(str(tmp_path / "cache"))
+    os.makedirs(cache.directory)
+    _index(source, cache, tmp_path)[0].index.close()
+    entry = cache.path_for(IMAGE, "tar")
+    assert entry not in _open_files()
+    with CacheLookup(cache, IMAGE, source):
+        pass
+    assert entry not in _open_files()
+    with CacheLookup(cache, IMAGE, source) as cached:
+        found = cached.take()
+    assert found.status == "hit"
+    assert entry in _open_files()  # taken: the caller's to close
+    found.index.close()
+    assert entry not in _open_files()
+
+
+def test_without_a_cache_the_lookup_finds_nothing(source, tmp_path):
+    with CacheLookup(None, IMAGE, source) as cached:
+        assert cached.take() is None
 
 
 def test_truncated_entry_is_rebuilt(source, tmp_path):
