@@ -309,9 +309,10 @@ def build(image: str, **kw) -> None:
     max_size = _size(kw["max_size"], "--max-size")
     check_privileges()  # before the engine: a non-root user is told what is missing
     client = connect()
-    check_rootful(describe(client))
+    engine = describe(client)
+    check_rootful(engine)
     check_container_refs(client, opts.run.container)
-    report = run_build(client, opts, Progress())
+    report = run_build(client, engine, opts, Progress())
     failure = _failure(report, kw["min_ratio"], max_size)
     # With --json, stdout holds one document: the report, or on failure the error
     # document that carries it (main).

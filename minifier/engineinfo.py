@@ -18,7 +18,8 @@ from docker.errors import DockerException
 
 from minifier.errors import EngineError
 
-__all__ = ["EngineInfo", "engine_info", "describe", "check_rootful", "engine_address"]
+__all__ = ["EngineInfo", "engine_info", "describe", "check_rootful", "engine_address",
+           "may_bind_host_files"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,18 @@ def describe(client) -> EngineInfo:
         raise EngineError(f"the engine at {engine_address()} answered but describing it "
                           f"failed: {exc}") from exc
     return engine_info(version, info, libpod)
+
+
+def may_bind_host_files(engine: EngineInfo, env: Optional[Mapping[str, str]] = None) -> bool:
+    """Whether a file of this host, bind-mounted into a container, is likely the engine's
+    to find and the container's to run: an engine on a local socket, without SELinux
+    (which refuses a file not labelled for containers). The engine may still not see it
+    (minify in a container, an engine in a VM): it then says so, and the caller copies."""
+    env = os.environ if env is None else env
+    host = env.get("DOCKER_HOST", "")
+    selinux = any(s == "name=selinux" or s.startswith("name=selinux,")
+                  for s in engine.security_options)
+    return (not host or host.startswith("unix://")) and not selinux
 
 
 def rootless_text(engine: EngineInfo) -> str:

@@ -20,6 +20,7 @@ import docker
 from docker.errors import DockerException
 
 from minifier.engine import Reaper, check_output_tag, inspect_image
+from minifier.engineinfo import EngineInfo, may_bind_host_files
 from minifier.errors import IncompleteError, UsageError
 from minifier.image import closure, imagefs, rebuild, selfcheck
 from minifier.image.cache import open_cache
@@ -49,7 +50,8 @@ _READERS = {"storage": "overlay2 layer directories", "export": "docker export st
             "tar": "tar file"}
 
 
-def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Report:
+def build(client: docker.DockerClient, engine: EngineInfo, opts: BuildOptions,
+          ui: Progress) -> Report:
     ui.stage("inspect", f"inspecting {opts.image}")
     image = inspect_image(client, opts.image)
     check_runnable(image)
@@ -63,14 +65,14 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
     check_network_ports(opts.run.container.network, ports)
     check_include_paths(client, image, opts.keep)
     # Chosen before anything runs: --image-source storage that cannot work stops here.
-    chosen = choose_source(client, image.id, opts.index.source)
+    chosen = choose_source(client, image.id, opts.index.source, engine=engine)
     cache, cache_warning = open_cache(opts.index.cache_dir, opts.index.cache_dir_given)
 
     # The cache is checked while the app runs; the index stage takes what it found.
     with _artifacts_dir(opts.output.artifacts_dir) as workdir, Reaper(client) as reaper, \
             CacheLookup(cache, image.id, chosen.source) as cached:
         observation, observed = _run_and_probe(client, image, ports, opts, ui, workdir,
-                                               reaper)
+                                               reaper, may_bind_host_files(engine))
         access = merge(observed.results)
         write_json(access_to_json(access), os.path.join(workdir, "access.json"))
         seccomp = _seccomp_profile(access, opts.output.seccomp_profile, workdir)
@@ -115,13 +117,14 @@ def build(client: docker.DockerClient, opts: BuildOptions, ui: Progress) -> Repo
 
 
 def _run_and_probe(client: docker.DockerClient, image: ImageInfo, ports: tuple[int, ...],
-                   opts: BuildOptions, ui: Progress, workdir: str,
-                   reaper: Reaper) -> tuple[Observation, ObservedRun]:
+                   opts: BuildOptions, ui: Progress, workdir: str, reaper: Reaper,
+                   bind_pause: bool) -> tuple[Observation, ObservedRun]:
     """Run the app traced, exercise it, stop it; fail on dishonest probing. The stopped
     app's container is removed by `reaper`, while the next stages go on."""
     ui.stage("run", f"starting {image.ref} under trace")
     listen = exposed_tcp_ports(image, opts.run.expose)
-    with TracedContainer(client, image, None, opts.run, workdir, reaper) as tc:
+    with TracedContainer(client, image, None, opts.run, workdir, reaper,
+                         bind_pause=bind_pause) as tc:
         ui.info(" ".join(tc.spec.argv))
         skipped = opts.probe.http is not None and not ports
         observation = observe(tc, ports, opts.probe, ui, listen=listen,

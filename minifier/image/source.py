@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Optional, Protocol
 
 from minifier.engine import container_labels, owned_container
+from minifier.engineinfo import EngineInfo, describe
 from minifier.errors import EngineError, ImageError, UsageError
 from minifier.image.imagefs import ImageFS, Spool, normalize, scan
 from minifier.image.index import Index
@@ -306,24 +307,27 @@ def readable_dir(path: str) -> str:
 
 
 def choose_source(client: Any, image_id: str, requested: str = "auto",
-                  env: Optional[Mapping[str, str]] = None) -> SourceChoice:
+                  env: Optional[Mapping[str, str]] = None,
+                  engine: Optional[EngineInfo] = None) -> SourceChoice:
     """The storage reader where it applies, else the export stream; UsageError when the
-    storage reader was asked for and cannot be used."""
+    storage reader was asked for and cannot be used. `engine`: what the engine said of
+    itself, when already asked."""
     import docker.errors
 
     env = os.environ if env is None else env
     try:
         attrs = client.api.inspect_image(image_id)
-        info = client.info() if requested != "export" else {}
-        version = client.version().get("Version", "") if requested != "export" else ""
+        if engine is None and requested != "export":
+            engine = describe(client)
     except docker.errors.DockerException as exc:
         raise EngineError(f"asking the engine about its storage failed: {exc}") from exc
+    security, version = (engine.security_options, engine.version) if engine else ((), "")
     graph = attrs.get("GraphDriver") or {}
     layers, why = storage_decision(
         requested=requested, docker_host=env.get("DOCKER_HOST", ""),
         driver=graph.get("Name") or "", graph_data=graph.get("Data") or {},
         layer_count=len((attrs.get("RootFS") or {}).get("Layers") or ()),
-        security_options=info.get("SecurityOptions") or (), readable=readable_dir)
+        security_options=security, readable=readable_dir)
     if layers is None:
         if requested == "storage":
             raise UsageError(f"--image-source storage: {why}")

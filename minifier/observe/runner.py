@@ -1,7 +1,8 @@
 """Start the image's app inside a container, traced from its first instruction.
 
-The container's PID 1 is a tiny do-nothing program (see pause.py) copied into it,
-so the container exists with all its namespaces, ports and mounts, but the app is not
+The container's PID 1 is a tiny do-nothing program (see pause.py), bind-mounted from
+the host where the engine sees the host's files, else copied into the container, so the
+container exists with all its namespaces, ports and mounts, but the app is not
 yet running. The tracer then enters those namespaces from the host and execs the app
 with exactly the image's Entrypoint + Cmd, Env, WorkingDir and User. The app can be
 stopped like `docker stop` and started again, traced, in the same container (its
@@ -14,6 +15,7 @@ CLI raises for SIGINT/SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import posixpath
@@ -22,7 +24,7 @@ import signal
 import tarfile
 import time
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import Iterator, Optional
 
 import docker
 from docker.errors import APIError, DockerException
@@ -86,12 +88,15 @@ class TracedContainer:
 
     def __init__(self, client: docker.DockerClient, image: ImageInfo,
                  spec: Optional[LaunchSpec], opts: RunOptions, workdir: str,
-                 reaper: Optional[Reaper] = None) -> None:
+                 reaper: Optional[Reaper] = None, bind_pause: bool = False) -> None:
         """`spec` None: derived from the image, its USER resolved against the image's own
         /etc/passwd and /etc/group, read from the created container. `reaper`: removes
-        the container once the run went well, while the build goes on."""
+        the container once the run went well, while the build goes on. `bind_pause`: the
+        engine may see this host's files (engineinfo.may_bind_host_files): the stand-in
+        is then bind-mounted, not copied in, unless the engine finds no such file."""
         self._client = client
         self._reaper = reaper
+        self._bind_pause = bind_pause
         self._image = image
         self._spec = spec
         self._opts = opts
@@ -258,8 +263,9 @@ class TracedContainer:
 
     # -- internals -------------------------------------------------------------------
 
-    def _create_kwargs(self) -> tuple[dict, str]:
-        """The engine's arguments for the traced container, and the stand-in's path.
+    def _create_kwargs(self, bind: Optional[str] = None) -> tuple[dict, str]:
+        """The engine's arguments for the traced container, and the stand-in's path;
+        `bind`: a host file holding the stand-in, mounted read-only at that path.
 
         The container gets the user's confinement options, exactly as `docker run`
         would: the engine applies them to PID 1 and the launcher copies them from there
@@ -273,7 +279,10 @@ class TracedContainer:
         if kwargs.get("pids_limit", 0) > 0:
             kwargs["pids_limit"] += 1
         pause = PAUSE_PATH
-        if self._opts.container.read_only:
+        if bind is not None:
+            kwargs["mounts"] = [*(kwargs.get("mounts") or ()), {
+                "Type": "bind", "Source": bind, "Target": pause, "ReadOnly": True}]
+        elif self._opts.container.read_only:
             pause = f"{PAUSE_VOLUME}/pause"
             kwargs["volumes"] = [*kwargs.get("volumes", ()), PAUSE_VOLUME]
         kwargs.update(name=self.name, entrypoint=[pause], command=[], user="0:0",
@@ -282,16 +291,16 @@ class TracedContainer:
         return kwargs, pause
 
     def _create_and_start(self) -> None:
-        kwargs, pause = self._create_kwargs()
         try:
-            with signals_deferred():  # see engine.owned_container
-                self._container = self._client.containers.create(self._image.id, **kwargs)
-            # Copied into the container's own writable layer, not bind-mounted: that also
-            # works when minify itself runs in a container and shares no path with the
-            # engine. The exported image (the rebuild's source) never contains it.
-            directory, name = posixpath.split(pause)
-            self._container.put_archive(directory, _pause_archive(name))
-            self._container.start()
+            with self._pause_file() as bind:
+                pause = self._create(bind)
+                if pause:
+                    # Copied into the container's own writable layer: that also works when
+                    # minify itself runs in a container and shares no path with the
+                    # engine. The image (the rebuild's source) never contains it.
+                    directory, name = posixpath.split(pause)
+                    self._container.put_archive(directory, _pause_archive(name))
+                self._container.start()
             self._container.reload()
         except APIError as exc:
             why = getattr(exc, "explanation", None) or exc
@@ -312,6 +321,44 @@ class TracedContainer:
                 f"the container's PID 1 (host pid {self.pid1}) is not visible here: when "
                 "minify itself runs in a container, give it --pid=host")
         self.ports = published_ports(self._container.attrs)
+
+    @contextlib.contextmanager
+    def _pause_file(self) -> Iterator[Optional[str]]:
+        """The stand-in as a host file to bind-mount, until the container has started
+        (the mount holds it from then on); None when it is to be copied in."""
+        # A host file on a noexec mount would be noexec in the container too.
+        if not self._bind_pause or os.statvfs(self._dir).f_flag & os.ST_NOEXEC:
+            yield None
+            return
+        path = os.path.join(self._dir, f".minify-pause-{self._id}")
+        try:
+            with open(path, "wb") as f:
+                f.write(pause_binary())
+            os.chmod(path, 0o555)
+            yield path
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    def _create(self, bind: Optional[str]) -> str:
+        """Create the container, the stand-in bind-mounted from `bind` when it is given
+        and the engine finds it; the stand-in's path when it must still be copied in
+        ("" when mounted)."""
+        if bind is not None:
+            kwargs, _ = self._create_kwargs(bind)
+            try:
+                with signals_deferred():  # see engine.owned_container
+                    self._container = self._client.containers.create(self._image.id,
+                                                                     **kwargs)
+                return ""
+            except APIError as exc:
+                # An engine in a VM, or minify in a container: no such file there.
+                if exc.status_code != 400 or bind not in str(exc.explanation or exc):
+                    raise
+        kwargs, pause = self._create_kwargs()
+        with signals_deferred():
+            self._container = self._client.containers.create(self._image.id, **kwargs)
+        return pause
 
     def _user_files(self) -> ImageFS:
         """An index holding just /etc/passwd and /etc/group of the image, fetched from the

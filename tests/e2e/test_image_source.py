@@ -26,6 +26,7 @@ from minifier.image.imagefs import normalize
 from minifier.image.index import Index
 from minifier.image.overlay import walk
 from minifier.image.rebuild import write_layer
+from minifier.engineinfo import describe
 from minifier.image.source import StorageSource, TarFileSource, choose_source
 from minifier.options import KeepOptions
 
@@ -68,6 +69,9 @@ def test_storage_reader_equals_export(client, tmp_path, name):
     chosen = choose_source(client, info.id)
     assert isinstance(chosen.source, StorageSource), chosen.why
     image_layers = chosen.source.layers
+    # What the build passes on from the CLI's look at the engine decides the same.
+    told = choose_source(client, info.id, engine=describe(client))
+    assert (told.source.layers, told.why) == (image_layers, chosen.why)
     saved = tmp_path / "export.tar"
     cid = client.api.create_container(ref, command=["/none"], labels={"minify.run": "test"})
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -114,3 +115,67 @@ def test_nothing_left_after_error_inside(client, tmp_path, name):
             pid = tc.pid1
             raise RuntimeError("boom")
     assert not os.path.exists(f"/proc/{pid}")
+
+
+# -- the stand-in PID 1: bind-mounted where the engine sees this host's files, else copied
+
+
+def _stand_in(tc) -> tuple[bool, bool]:
+    """(whether /.minify-pause is a mount point in the container, whether its root is
+    read-only), from the container's own mount table."""
+    with open(f"/proc/{tc.pid1}/mountinfo") as f:
+        mounts = {fields[4]: fields[5].split(",") for fields in (line.split() for line in f)}
+    return "/.minify-pause" in mounts, "ro" in mounts["/"]
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_the_stand_in_is_bind_mounted_where_the_engine_sees_it(client, tmp_path, read_only):
+    from minifier.options import ContainerOptions
+
+    image = inspect_image(client, SANDBOX["busybox"])
+    opts = RunOptions(container=ContainerOptions(read_only=read_only))
+    with TracedContainer(client, image, None, opts, str(tmp_path), bind_pause=True) as tc:
+        assert _stand_in(tc) == (True, read_only)
+        # The host file went once the container started: the mount holds it.
+        assert not [p for p in os.listdir(tmp_path) if p.startswith(".minify-pause")]
+        wait_ready(Target(ports={8080: tc.ports[8080]}), (8080,), 60, tc.app_alive)
+        volumes = client.api.inspect_container(tc.name)["Mounts"]
+        tc.finish()
+    assert [m["Type"] for m in volumes] == ["bind"]  # no volume for the stand-in
+
+
+_UNSEEN = """
+import json, sys
+import docker
+from minifier.engine import inspect_image
+from minifier.observe.runner import TracedContainer
+from minifier.options import RunOptions
+client = docker.from_env()
+image = inspect_image(client, sys.argv[1])
+with TracedContainer(client, image, None, RunOptions(), sys.argv[2], bind_pause=True) as tc:
+    with open(f"/proc/{tc.pid1}/mountinfo") as f:
+        mounted = any(line.split()[4] == "/.minify-pause" for line in f)
+    print(json.dumps({"mounted": mounted, "alive": tc.app_alive(), "ports": list(tc.ports)}))
+    tc.finish()
+"""
+
+
+def test_the_stand_in_is_copied_when_the_engine_cannot_see_the_file(client, tmp_path):
+    """As when minify runs in a container of its own: its work directory is on a mount
+    the engine does not see (here a tmpfs in a private mount namespace), the engine
+    refuses the bind, and the stand-in is copied in instead."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    script = tmp_path / "unseen.py"
+    script.write_text(_UNSEEN)
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         f'mount -t tmpfs none "$1" && exec "{sys.executable}" "{script}" "$2" "$1"', "sh",
+         str(hidden), SANDBOX["busybox"]],
+        capture_output=True, text=True, timeout=120,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"mounted": False, "alive": True, "ports": [8080]}

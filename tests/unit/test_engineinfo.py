@@ -8,7 +8,7 @@ rootless documentation; no such engine runs here).
 
 import pytest
 
-from minifier.engineinfo import check_rootful, engine_info, rootless_text
+from minifier.engineinfo import check_rootful, engine_info, may_bind_host_files, rootless_text
 from minifier.errors import EngineError, ExitStatus
 
 DOCKER_VERSION = {
@@ -103,3 +103,15 @@ def test_podman_rootless_from_libpod_info(monkeypatch):
 def test_unknown_engine_is_named_by_its_first_component():
     e = engine_info({"Components": [{"Name": "Other"}], "Version": "1"}, {})
     assert (e.kind, e.name) == ("unknown", "Other")
+
+
+@pytest.mark.parametrize("host, security, binds", [
+    ("", ["name=seccomp,profile=default"], True),
+    ("unix:///var/run/docker.sock", ["name=apparmor"], True),
+    ("tcp://10.0.0.2:2376", [], False),  # another host's files
+    ("ssh://builder", [], False),
+    ("", ["name=selinux"], False),  # a file from /tmp is not labelled for containers
+])
+def test_a_stand_in_is_bound_only_from_a_local_engine_without_selinux(host, security, binds):
+    e = engine_info(DOCKER_VERSION, {**DOCKER_INFO, "SecurityOptions": security})
+    assert may_bind_host_files(e, {"DOCKER_HOST": host} if host else {}) is binds

@@ -57,3 +57,14 @@ def test_the_users_volumes_and_network_with_a_read_only_root():
         "appnet", {"appnet": {"Links": ["db:db"]}})
     # Probing still goes through ports published on 127.0.0.1 only.
     assert kwargs["ports"] == {"8080/tcp": ("127.0.0.1", None)}
+
+
+def test_a_bound_stand_in_is_one_more_read_only_mount():
+    tc = TracedContainer(None, IMAGE, None, RunOptions(container=ContainerOptions(
+        read_only=True, mounts=(parse_volume("/srv/conf:/etc/app:ro"),))), "/tmp")
+    kwargs, pause = tc._create_kwargs(bind="/tmp/x/.minify-pause-1")
+    assert pause == PAUSE_PATH and kwargs["entrypoint"] == [PAUSE_PATH]
+    # Mounted where it runs, even on a read-only root: no volume is needed for it.
+    assert kwargs["mounts"] == [{"Type": "bind", "Source": "/tmp/x/.minify-pause-1",
+                                 "Target": PAUSE_PATH, "ReadOnly": True}]
+    assert kwargs["volumes"] == ["/srv/conf:/etc/app:ro"]
