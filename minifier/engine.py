@@ -65,18 +65,22 @@ class Reaper:
 
     def __init__(self, client: docker.DockerClient) -> None:
         self._client = client
-        self._pending: list[tuple[str, threading.Event]] = []
+        self._pending: list[tuple[str, threading.Event, Optional[Callable[[], None]]]] = []
 
     def __enter__(self) -> Reaper:
         return self
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, then: Optional[Callable[[], None]] = None) -> None:
+        """Remove container `name` in the background; `then` runs once it is gone (once
+        it is, also when that takes the caller's own removal at the block's end)."""
         done = threading.Event()
-        self._pending.append((name, done))
+        self._pending.append((name, done, then))
 
         def work() -> None:
             try:
                 remove_container(self._client, name)
+                if then is not None:
+                    then()
             finally:
                 done.set()
 
@@ -86,12 +90,14 @@ class Reaper:
     def __exit__(self, *exc_info) -> None:
         pending, self._pending = self._pending, []
         try:
-            for _name, done in pending:
+            for _name, done, _then in pending:
                 done.wait(self.WAIT)
         finally:  # a removal still going (or a wait cut short by a signal): again, here
-            for name, done in pending:
+            for name, done, then in pending:
                 if not done.is_set():
                     remove_container(self._client, name)
+                    if then is not None:
+                        then()
 
 
 @contextlib.contextmanager

@@ -89,6 +89,10 @@ class LaunchSpec:
     # The container's main process: when it exits, every process it leaves behind is
     # killed, as the kernel does when a container's PID 1 exits (docker exec's are not).
     container_main: bool = False
+    # A mount of minify's own in the container (the stand-in PID 1, bind-mounted), taken
+    # out of the container's mount table before the program starts: the app then sees
+    # the mounts `docker run` makes, no more.
+    detach_mount: str = ""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import signal
 import tarfile
 import time
 from dataclasses import dataclass, field, replace
-from typing import Iterator, Optional
+from typing import Optional
 
 import docker
 from docker.errors import APIError, DockerException
@@ -97,6 +97,7 @@ class TracedContainer:
         self._client = client
         self._reaper = reaper
         self._bind_pause = bind_pause
+        self._pause_host: Optional[str] = None  # the stand-in's host file, when bound
         self._image = image
         self._spec = spec
         self._opts = opts
@@ -141,7 +142,8 @@ class TracedContainer:
                 creds = resolve_user(self._user_files(), app_user(self._image, self._opts))
                 self._spec = launch_spec(self._image, self._opts, creds)
             spec = replace(self._spec, target_pid=self.pid1, output_path=self.app_log,
-                           container_main=True)
+                           container_main=True,
+                           detach_mount=PAUSE_PATH if self._pause_host else "")
             self._app = TracerProcess(spec, self._dir, "app", self._opts.stop_timeout,
                                       spare=self._take_spare())
             # The watcher first: it sees the app's first accesses too.
@@ -292,15 +294,14 @@ class TracedContainer:
 
     def _create_and_start(self) -> None:
         try:
-            with self._pause_file() as bind:
-                pause = self._create(bind)
-                if pause:
-                    # Copied into the container's own writable layer: that also works when
-                    # minify itself runs in a container and shares no path with the
-                    # engine. The image (the rebuild's source) never contains it.
-                    directory, name = posixpath.split(pause)
-                    self._container.put_archive(directory, _pause_archive(name))
-                self._container.start()
+            pause = self._create(self._pause_file())
+            if pause:
+                # Copied into the container's own writable layer: that also works when
+                # minify itself runs in a container and shares no path with the engine.
+                # The image (the rebuild's source) never contains it.
+                directory, name = posixpath.split(pause)
+                self._container.put_archive(directory, _pause_archive(name))
+            self._container.start()
             self._container.reload()
         except APIError as exc:
             why = getattr(exc, "explanation", None) or exc
@@ -322,21 +323,23 @@ class TracedContainer:
                 "minify itself runs in a container, give it --pid=host")
         self.ports = published_ports(self._container.attrs)
 
-    @contextlib.contextmanager
-    def _pause_file(self) -> Iterator[Optional[str]]:
-        """The stand-in as a host file to bind-mount, until the container has started
-        (the mount holds it from then on); None when it is to be copied in."""
+    def _pause_file(self) -> Optional[str]:
+        """The stand-in as a host file to bind-mount, kept until the container is removed
+        (the engine's archive calls resolve every mount's source); None when it is to be
+        copied in."""
         # A host file on a noexec mount would be noexec in the container too.
         if not self._bind_pause or os.statvfs(self._dir).f_flag & os.ST_NOEXEC:
-            yield None
-            return
+            return None
         path = os.path.join(self._dir, f".minify-pause-{self._id}")
-        try:
-            with open(path, "wb") as f:
-                f.write(pause_binary())
-            os.chmod(path, 0o555)
-            yield path
-        finally:
+        self._pause_host = path
+        with open(path, "wb") as f:
+            f.write(pause_binary())
+        os.chmod(path, 0o555)
+        return path
+
+    def _remove_pause_file(self) -> None:
+        path, self._pause_host = self._pause_host, None
+        if path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(path)
 
@@ -449,9 +452,10 @@ class TracedContainer:
             spare.discard()  # nothing for one taken: its tracer is stopped as a monitor
         # By name: also when a signal cut the create short before its answer arrived.
         if background:
-            self._reaper.remove(self.name)
+            self._reaper.remove(self.name, then=self._remove_pause_file)
         else:
             remove_container(self._client, self.name)
+            self._remove_pause_file()
         self._container = None
         monitors, self._monitors = self._monitors, []
         stop_monitors(monitors)

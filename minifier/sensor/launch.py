@@ -38,6 +38,7 @@ from minifier.sensor.privileges import check as privs_check
 __all__ = ["Spawned", "spawn", "failure", "resolve_candidates", "search_path"]
 
 _CLONE_NEWPID = 0x20000000
+_MNT_DETACH = 2
 # Joined by the child in this order: user first (the others belong to it when the
 # engine remaps users), mnt last, because after it the host's /proc is gone (the fds
 # were opened before, so only the order of setns calls matters).
@@ -70,6 +71,7 @@ class _Launch:
     failure_fd: int = -1  # why the child could not start, if it could not
     ns_fds: list[tuple[int, int]] = field(default_factory=list)
     root_fd: Optional[int] = None
+    detach: Optional[bytes] = None  # a mount point to detach once in the container
 
     def open(self, path: str, flags: int, mode: int = 0o644) -> int:
         fd = os.open(path, flags | os.O_CLOEXEC, mode)
@@ -136,6 +138,7 @@ def _prepare(spec: LaunchSpec, conf: Optional[Confinement], out_fd: Optional[int
         groups=list(spec.groups) if conf is None or conf.setgroups else None,
         privs=privileges.prepare(conf, spec.keep_caps, trace_filter),
         out_fd=out_fd,
+        detach=os.fsencode(spec.detach_mount) if spec.detach_mount else None,
     )
     try:
         launch.stdin_fd = launch.open(spec.stdin_path, os.O_RDONLY)
@@ -250,6 +253,10 @@ def _child(launch: _Launch) -> None:
         if launch.root_fd is not None:
             os.fchdir(launch.root_fd)
             os.chroot(".")
+        if launch.detach is not None:
+            # Lazily: the stand-in still runs from it. Not there (a later launch in the
+            # same container) or not allowed: the app then sees one mount more, no less.
+            privs.libc.umount2(launch.detach, _MNT_DETACH)
         step = "own stdout and stderr"
         if launch.out_fd is not None:
             _own(launch.out_fd, launch.uid)

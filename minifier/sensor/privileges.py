@@ -75,6 +75,8 @@ class Libc:
             f.restype = ctypes.c_int
         self.syscall = libc.syscall
         self.syscall.restype = ctypes.c_long
+        self.umount2 = libc.umount2
+        self.umount2.argtypes, self.umount2.restype = [ctypes.c_char_p, ctypes.c_int], ctypes.c_int
 
 
 def check(rc: int, what: str) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 from minifier.records import FileEvent, LaunchSpec, TraceResult
 
-__all__ = ["CONFINEMENT_FAILED", "LAUNCH_FD", "SPARE", "spec_to_json", "spec_from_json", "result_to_json",
-           "result_from_json", "write_atomic"]
+__all__ = ["CONFINEMENT_FAILED", "LAUNCH_FD", "SPARE", "spec_to_json", "spec_from_json",
+           "result_to_json", "result_from_json", "write_atomic"]
 
 CONFINEMENT_FAILED = 3  # the tracer's exit status when the container's confinement failed
 SPARE = "--spare"  # the tracer's argument to start ahead of need (tracer.main)

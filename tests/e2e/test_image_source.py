@@ -21,12 +21,12 @@ import docker
 import pytest
 
 from minifier.engine import image_info_from_attrs
+from minifier.engineinfo import describe
 from minifier.image.closure import plan
 from minifier.image.imagefs import normalize
 from minifier.image.index import Index
 from minifier.image.overlay import walk
 from minifier.image.rebuild import write_layer
-from minifier.engineinfo import describe
 from minifier.image.source import StorageSource, TarFileSource, choose_source
 from minifier.options import KeepOptions
 
