@@ -258,7 +258,8 @@ def _replay(container, script: Script) -> tuple[RequestResult, ...]:
 
 
 def _target(container) -> Target:
-    container.reload()
+    """Where the round's container answers: its ports as published by this start (read
+    by the round's first look at the container, right after it)."""
     return Target(host="127.0.0.1", ports=published_ports(container.attrs))
 
 
