@@ -23,7 +23,7 @@ from minifier.image.elffile import ElfInfo
 
 __all__ = ["FORMAT", "TYPES", "Entry", "Index", "ROOT"]
 
-FORMAT = 3  # bump on any change of the schema or of what a row means
+FORMAT = 4  # bump on any change of the schema or of what a row means
 TYPES = ("file", "dir", "symlink", "hardlink", "char", "block", "fifo")
 _TYPE_NO = {t: i for i, t in enumerate(TYPES)}
 _BATCH = 2000
@@ -40,6 +40,7 @@ CREATE TABLE entries (
 ) WITHOUT ROWID;
 CREATE TABLE captured (path BLOB PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE elves (path BLOB PRIMARY KEY, info TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE dirbytes (parent BLOB PRIMARY KEY, size INTEGER NOT NULL) WITHOUT ROWID;
 """
 # Built after the bulk insert: one sorted pass instead of an index grown row by row.
 _INDEXES = "CREATE INDEX entries_parent ON entries (parent);"
@@ -181,7 +182,15 @@ class Index:
             self.add(ROOT)
             self.flush()
         self.db.executescript(_INDEXES)
-        done = {"format": FORMAT, **meta, "entries": len(self), "complete": 1}
+        # The report's sums, made once with the index (and cached with it): a directory's
+        # bytes of regular files, and the image's own totals.
+        self.db.execute("INSERT INTO dirbytes SELECT parent, TOTAL(size) FROM entries "
+                        "WHERE type = 0 AND artefact = 0 GROUP BY parent")
+        count, size = self.db.execute(
+            "SELECT COUNT(*), TOTAL(CASE WHEN type = 0 THEN size ELSE 0 END) FROM entries "
+            "WHERE artefact = 0 AND path != X'2F'").fetchone()
+        done = {"format": FORMAT, **meta, "entries": len(self), "complete": 1,
+                "image_entries": count, "image_bytes": int(size)}
         self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                             [(k, str(v)) for k, v in done.items()])
         self.db.commit()
@@ -252,10 +261,8 @@ class Index:
 
     def totals(self) -> tuple[int, int]:
         """(entries, bytes of regular files) of the image itself: no root, no artefacts."""
-        count, size = self.db.execute(
-            "SELECT COUNT(*), TOTAL(CASE WHEN type = 0 THEN size ELSE 0 END) FROM entries "
-            "WHERE artefact = 0 AND path != X'2F'").fetchone()
-        return count, int(size)
+        meta = self.meta()
+        return int(meta["image_entries"]), int(meta["image_bytes"])
 
     def file_sizes(self) -> Iterator[tuple[str, int]]:
         """(path, size) of every regular file of the image itself, read as they go."""
@@ -264,11 +271,9 @@ class Index:
             yield _s(path), size
 
     def file_bytes_by_dir(self) -> Iterator[tuple[str, int]]:
-        """(directory, bytes of the regular files directly in it) for the image itself,
-        summed by sqlite: one row per directory, not per file."""
-        for parent, size in self.db.execute(
-                "SELECT parent, TOTAL(size) FROM entries WHERE type = 0 AND artefact = 0 "
-                "GROUP BY parent"):
+        """(directory, bytes of the regular files directly in it) for the image itself:
+        one row per directory, summed when the index was finished."""
+        for parent, size in self.db.execute("SELECT parent, size FROM dirbytes"):
             yield _s(parent), int(size)
 
     def paths(self, artefacts: bool = False) -> Iterator[str]:

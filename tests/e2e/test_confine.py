@@ -5,10 +5,10 @@ seccomp mode and filter count, cgroups, limits, mounts, and whether unshare -U/-
 mkdir and a write to / are permitted) and runs a fork loop (`/forkloop N`). Each build
 below keeps its artifacts, where app.log is the traced app's own output; the same image
 run by the docker CLI with the same options must print the same lines, modulo the
-container's own id, except what the README's Security section says differs: Seccomp_filters counts the
-tracer's own filter on top of the engine's. (minify's stand-in PID 1 is bind-mounted on
-this engine, and that mount is taken out of the container's mount table before the app
-starts, also with --read-only.)
+container's own id, except what the README's Security section says differs:
+Seccomp_filters counts the tracer's own filter on top of the engine's. (minify's stand-in
+PID 1 is bind-mounted on this engine, and that mount is taken out of the container's
+mount table before the app starts, also with --read-only.)
 """
 
 from __future__ import annotations

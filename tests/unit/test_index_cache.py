@@ -227,3 +227,17 @@ def test_storage_reader_where_it_applies():
 ])
 def test_export_stream_otherwise(kw, why):
     assert decide(**kw) == (None, why)
+
+
+def test_the_reports_sums_are_made_with_the_index_and_cached_with_it(source, tmp_path):
+    """Bytes per directory and the image's totals are summed once, when the index is
+    finished; a cached index gives them without a pass over its entries."""
+    cache = IndexCache(str(tmp_path / "cache"))
+    os.makedirs(cache.directory)
+    for expected_cache in ("miss", "hit"):
+        fs, indexed = _index(source, cache, tmp_path)
+        assert indexed.cache == expected_cache
+        assert dict(fs.file_bytes_by_dir()) == {"/etc": 22, "/usr/bin": 10,
+                                                "/usr/share": 3000 * 10}
+        assert fs.totals() == (len(MEMBERS) + 1, 22 + 10 + 3000 * 10)  # + /usr/share
+        fs.index.close()
