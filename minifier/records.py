@@ -177,6 +177,9 @@ class BuildPlan:
     total_size: int
     excluded: tuple[str, ...] = ()  # paths removed by --exclude-pattern
     warnings: tuple[str, ...] = ()
+    # Of `kept`, the paths the image does not have, made empty by the layer writer:
+    # Docker's run-time files (/etc/hosts, /etc/resolv.conf...), their parents, /tmp.
+    placeholders: tuple[str, ...] = ()
 
     @property
     def kept_size(self) -> int:

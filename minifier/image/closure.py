@@ -394,9 +394,12 @@ class _Closure:
 
     def result(self) -> BuildPlan:
         excluded = self._exclude()
-        kept = []
+        kept, placeholders = [], []
         for path in sorted(self.reasons):
-            kept.append(self._kept_file(path, self.reasons[path]))
+            kept_file, placeholder = self._kept_file(path, self.reasons[path])
+            kept.append(kept_file)
+            if placeholder:
+                placeholders.append(path)
         total_files, total_size = self.fs.totals()
         return BuildPlan(
             kept=tuple(kept),
@@ -404,6 +407,7 @@ class _Closure:
             total_size=total_size,
             excluded=tuple(excluded),
             warnings=tuple(self.warnings),
+            placeholders=tuple(placeholders),
         )
 
     def _exclude(self) -> list[str]:
@@ -419,19 +423,20 @@ class _Closure:
             del self.reasons[path]
         return sorted(gone)
 
-    def _kept_file(self, path: str, reasons: list[str]) -> KeptFile:
+    def _kept_file(self, path: str, reasons: list[str]) -> tuple[KeptFile, bool]:
+        """The kept path, and whether it is a placeholder (the image does not have it)."""
         e = self.fs.lookup(path)
         if e is None or e.artefact:  # a placeholder the layer writer creates
             # A directory when it holds kept paths: /etc of /etc/hosts in an image that
             # has no /etc (FROM scratch; the export stream showed the container's).
             kind = "dir" if path == "/tmp" or "parent" in reasons else "file"
-            return KeptFile(path, 0, kind, tuple(reasons))
+            return KeptFile(path, 0, kind, tuple(reasons)), True
         if e.type == "hardlink":
             if e.linkname in self.reasons:
-                return KeptFile(path, 0, "hardlink", tuple(reasons))
+                return KeptFile(path, 0, "hardlink", tuple(reasons)), False
             target = self.fs.lookup(e.linkname)
-            return KeptFile(path, target.size if target else 0, "file", tuple(reasons))
-        return KeptFile(path, e.size if e.type == "file" else 0, e.type, tuple(reasons))
+            return KeptFile(path, target.size if target else 0, "file", tuple(reasons)), False
+        return KeptFile(path, e.size if e.type == "file" else 0, e.type, tuple(reasons)), False
 
 
 def _under(path: str, top: str) -> bool:

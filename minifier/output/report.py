@@ -53,10 +53,11 @@ class ImageSummary:
 
 @dataclass(frozen=True)
 class FileCounts:
-    kept: int
+    kept: int  # of the image's own `total` entries (the root excluded)
     total: int
     kept_size: int
     total_size: int
+    placeholders: tuple[str, ...] = ()  # kept paths the image lacks, made empty (BuildPlan)
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,8 @@ def make_report(image: ImageInfo, result: BuildResult, plan: BuildPlan,
         source=ImageSummary(image.ref, image.id, image.size),
         output=ImageSummary(result.tag, result.image_id, result.size),
         ratio=round(image.size / result.size, 2) if result.size else 0.0,
-        files=FileCounts(len(plan.kept), plan.total_files, plan.kept_size, plan.total_size),
+        files=FileCounts(len(plan.kept) - len(plan.placeholders), plan.total_files,
+                         plan.kept_size, plan.total_size, plan.placeholders),
         kept=plan.kept,
         excluded=plan.excluded,
         probe=probe_report(observation),

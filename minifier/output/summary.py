@@ -34,6 +34,13 @@ def _check_line(report: Report) -> str:
             "--allow-incomplete")
 
 
+def _placeholders(paths: tuple[str, ...], shown: int = 4) -> str:
+    if not paths:
+        return ""
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return f"; made empty: {', '.join(paths[:shown])}{more}"
+
+
 def render_text(report: Report) -> str:
     src, out, files = report.source, report.output, report.files
     lines = [
@@ -41,7 +48,8 @@ def render_text(report: Report) -> str:
         f"output  {out.image}  {human_size(out.size)}  ({out.id[:19]})",
         f"ratio   {report.ratio}x smaller",
         f"files   {files.kept} kept of {files.total} "
-        f"({human_size(files.kept_size)} of {human_size(files.total_size)})",
+        f"({human_size(files.kept_size)} of {human_size(files.total_size)})"
+        + _placeholders(files.placeholders),
         "probe   " + _counts(report, ": "),
         *[f"api     {a.source} (port {a.port}): {a.requests} of {a.operations} "
           f"operation(s) requested" for a in report.probe.apispecs],
@@ -105,7 +113,7 @@ def render_markdown(report: Report) -> str:
     rows = [
         ("image", f"`{src.image}`", f"`{out.image}`"),
         ("size", human_size(src.size), human_size(out.size)),
-        ("files", str(files.total), str(files.kept)),
+        ("files", str(files.total), str(files.kept + len(files.placeholders))),
     ]
     lines = [
         "### minify: before / after",

@@ -49,7 +49,8 @@ REPORT = {
     "source": IMAGE,
     "output": IMAGE,
     "ratio": float,
-    "files": {"kept": int, "total": int, "kept_size": int, "total_size": int},
+    "files": {"kept": int, "total": int, "kept_size": int, "total_size": int,
+              "placeholders": [str]},
     "kept": [{"path": str, "size": int, "kind": str, "reasons": [str]}],
     "excluded": [str],
     "probe": {

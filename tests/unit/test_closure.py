@@ -65,6 +65,19 @@ def test_accessed_parents_symlinks_runtime(tmp_path):
     assert p.total_files == 14  # everything but root and the docker artefacts
     assert p.total_size == sum(len(d) for ti, d in BASE if ti.isfile() and not
                                ti.name.startswith((".docker", "etc/host")))
+    # What the image lacks (or has only as Docker's artefacts) is made empty, and told apart
+    # from what is kept of the image, so that kept never exceeds the image's total.
+    assert p.placeholders == ("/etc/hosts", "/etc/resolv.conf", "/tmp")
+
+
+def test_a_scratch_image_keeps_all_of_its_entries_and_gets_placeholders(tmp_path):
+    members = [member("server", data=b"\x7fELF static", mode=0o755), member("www", "dir"),
+               member("www/index.html", data=b"<p>hi</p>")]
+    p = run_plan(tmp_path, members, ["/server", "/www/index.html"],
+                 image=image_info(env=PATH_ENV, entrypoint=("/server",)))
+    assert p.total_files == 3
+    assert len(p.kept) - len(p.placeholders) == 3  # all of the image, not more
+    assert p.placeholders == ("/etc", "/etc/hosts", "/etc/resolv.conf", "/tmp")
 
 
 def test_escaping_symlink_clamped_and_loop_warned(tmp_path):

@@ -39,10 +39,12 @@ VERDICT = VerifyResult(
                              minified_ports=(80,), restarted=True))
 
 
-def _report(verdict=VERDICT, selfcheck=None, restart=None):
+def _report(verdict=VERDICT, selfcheck=None, restart=None, placeholders=()):
     plan = BuildPlan(kept=(KeptFile("/usr/bin/app", 400_000, "file", ("accessed",)),
-                           KeptFile("/usr/bin", 0, "dir", ("parent",))),
-                     total_files=1000, total_size=9_000_000, excluded=("/etc/secret",))
+                           KeptFile("/usr/bin", 0, "dir", ("parent",)),
+                           *(KeptFile(p, 0, "file", ("runtime",)) for p in placeholders)),
+                     total_files=1000, total_size=9_000_000, excluded=("/etc/secret",),
+                     placeholders=placeholders)
     result = BuildResult(image_id="sha256:" + "b" * 64, tag="app.min:1", size=500_000,
                          layer_path="/tmp/x/layer.tar")
     probes_ = ProbeSummary(requests=(), discovered=(), counts={"2xx": 3}, failure=None)
@@ -71,7 +73,7 @@ def test_report_keys_are_pinned():
     assert json.loads(json.dumps(doc)) == doc  # plain JSON values only: no tuples
     assert set(doc["source"]) == {"image", "id", "size"}
     assert set(doc["output"]) == {"image", "id", "size"}
-    assert set(doc["files"]) == {"kept", "total", "kept_size", "total_size"}
+    assert set(doc["files"]) == {"kept", "total", "kept_size", "total_size", "placeholders"}
     assert doc["kept"][0] == {"path": "/usr/bin/app", "size": 400_000, "kind": "file",
                               "reasons": ["accessed"]}
     assert doc["ratio"] == 20.0
@@ -145,6 +147,16 @@ def test_render_text_shows_sizes_ratio_and_dirs():
     assert ("index   storage reader (the image's overlay2 layer directories, read in place); "
             "cache hit") in text
     assert "verify  passed (ran 4.5 s, ports 80; restarted; health passed)" in text
+
+
+def test_placeholders_are_not_counted_as_kept_files_of_the_image():
+    report = _report(placeholders=("/etc/hosts", "/etc/resolv.conf"))
+    assert report.document["files"]["kept"] == 2
+    assert report.document["files"]["placeholders"] == ["/etc/hosts", "/etc/resolv.conf"]
+    assert ("files   2 kept of 1000 (400.0 kB of 9.0 MB); made empty: /etc/hosts, "
+            "/etc/resolv.conf") in render_text(report)
+    # The table counts the output image's files: placeholders are in it.
+    assert "| files | 1000 | 4 |" in render_markdown(report)
 
 
 def test_the_traced_restart_in_the_report_and_its_summary():
