@@ -120,13 +120,15 @@ def _try_port(
     if remaining <= 0 or not _tcp_connects(target.host, target.ports[port], remaining):
         return None, False, None
     refused = False
+    plain: Optional[int] = None  # a plain-HTTP status that may be a TLS port's (a 400)
     for protocol in ("http", "https"):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return None, False, None
+            break
         if protocol == "https" and tls_handshake(
                 target.host, target.ports[port], min(TLS_HANDSHAKE_TIMEOUT, remaining)):
-            return None, refused, None  # no TLS here: garbage, a close, or silence to a hello
+            # No TLS here: garbage, a close, or silence to a hello; a plain answer stands.
+            return ("http", False, plain) if plain is not None else (None, refused, None)
         # A slow first answer (a traced app warming up) may take until the deadline; an
         # app that exits drops the connection, so the wait ends early then too.
         answer = send(session, "GET", target.origin(port, protocol) + "/",
@@ -135,9 +137,11 @@ def _try_port(
         if answer.status is not None and not (protocol == "http" and falls_back_to_https(answer)):
             return protocol, False, answer.status
         if answer.status is None and not answer.protocol_error:
-            return None, False, None  # a timeout: the app is slow, not another protocol
-        refused = protocol == "http" and answer.status is None  # garbage, or a close
-    return None, False, None
+            break  # a timeout: the app is slow, not another protocol
+        if protocol == "http":
+            plain = answer.status
+            refused = answer.status is None  # garbage, or a close
+    return ("http", False, plain) if plain is not None else (None, False, None)
 
 
 def _tcp_connects(host: str, port: int, remaining: float) -> bool:

@@ -20,7 +20,6 @@ __all__ = ["Answer", "make_session", "send", "describe_error", "falls_back_to_ht
 
 USER_AGENT = "minify-probe/0.1"
 KEEP_BODY_LIMIT = 8 * 1024 * 1024  # bodies kept for link extraction; larger ones only hashed
-_NGINX_HTTPS_HINT = b"plain HTTP request was sent to HTTPS port"
 Timeout = Union[float, tuple[float, float]]  # seconds, or (connect, read) as requests takes it
 
 
@@ -105,10 +104,12 @@ def tls_handshake(host: str, port: int, timeout: float) -> Optional[str]:
 
 
 def falls_back_to_https(answer: Answer) -> bool:
-    """True when a plain-HTTP attempt suggests the port speaks HTTPS."""
-    if answer.protocol_error:
-        return True
-    return answer.status == 400 and _NGINX_HTTPS_HINT in (answer.body or b"")
+    """True when a plain-HTTP attempt suggests the port may speak HTTPS: it failed in a way
+    no HTTP server fails, or it got 400 Bad Request, which is what nginx ("The plain HTTP
+    request was sent to HTTPS port"), Go's net/http (Caddy, Traefik: "Client sent an HTTP
+    request to an HTTPS server"), Apache's mod_ssl and others answer on a TLS port. An
+    https attempt then decides: a port without TLS keeps its plain answer."""
+    return answer.protocol_error or answer.status == 400
 
 
 def _is_protocol_error(exc: requests.RequestException) -> bool:

@@ -138,8 +138,7 @@ def site() -> Iterator[ThreadingHTTPServer]:
     yield from _serve(ThreadingHTTPServer(("127.0.0.1", 0), SiteHandler))
 
 
-@pytest.fixture
-def tls_site(tmp_path: Path) -> Iterator[ThreadingHTTPServer]:
+def _tls_context(tmp_path: Path) -> ssl.SSLContext:
     if shutil.which("openssl") is None:
         pytest.fail("openssl is needed to make the test certificate (apt-get install openssl)")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
@@ -148,10 +147,59 @@ def tls_site(tmp_path: Path) -> Iterator[ThreadingHTTPServer]:
                    check=True, capture_output=True)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
+    return context
+
+
+@pytest.fixture
+def tls_site(tmp_path: Path) -> Iterator[ThreadingHTTPServer]:
+    """A TLS port as Python's ssl has it: plain HTTP gets the connection closed."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), SiteHandler)
-    server.socket = context.wrap_socket(server.socket, server_side=True,
-                                        do_handshake_on_connect=False)
+    server.socket = _tls_context(tmp_path).wrap_socket(server.socket, server_side=True,
+                                                        do_handshake_on_connect=False)
     yield from _serve(server)
+
+
+# What Go's net/http (Caddy, Traefik, most Go services) answers to plain HTTP on a TLS port.
+GO_PLAIN_ON_TLS = (b"HTTP/1.0 400 Bad Request\r\n\r\n"
+                   b"Client sent an HTTP request to an HTTPS server.\n")
+
+
+class _GoLikeTLSServer(ThreadingHTTPServer):
+    """A TLS port as Go's net/http has it: plain HTTP gets a 400 in plain HTTP."""
+
+    context: ssl.SSLContext
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        if sock.recv(1, socket.MSG_PEEK) == b"\x16":  # a TLS handshake record
+            return self.context.wrap_socket(sock, server_side=True), addr
+        sock.recv(65536)  # the request, read first as Go does (else the close is a reset)
+        sock.sendall(GO_PLAIN_ON_TLS)
+        sock.close()
+        raise OSError("plain HTTP on the TLS port, answered")  # socketserver skips it
+
+
+@pytest.fixture
+def go_tls_site(tmp_path: Path) -> Iterator[ThreadingHTTPServer]:
+    server = _GoLikeTLSServer(("127.0.0.1", 0), SiteHandler)
+    server.context = _tls_context(tmp_path)
+    yield from _serve(server)
+
+
+class _BadRequestHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(400)
+        self.send_header("Content-Length", "11")
+        self.end_headers()
+        self.wfile.write(b"bad request")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def bad_request_site() -> Iterator[ThreadingHTTPServer]:
+    yield from _serve(ThreadingHTTPServer(("127.0.0.1", 0), _BadRequestHandler))
 
 
 @pytest.fixture
@@ -355,6 +403,22 @@ def test_https_port_is_found_after_http_fails(tls_site) -> None:
     assert summary.ok and summary.requests[0].url.startswith("https://127.0.0.1:")
     (info,) = wait_ready(_target(tls_site), (), 10.0, lambda: True)
     assert (info.port, info.protocol) == (80, "https")
+
+
+def test_a_tls_port_answering_plain_http_with_400_is_found_as_https(go_tls_site) -> None:
+    (info,) = wait_ready(_target(go_tls_site), (), 10.0, lambda: True)
+    assert (info.port, info.protocol, info.status) == (80, "https", 200)
+    summary = run(_target(go_tls_site), HttpProbeOptions(max_depth=1))
+    assert {r.protocol for r in summary.requests} == {"https"}
+    assert summary.requests[0].status == 200
+
+
+def test_a_plain_port_answering_400_stays_http(bad_request_site) -> None:
+    """The https attempt a 400 leads to finds no TLS: the plain answer stands."""
+    (info,) = wait_ready(_target(bad_request_site), (), 10.0, lambda: True)
+    assert (info.port, info.protocol, info.status) == (80, "http", 400)
+    summary = run(_target(bad_request_site), HttpProbeOptions(crawl=False))
+    assert summary.requests[0].protocol == "http" and summary.requests[0].status == 400
 
 
 def test_wait_ready_returns_when_http_answers(site) -> None:
