@@ -200,17 +200,20 @@ def test_http_and_https_ports_next_to_redis(built):
     # ends with it, as in a container whose PID 1 exits (no "did not stop ... killed").
     assert report["warnings"] == [NOT_HTTP]
     assert report["timings"]["stop"] < 5
+    # 9443 is Caddy's (Go): it answers plain HTTP with 400, and https is found all the same.
     assert [(p["port"], p["speaks"]) for p in report["probe"]["ports"]] == [
-        (6379, "not-http"), (8080, "http"), (8443, "https")]
+        (6379, "not-http"), (8080, "http"), (8443, "https"), (9443, "https")]
     # Said as soon as Redis listened, not after the 60 s start wait.
     assert next(p for p in report["probe"]["ports"] if p["port"] == 6379)["ready_after"] < 30
     crawled = [(r["port"], r["protocol"], r["path"], r["status"])
                for r in report["probe"]["requests"] if r["discovered_by"] == "crawl"]
-    assert crawled == [(8080, "http", "/status", 200), (8443, "https", "/vault", 200)]
+    assert crawled == [(8080, "http", "/status", 200), (8443, "https", "/vault", 200),
+                       (9443, "https", "/ledger.txt", 200)]
     assert 6379 not in {r["port"] for r in report["probe"]["requests"]}
-    assert _app_files(report) == ["/app/data/status.txt", "/app/data/vault.txt",
-                                  "/app/server.py", "/app/start.sh", "/app/tls/cert.pem",
-                                  "/app/tls/key.pem"]
+    assert _app_files(report) == ["/app/Caddyfile", "/app/data/status.txt",
+                                  "/app/data/vault.txt", "/app/gosite/index.html",
+                                  "/app/gosite/ledger.txt", "/app/server.py", "/app/start.sh",
+                                  "/app/tls/cert.pem", "/app/tls/key.pem"]
     assert "/usr/bin/redis-server" in {k["path"] for k in report["kept"]}
 
 

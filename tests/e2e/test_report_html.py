@@ -114,7 +114,8 @@ def test_probe_table_is_the_reports_requests(page):
     assert {r[3] for r in expected} == {"http", "https"}
     assert loaded.value["ports"] == [[str(p["port"]), p["speaks"], str(p["ready_after"])]
                                      for p in doc["probe"]["ports"]]
-    assert [p["speaks"] for p in doc["probe"]["ports"]] == ["not-http", "http", "https"]
+    assert [p["speaks"] for p in doc["probe"]["ports"]] == ["not-http", "http", "https",
+                                                            "https"]
 
 
 def test_verification_table_is_the_reports(page):
