@@ -18,7 +18,14 @@ import requests
 
 from probes.errors import AppExitedError, NotReadyError, ProbeSpecError
 from probes.records import LOOPBACK_ONLY, NOT_HTTP, ReadyInfo, Target
-from probes.transport import falls_back_to_https, make_session, send, tls_handshake
+from probes.transport import (
+    falls_back_to_https,
+    first_reply,
+    make_session,
+    send,
+    speaks_another_protocol,
+    tls_handshake,
+)
 
 __all__ = ["wait_ready", "target_ports", "NOT_READY_STATUSES"]
 
@@ -67,8 +74,9 @@ def wait_ready(
     first, then https without certificate checks.
     `listening()`, when given, tells which container ports the app listens on (from
     the kernel's socket table, not through the proxy): a port that listens but refuses
-    both HTTP and a TLS handshake in NOT_HTTP_ROUNDS rounds is returned at once with
-    protocol NOT_HTTP instead of being waited for. `loopback_only()`, when given, tells
+    HTTP (it answers in a protocol of its own, or gives no TLS handshake either) in
+    NOT_HTTP_ROUNDS rounds is returned at once with protocol NOT_HTTP instead of being
+    waited for. `loopback_only()`, when given, tells
     which ports the app listens on only on its own loopback, out of the published ports'
     reach: one that gives no HTTP answer in NOT_HTTP_ROUNDS rounds while so is returned
     with protocol LOOPBACK_ONLY.
@@ -113,9 +121,9 @@ def wait_ready(
 def _try_port(
     session: requests.Session, target: Target, port: int, deadline: float
 ) -> tuple[Optional[str], bool, Optional[int]]:
-    """(the protocol the port answered HTTP in, or None; whether it refused both HTTP and
-    TLS: answered or closed in a way no HTTP server does, and gave no TLS handshake; the
-    status it answered)."""
+    """(the protocol the port answered HTTP in, or None; whether it refused HTTP: answered
+    at once in a protocol of its own, or answered or closed in a way no HTTP server does
+    and gave no TLS handshake; the status it answered)."""
     remaining = deadline - time.monotonic()
     if remaining <= 0 or not _tcp_connects(target.host, target.ports[port], remaining):
         return None, False, None
@@ -141,6 +149,9 @@ def _try_port(
         if protocol == "http":
             plain = answer.status
             refused = answer.status is None  # garbage, or a close
+            if refused and speaks_another_protocol(first_reply(
+                    target.host, target.ports[port], min(CONNECT_TIMEOUT, remaining))):
+                return None, True, None  # it answered at once, in its own protocol: no TLS
     return ("http", False, plain) if plain is not None else (None, False, None)
 
 

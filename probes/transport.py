@@ -103,6 +103,24 @@ def tls_handshake(host: str, port: int, timeout: float) -> Optional[str]:
         return f"no TLS handshake ({getattr(exc, 'reason', None) or exc.strerror or exc})"
 
 
+def first_reply(host: str, port: int, timeout: float) -> bytes:
+    """The first bytes host:port sends back to a plain HTTP request line within `timeout`
+    (b"": none, or it closed)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            return sock.recv(64)
+    except OSError:  # refused, reset, or silent until the bound
+        return b""
+
+
+def speaks_another_protocol(reply: bytes) -> bool:
+    """Whether a first reply to plain HTTP is neither HTTP nor TLS: Redis' "-ERR", a
+    database's or SSH's greeting. A TLS port closes, sends an alert (a TLS record, first
+    byte 0x14-0x17) or answers HTTP 400 (Go, nginx); a starting app closes."""
+    return bool(reply) and not reply.startswith(b"HTTP/") and reply[0] not in range(0x14, 0x18)
+
+
 def falls_back_to_https(answer: Answer) -> bool:
     """True when a plain-HTTP attempt suggests the port may speak HTTPS: it failed in a way
     no HTTP server fails, or it got 400 Bad Request, which is what nginx ("The plain HTTP

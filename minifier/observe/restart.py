@@ -75,27 +75,42 @@ def _until_ended(tc: TracedContainer, first: AppLife, setup: ProbeSetup) -> str:
 
 def _until_ready(tc: TracedContainer, obs: Observation, setup: ProbeSetup,
                  listen: Sequence[int], ui: Progress) -> str:
-    """A service: ready as on its first start; "" once it is, else what it did."""
+    """A service: ready as on its first start; "" once it is, else what it did. A port
+    that answered HTTP then must answer HTTP again; one that did not (not HTTP, or only on
+    the container's loopback) must be listened on again: finding out once more what it
+    does not speak would cost a TLS handshake's silence per round."""
     if obs.ports:
+        deadline = time.monotonic() + setup.start_wait
         ports = tuple(r.port for r in obs.ports)
+        web = tuple(r.port for r in obs.ports if r.speaks_http)
+        other = tuple(p for p in ports if p not in web)
         ui.info(f"waiting for the app on port(s) {_ports(ports)}")
         try:
-            probes.wait_ready(Target(host="127.0.0.1", ports={p: tc.ports[p] for p in ports}),
-                              ports, setup.start_wait, tc.app_alive,
-                              listening=tc.listening_ports)
+            if web:
+                probes.wait_ready(Target(host="127.0.0.1", ports={p: tc.ports[p] for p in web}),
+                                  web, setup.start_wait, tc.app_alive,
+                                  listening=tc.listening_ports)
         except probes.AppExitedError as exc:
             return f"the app exited before it was ready: {exc}{_last_line(tc)}"
         except probes.NotReadyError as exc:
             return str(exc)
+        missing = _until_listening(tc, other, max(0.0, deadline - time.monotonic()))
+        if missing:
+            return _not_listening(tc, missing, setup.start_wait)
     elif listen:
         ui.info(f"waiting for the app to listen on port(s) {_ports(listen)}")
         missing = _until_listening(tc, listen, setup.start_wait)
         if missing:
-            state = "exited" if not tc.app_alive() else f"did not within {setup.start_wait:g} s"
-            return f"the app {state} before listening on port(s) {_ports(missing)}"
+            return _not_listening(tc, missing, setup.start_wait)
     if obs.health is not None and obs.health.status == "passed":
         return _until_healthy(tc, obs.health.spec, ui)
     return ""
+
+
+def _not_listening(tc: TracedContainer, missing: Sequence[int], bound: float) -> str:
+    if not tc.app_alive():
+        return f"the app exited before listening on port(s) {_ports(missing)}"
+    return f"the app did not listen on port(s) {_ports(missing)} within {bound:g} s"
 
 
 def _until_listening(tc: TracedContainer, ports: Sequence[int], timeout: float) -> list[int]:

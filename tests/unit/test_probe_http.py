@@ -802,7 +802,8 @@ def silent_port() -> Iterator[int]:
     yield from _line_server(None)
 
 
-def _line_server(reply: bytes | None, only_text: bool = False) -> Iterator[int]:
+def _line_server(reply: bytes | None, only_text: bool = False,
+                 received: list[bytes] | None = None) -> Iterator[int]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -820,6 +821,8 @@ def _line_server(reply: bytes | None, only_text: bool = False) -> Iterator[int]:
                 conn.settimeout(2)
                 try:
                     data = conn.recv(4096)
+                    if received is not None:
+                        received.append(data)
                     if only_text and not data[:1].isalpha():
                         conn.recv(4096)  # silent until the client gives up
                     conn.sendall(reply)
@@ -849,6 +852,22 @@ def test_a_listening_port_that_refuses_http_and_tls_is_said_at_once(
                          listening=lambda: {6379})
     assert (info.port, info.protocol, info.speaks_http) == (6379, NOT_HTTP, False)
     assert time.monotonic() - start < 10.0  # not the 60 s start wait
+
+
+def test_a_port_answering_in_its_own_protocol_gets_no_tls_handshake() -> None:
+    """Redis answers an HTTP request line with "-ERR" at once, and a TLS ClientHello with
+    silence: the text answer is enough, no handshake is waited out (3 s, each round)."""
+    received: list[bytes] = []
+    server = _line_server(b"-ERR unknown command\r\n", only_text=True, received=received)
+    port = next(server)
+    try:
+        (info,) = wait_ready(Target({6379: port}), (), 60.0, lambda: True,
+                             listening=lambda: {6379})
+    finally:
+        server.close()
+    assert (info.port, info.protocol) == (6379, NOT_HTTP)
+    sent = [data for data in received if data]  # b"": a bare connect, to see it accepts
+    assert sent and all(data.startswith(b"GET / HTTP/1.") for data in sent)
 
 
 def test_http_and_https_ports_are_not_taken_for_non_http(site, tls_site) -> None:
