@@ -19,9 +19,11 @@ import requests
 from probes.errors import AppExitedError, NotReadyError, ProbeSpecError
 from probes.records import LOOPBACK_ONLY, NOT_HTTP, ReadyInfo, Target
 from probes.transport import (
+    Answer,
     falls_back_to_https,
     first_reply,
     make_session,
+    says_tls_port,
     send,
     speaks_another_protocol,
     tls_handshake,
@@ -128,15 +130,20 @@ def _try_port(
     if remaining <= 0 or not _tcp_connects(target.host, target.ports[port], remaining):
         return None, False, None
     refused = False
-    plain: Optional[int] = None  # a plain-HTTP status that may be a TLS port's (a 400)
+    plain: Optional[Answer] = None  # a plain-HTTP answer that may be a TLS port's (a 400)
     for protocol in ("http", "https"):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
         if protocol == "https" and tls_handshake(
                 target.host, target.ports[port], min(TLS_HANDSHAKE_TIMEOUT, remaining)):
-            # No TLS here: garbage, a close, or silence to a hello; a plain answer stands.
-            return ("http", False, plain) if plain is not None else (None, refused, None)
+            # No TLS here: garbage, a close, or silence to a hello; a plain answer stands,
+            # unless it said the port is TLS (Caddy answers so before its certificate is
+            # made): then it is not ready yet.
+            if plain is not None and plain.status is not None:
+                return (None, False, None) if says_tls_port(plain) else \
+                    ("http", False, plain.status)
+            return None, refused, None
         # A slow first answer (a traced app warming up) may take until the deadline; an
         # app that exits drops the connection, so the wait ends early then too.
         answer = send(session, "GET", target.origin(port, protocol) + "/",
@@ -147,12 +154,14 @@ def _try_port(
         if answer.status is None and not answer.protocol_error:
             break  # a timeout: the app is slow, not another protocol
         if protocol == "http":
-            plain = answer.status
+            plain = answer
             refused = answer.status is None  # garbage, or a close
             if refused and speaks_another_protocol(first_reply(
                     target.host, target.ports[port], min(CONNECT_TIMEOUT, remaining))):
                 return None, True, None  # it answered at once, in its own protocol: no TLS
-    return ("http", False, plain) if plain is not None else (None, False, None)
+    if plain is not None and plain.status is not None and not says_tls_port(plain):
+        return "http", False, plain.status
+    return None, False, None
 
 
 def _tcp_connects(host: str, port: int, remaining: float) -> bool:

@@ -121,6 +121,19 @@ def speaks_another_protocol(reply: bytes) -> bool:
     return bool(reply) and not reply.startswith(b"HTTP/") and reply[0] not in range(0x14, 0x18)
 
 
+# What servers answer (with 400) to plain HTTP on a TLS port: nginx, Go's net/http,
+# Apache's mod_ssl.
+_TLS_PORT_SAYS = (b"plain HTTP request was sent to HTTPS port",
+                  b"Client sent an HTTP request to an HTTPS server",
+                  b"speaking plain HTTP to an SSL-enabled server port")
+
+
+def says_tls_port(answer: Answer) -> bool:
+    """Whether a plain-HTTP answer says in words that the port speaks TLS (so a failed
+    handshake there means its TLS is not up yet, not that it has none)."""
+    return answer.status == 400 and any(s in (answer.body or b"") for s in _TLS_PORT_SAYS)
+
+
 def falls_back_to_https(answer: Answer) -> bool:
     """True when a plain-HTTP attempt suggests the port may speak HTTPS: it failed in a way
     no HTTP server fails, or it got 400 Bad Request, which is what nginx ("The plain HTTP

@@ -168,10 +168,15 @@ class _GoLikeTLSServer(ThreadingHTTPServer):
     """A TLS port as Go's net/http has it: plain HTTP gets a 400 in plain HTTP."""
 
     context: ssl.SSLContext
+    tls_refused = 0  # handshakes failed before TLS is up (Caddy making its certificate)
 
     def get_request(self):
         sock, addr = self.socket.accept()
         if sock.recv(1, socket.MSG_PEEK) == b"\x16":  # a TLS handshake record
+            if self.tls_refused > 0:
+                self.tls_refused -= 1
+                sock.close()
+                raise OSError("no certificate yet")
             return self.context.wrap_socket(sock, server_side=True), addr
         sock.recv(65536)  # the request, read first as Go does (else the close is a reset)
         sock.sendall(GO_PLAIN_ON_TLS)
@@ -411,6 +416,15 @@ def test_a_tls_port_answering_plain_http_with_400_is_found_as_https(go_tls_site)
     summary = run(_target(go_tls_site), HttpProbeOptions(max_depth=1))
     assert {r.protocol for r in summary.requests} == {"https"}
     assert summary.requests[0].status == 200
+
+
+def test_a_tls_port_that_says_so_is_waited_for_until_its_tls_is_up(go_tls_site) -> None:
+    """Caddy answers plain HTTP with Go's 400 before its certificate is made, while its
+    handshakes still fail: the port is not taken for plain HTTP, it is waited for."""
+    go_tls_site.tls_refused = 2
+    (info,) = wait_ready(_target(go_tls_site), (), 30.0, lambda: True)
+    assert (info.port, info.protocol, info.status) == (80, "https", 200)
+    assert go_tls_site.tls_refused == 0
 
 
 def test_a_plain_port_answering_400_stays_http(bad_request_site) -> None:
