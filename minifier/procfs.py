@@ -1,6 +1,6 @@
 """What the host's /proc says about a container's processes: the TCP ports its network
-namespace listens on (and on which addresses), which signals a process catches, and
-which processes it has.
+namespace listens on (and on which addresses), which signals a process catches, which
+processes it has, and a file of its filesystem as seen from its root.
 
 A TCP connect to a published port proves nothing (Docker's proxy accepts on the host
 side even when the app does not listen yet), so "the app listens on 5432" is read
@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import stat
 import struct
+from typing import Optional
 
 __all__ = ["listening_ports", "listening_sockets", "loopback_only", "parse_tcp_table",
-           "parse_listeners", "catches_signal", "namespace_pids"]
+           "parse_listeners", "catches_signal", "namespace_pids", "read_in_root"]
+
+_MAX_LINKS = 40  # symlinks followed in one path, as the kernel's ELOOP bound
 
 _LISTEN = "0A"
 Listener = tuple[str, int]  # (bound address as text, port)
@@ -116,3 +120,50 @@ def namespace_pids(pid1: int) -> tuple[int, ...]:
         if state not in ("Z", "X"):
             found.append(int(name))
     return tuple(found)
+
+
+def read_in_root(root: str, path: str, limit: int = 1 << 20) -> Optional[bytes]:
+    """The first `limit` bytes of `path` as a process whose root is `root` (a directory,
+    e.g. /proc/PID/root) reads it: every symlink followed inside that root (an absolute
+    one from the root, `..` stopping at it), never out of it; None when there is no
+    regular file there."""
+    todo = [p for p in path.split("/") if p]
+    at: list[str] = []
+    links = 0
+    while todo:
+        name = todo.pop(0)
+        if name in (".", ".."):
+            if name == ".." and at:
+                at.pop()
+            continue
+        try:
+            mode = os.lstat(os.path.join(root, *at, name)).st_mode
+        except OSError:
+            return None
+        if not stat.S_ISLNK(mode):
+            at.append(name)
+            continue
+        links += 1
+        if links > _MAX_LINKS:
+            return None
+        target = os.readlink(os.path.join(root, *at, name))
+        if target.startswith("/"):
+            at = []
+        todo[:0] = [p for p in target.split("/") if p]
+    try:
+        fd = os.open(os.path.join(root, *at), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks, left = [], limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

@@ -45,7 +45,7 @@ from minifier.observe.pause import pause_binary
 from minifier.observe.tracerprocess import SpareTracer, TracerProcess, tail
 from minifier.observe.watcher import Watcher
 from minifier.options import RunOptions
-from minifier.procfs import listening_ports, namespace_pids
+from minifier.procfs import listening_ports, namespace_pids, read_in_root
 from minifier.records import AppLife, ExecOutcome, ImageInfo, LaunchSpec
 
 __all__ = ["ObservedRun", "TracedContainer"]
@@ -325,8 +325,8 @@ class TracedContainer:
 
     def _pause_file(self) -> Optional[str]:
         """The stand-in as a host file to bind-mount, kept until the container is removed
-        (the engine's archive calls resolve every mount's source); None when it is to be
-        copied in."""
+        (the engine resolves every mount's source when it copies from the container, as
+        `docker cp` does); None when it is to be copied in."""
         # A host file on a noexec mount would be noexec in the container too.
         if not self._bind_pause or os.statvfs(self._dir).f_flag & os.ST_NOEXEC:
             return None
@@ -364,37 +364,21 @@ class TracedContainer:
         return pause
 
     def _user_files(self) -> ImageFS:
-        """An index holding just /etc/passwd and /etc/group of the image, fetched from the
-        container (the engine resolves the path inside it), symlinks followed."""
+        """An index holding just /etc/passwd and /etc/group of the image, read through
+        the container's root (symlinks followed inside it), not asked of the engine."""
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as out:
             etc = tarfile.TarInfo("etc")
             etc.type, etc.mode = tarfile.DIRTYPE, 0o755
             out.addfile(etc)
             for path in ("/etc/passwd", "/etc/group"):
-                data = self._read_file(path)
-                if data is not None:
+                data = read_in_root(self._root_dir(), path)
+                if data is not None:  # none: names cannot be resolved, numeric ids still can
                     info = tarfile.TarInfo(path.lstrip("/"))
                     info.size = len(data)
                     out.addfile(info, io.BytesIO(data))
         buf.seek(0)
         return scan(buf)
-
-    def _read_file(self, path: str, hops: int = 0) -> Optional[bytes]:
-        try:
-            chunks, _ = self._container.get_archive(path)
-            raw = b"".join(chunks)
-        except (APIError, DockerException):
-            return None  # no such file: names cannot be resolved, numeric ids still can
-        with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
-            member = tar.next()
-            if member is None:
-                return None
-            if member.issym() and hops < 8:
-                target = posixpath.join(posixpath.dirname(path), member.linkname)
-                return self._read_file(posixpath.normpath(target), hops + 1)
-            f = tar.extractfile(member) if member.isfile() else None
-            return f.read() if f is not None else None
 
     def _root_dir(self) -> str:
         # The container's root as seen through its PID 1: the same overlay filesystem as

@@ -141,10 +141,12 @@ def test_the_stand_in_is_bind_mounted_where_the_engine_sees_it(client, tmp_path,
             # Bound by the engine, then taken out of the container's mount table before the
             # app started: the app sees the mounts `docker run` makes, no more.
             assert _stand_in(tc) == (False, read_only)
-            # The host file stays while the container does: the engine's archive calls
-            # (here: the image's /etc/passwd read for its USER) resolve every mount.
-            assert tc.spec.uid == 65534
+            assert tc.spec.uid == 65534  # the image's /etc/passwd, read through its root
+            # The host file stays while the container does: the engine resolves every
+            # mount's source when it copies from the container (docker cp).
             assert _pause_files(tmp_path) == [f".minify-pause-{tc.name[len('minify-'):]}"]
+            chunks, _ = client.api.get_archive(tc.name, "/etc/hostname")
+            assert b"".join(chunks)
             volumes = client.api.inspect_container(tc.name)["Mounts"]
             tc.finish()
     assert [m["Type"] for m in volumes] == ["bind"]  # no volume for the stand-in
