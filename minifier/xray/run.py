@@ -54,17 +54,23 @@ def load_options(dockerfile: Optional[str], build_report: Optional[str],
 
 
 def local_candidates(client: Any, image_id: str, diff_ids: tuple[str, ...]) -> tuple:
-    """Local images whose layers are a proper prefix of this image's: base candidates."""
+    """Local images whose layers are a proper prefix of this image's: base candidates.
+    An image removed while they are looked at (a `docker rmi`, a prune) is no candidate."""
+    from docker.errors import ImageNotFound
+
     out = []
     for summary in client.api.images():
         if summary["Id"] == image_id:
             continue
-        attrs = client.api.inspect_image(summary["Id"])
-        layers = tuple((attrs.get("RootFS") or {}).get("Layers") or ())
-        if not 0 < len(layers) <= len(diff_ids) or tuple(diff_ids[:len(layers)]) != layers:
+        try:
+            attrs = client.api.inspect_image(summary["Id"])
+            layers = tuple((attrs.get("RootFS") or {}).get("Layers") or ())
+            if not 0 < len(layers) <= len(diff_ids) or tuple(diff_ids[:len(layers)]) != layers:
+                continue
+            history = len(client.api.history(summary["Id"]))
+        except ImageNotFound:
             continue
         tags = sorted(t for t in summary.get("RepoTags") or () if t != "<none>:<none>")
-        history = len(client.api.history(summary["Id"]))
         out.append(BaseCandidate(tags[0] if tags else summary["Id"], layers, history))
     return tuple(out)
 

@@ -414,3 +414,31 @@ def test_ctrl_c_while_reading_leaves_nothing_behind():
     assert run.code == 130, run.stderr
     assert run.stderr.splitlines()[-1] == "minify: error: interrupted by SIGINT", run.stderr
     assert temp_dirs() == before
+
+
+def test_an_image_removed_during_the_base_lookup_is_no_candidate(client):
+    """The base lookup lists the engine's images, then inspects each: one removed in
+    between (a `docker rmi`, a prune, a test's cleanup) is skipped, not an internal
+    error. The engine answers for the listed image that is gone (404)."""
+    from minifier.xray.run import local_candidates
+
+    class Listing:
+        """The real engine, whose listing also names an image removed since."""
+
+        def __init__(self, api) -> None:
+            self._api = api
+
+        def images(self):
+            return [*self._api.images(), {"Id": "sha256:" + "0" * 64, "RepoTags": ["gone:1"]}]
+
+        def __getattr__(self, name):
+            return getattr(self._api, name)
+
+    class Client:
+        api = Listing(client.api)
+
+    attrs = client.api.inspect_image(SANDBOX["nginx"])
+    layers = tuple(attrs["RootFS"]["Layers"])
+    found = local_candidates(Client(), attrs["Id"], layers)
+    assert all(c.ref != "gone:1" for c in found)
+    assert "minify-sandbox/debian:bookworm" in {c.ref for c in found}  # nginx's base
