@@ -358,6 +358,7 @@ class TracedContainer:
                 # An engine in a VM, or minify in a container: no such file there.
                 if exc.status_code != 400 or bind not in str(exc.explanation or exc):
                     raise
+                self._remove_pause_file()  # copied in instead: no mount to take out
         kwargs, pause = self._create_kwargs()
         with signals_deferred():
             self._container = self._client.containers.create(self._image.id, **kwargs)

@@ -158,7 +158,7 @@ def _pause_files(directory) -> list[str]:
 
 
 _UNSEEN = """
-import json, sys
+import json, os, sys
 import docker
 from minifier.engine import Reaper, inspect_image
 from minifier.observe.runner import TracedContainer
@@ -167,7 +167,11 @@ client = docker.from_env()
 image = inspect_image(client, sys.argv[1])
 with TracedContainer(client, image, None, RunOptions(), sys.argv[2], bind_pause=True) as tc:
     mounts = [m["Type"] for m in client.api.inspect_container(tc.name)["Mounts"]]
-    print(json.dumps({"mounts": mounts, "alive": tc.app_alive(), "ports": list(tc.ports)}))
+    with open(f"{sys.argv[2]}/app.spec.json") as f:
+        detach = json.load(f)["detach_mount"]  # no mount to take out of a copied one
+    left = sorted(p for p in os.listdir(sys.argv[2]) if p.startswith(".minify-pause"))
+    print(json.dumps({"mounts": mounts, "detach": detach, "host_files": left,
+                      "alive": tc.app_alive(), "ports": list(tc.ports)}))
     tc.finish()
 """
 
@@ -190,4 +194,5 @@ def test_the_stand_in_is_copied_when_the_engine_cannot_see_the_file(client, tmp_
         capture_output=True, text=True, timeout=120,
         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == {"mounts": [], "alive": True, "ports": [8080]}
+    assert json.loads(out.stdout) == {"mounts": [], "detach": "", "host_files": [],
+                                      "alive": True, "ports": [8080]}
