@@ -124,7 +124,9 @@ def _rpm_packages(data: bytes) -> list[Package]:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        db = sqlite3.connect(f"file:{tmp}?mode=ro", uri=True)
+        # immutable: rpm's database is in WAL mode, and even a read-only connection would
+        # leave its -wal and -shm files next to the copy.
+        db = sqlite3.connect(f"file:{tmp}?mode=ro&immutable=1", uri=True)
         try:
             rows = db.execute("SELECT blob FROM Packages").fetchall()
         finally:

@@ -4,8 +4,10 @@ records written out by hand (the e2e test measures the same on a real image)."""
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 import sys
+import tempfile
 from pathlib import Path
 
 from minifier.xray.base import (
@@ -142,11 +144,13 @@ def test_apk_and_rpm_databases():
     assert (pkg.name, pkg.version, pkg.files) == ("bash", "5.2", ("/usr/bin/bash", "/usr/bin/sh"))
 
 
-def test_a_real_rpm_database():
+def test_a_real_rpm_database(tmp_path, monkeypatch):
     # made by rpm 4.18 itself (tests/unit/data/README.md says how)
     data = gzip.decompress((FIXTURES / "rpmdb.sqlite.gz").read_bytes())
     view = {"/usr/bin/hello-xray": _Placed(FILE), "/usr/share/hello-xray/data.txt": _Placed(FILE)}
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     db = read_packages({"/var/lib/rpm/rpmdb.sqlite": data}, view)
+    assert os.listdir(tmp_path) == []  # the copy it was read from, and nothing next to it
     assert db.manager == "rpm"
     assert [(p.name, p.version, p.files) for p in db.packages] == [
         ("hello-xray", "1.0", ("/usr/bin/hello-xray", "/usr/share/hello-xray/data.txt"))]
