@@ -38,3 +38,17 @@ def pytest_xdist_make_scheduler(config, log):
             return group_of(nodeid)
 
     return GroupScheduling(config, log)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # Every process that imported the e2e helpers made their temp directories: xdist's
+    # controller too (it collects), where the e2e session fixture that removes them does
+    # not run.
+    import sys
+
+    helpers = sys.modules.get("tests.e2e.helpers")
+    if helpers is not None:
+        import shutil
+
+        shutil.rmtree(helpers.TMP, ignore_errors=True)
+        shutil.rmtree(helpers.CACHE, ignore_errors=True)
