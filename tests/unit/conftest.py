@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 
-@pytest.fixture
-def closing_port() -> Iterator[int]:
-    """Accepts TCP connections and closes them at once, like Docker's proxy with no app."""
+def serve_tcp(handle: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A TCP server on 127.0.0.1, one thread calling `handle` on each connection it
+    accepts; yields its port. A connection `handle` leaves open stays open until the end."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
     listener.settimeout(0.05)
-    stop = threading.Event()
+    stop, conns = threading.Event(), []
 
     def loop() -> None:
         while not stop.is_set():
@@ -24,7 +24,8 @@ def closing_port() -> Iterator[int]:
                 conn, _ = listener.accept()
             except OSError:
                 continue
-            conn.close()
+            conns.append(conn)
+            handle(conn)
 
     thread = threading.Thread(target=loop)
     thread.start()
@@ -33,4 +34,12 @@ def closing_port() -> Iterator[int]:
     finally:
         stop.set()
         thread.join()
+        for conn in conns:
+            conn.close()
         listener.close()
+
+
+@pytest.fixture
+def closing_port() -> Iterator[int]:
+    """Accepts TCP connections and closes them at once, like Docker's proxy with no app."""
+    yield from serve_tcp(lambda conn: conn.close())

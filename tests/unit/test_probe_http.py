@@ -32,6 +32,7 @@ from probes.records import (
     RequestResult,
     Target,
 )
+from tests.unit.conftest import serve_tcp
 
 # Like most hand-written servers: stdlib http.server with do_GET only (HEAD gets 501),
 # several answers without a Content-Type, chunked bodies, and Connection: close.
@@ -818,42 +819,22 @@ def silent_port() -> Iterator[int]:
 
 def _line_server(reply: bytes | None, only_text: bool = False,
                  received: list[bytes] | None = None) -> Iterator[int]:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    listener.settimeout(0.05)
-    stop, conns = threading.Event(), []
+    def handle(conn: socket.socket) -> None:
+        if reply is None:
+            return  # held open, silent
+        conn.settimeout(2)
+        try:
+            data = conn.recv(4096)
+            if received is not None:
+                received.append(data)
+            if only_text and not data[:1].isalpha():
+                conn.recv(4096)  # silent until the client gives up
+            conn.sendall(reply)
+        except OSError:
+            pass
+        conn.close()
 
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            conns.append(conn)
-            if reply is not None:
-                conn.settimeout(2)
-                try:
-                    data = conn.recv(4096)
-                    if received is not None:
-                        received.append(data)
-                    if only_text and not data[:1].isalpha():
-                        conn.recv(4096)  # silent until the client gives up
-                    conn.sendall(reply)
-                except OSError:
-                    pass
-                conn.close()
-
-    thread = threading.Thread(target=loop)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        for conn in conns:
-            conn.close()
-        listener.close()
+    return serve_tcp(handle)
 
 
 @pytest.mark.parametrize("fixture", ["redis_like", "closing_port", "text_only"])

@@ -18,6 +18,7 @@ from minifier.records import Observation
 from minifier.ui import Progress
 from probes import ReadyInfo
 from probes.records import NOT_HTTP
+from tests.unit.conftest import serve_tcp
 
 
 class _Ok(BaseHTTPRequestHandler):
@@ -47,33 +48,18 @@ def web() -> Iterator[int]:
 @pytest.fixture
 def recording() -> Iterator[tuple[int, list[bytes]]]:
     """A port that records what each connection sends (and answers nothing)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    listener.settimeout(0.05)
-    stop, received = threading.Event(), []
+    received: list[bytes] = []
 
-    def loop() -> None:
-        while not stop.is_set():
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(0.5)
             try:
-                conn, _ = listener.accept()
+                received.append(conn.recv(4096))
             except OSError:
-                continue
-            with conn:
-                conn.settimeout(0.5)
-                try:
-                    received.append(conn.recv(4096))
-                except OSError:
-                    received.append(b"")
+                received.append(b"")
 
-    thread = threading.Thread(target=loop)
-    thread.start()
-    try:
-        yield listener.getsockname()[1], received
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
+    for port in serve_tcp(handle):
+        yield port, received
 
 
 class _Restarted:
