@@ -25,7 +25,11 @@ help:
 	@echo "make lint      ruff check"
 	@echo "make clean     remove leftover minify containers and the venv stamp"
 
+# Byte-compiled as a regular (non-editable) pip install would: an editable install leaves
+# it to the first run, and never with PYTHONDONTWRITEBYTECODE set (every start of minify
+# and of its tracer would then compile its modules again). Only changed modules are redone.
 install: $(STAMP)
+	$(VENV)/bin/python -m compileall -q minifier probes
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
