@@ -169,6 +169,10 @@ def connect(timeout: int = 120) -> docker.DockerClient:
     where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
         client = docker.from_env(timeout=timeout)
+        if client.api.base_url.startswith("http+docker://"):
+            # A local socket: no proxy or netrc setting can apply, and looking them up
+            # in the environment cost a third of each API call's CPU.
+            client.api.trust_env = False
         client.ping()
     except (DockerException, OSError) as exc:
         raise EngineError(

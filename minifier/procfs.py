@@ -18,7 +18,9 @@ import stat
 import struct
 from typing import Optional
 
-__all__ = ["listening_ports", "listening_sockets", "loopback_only", "parse_tcp_table",
+from minifier import sockdiag
+
+__all__ = ["listening_ports", "listening_sockets", "tcp_tables", "loopback_only", "parse_tcp_table",
            "parse_listeners", "catches_signal", "namespace_pids", "read_in_root"]
 
 _MAX_LINKS = 40  # symlinks followed in one path, as the kernel's ELOOP bound
@@ -51,7 +53,17 @@ def parse_tcp_table(text: str) -> frozenset[int]:
 
 def listening_sockets(pid: int) -> frozenset[Listener]:
     """(address, port) of the TCP sockets (IPv4 and IPv6) listening in the network
-    namespace of host pid `pid`; empty when the process is gone."""
+    namespace of host pid `pid`; empty when the process is gone. Asked of sock_diag
+    (sockdiag.py: one walk of the listening table) where that is allowed, else read from
+    /proc/PID/net/tcp and tcp6."""
+    asked = sockdiag.listening_sockets(pid)
+    if asked is not None:
+        return asked
+    return tcp_tables(pid)
+
+
+def tcp_tables(pid: int) -> frozenset[Listener]:
+    """listening_sockets(), read from /proc/PID/net/tcp and tcp6."""
     found: set[Listener] = set()
     for table in ("tcp", "tcp6"):
         try:

@@ -1,5 +1,5 @@
-"""The /proc readers against the kernel's own tables: listening ports, caught signals,
-the processes of a pid namespace."""
+"""The /proc readers against the kernel's own tables: listening ports (also as
+sock_diag answers them), caught signals, the processes of a pid namespace."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from minifier import sockdiag
 from minifier.procfs import (
     catches_signal,
     listening_ports,
@@ -19,6 +20,7 @@ from minifier.procfs import (
     namespace_pids,
     parse_listeners,
     parse_tcp_table,
+    tcp_tables,
 )
 
 TABLE = """\
@@ -136,3 +138,48 @@ def test_the_live_processes_of_a_pid_namespace_but_its_pid_1():
     finally:
         unshare.kill()
         unshare.wait(10)
+
+
+def test_sock_diag_and_the_proc_tables_agree_here():
+    """sock_diag (sockdiag.py) is asked first; the /proc tables are its fallback, so
+    both must say the same, IPv4 mapped into IPv6 included."""
+    socks = []
+    try:
+        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1"),
+                             (socket.AF_INET6, "::ffff:127.0.0.3"), (socket.AF_INET, "0.0.0.0")):
+            s = socket.socket(family)
+            socks.append(s)
+            s.bind((host, 0))
+            s.listen()
+        ports = {s.getsockname()[1] for s in socks}
+        asked = sockdiag.listening_sockets(os.getpid())
+        assert asked == tcp_tables(os.getpid())
+        assert {a for a in asked if a[1] in ports} == {
+            ("127.0.0.1", socks[0].getsockname()[1]), ("::1", socks[1].getsockname()[1]),
+            ("127.0.0.3", socks[2].getsockname()[1]), ("0.0.0.0", socks[3].getsockname()[1])}
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_sock_diag_asks_the_namespace_of_the_process_and_leaves_ours_alone():
+    """A process in a network namespace of its own, like a container's app: exactly its
+    listener is seen, none of the host's, and the asking thread stays in its namespace."""
+    code = ("import socket, sys; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
+            "print(s.getsockname()[1], flush=True); sys.stdin.read()")
+    proc = subprocess.Popen(["unshare", "--net", sys.executable, "-c", code],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    here = socket.socket()
+    try:
+        here.bind(("127.0.0.1", 0))
+        here.listen()
+        port = int(proc.stdout.readline())
+        ours = os.readlink("/proc/thread-self/ns/net")
+        assert sockdiag.listening_sockets(proc.pid) == {("127.0.0.1", port)}
+        assert tcp_tables(proc.pid) == {("127.0.0.1", port)}
+        assert os.readlink("/proc/thread-self/ns/net") == ours
+        assert ("127.0.0.1", here.getsockname()[1]) in listening_sockets(os.getpid())
+    finally:
+        here.close()
+        proc.communicate("")
+    assert sockdiag.listening_sockets(proc.pid) == frozenset()  # gone
