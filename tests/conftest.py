@@ -12,6 +12,10 @@ one source tree and one image tag collide.
 
 from __future__ import annotations
 
+import pytest
+
+_DANGLING_BEFORE = pytest.StashKey[set]()
+
 _GROUPS = {
     "shared-builds": ("test_app_shapes", "test_closure", "test_probe_shapes",
                       "test_report_contract", "test_verify"),
@@ -20,6 +24,21 @@ _GROUPS = {
 }
 _GROUP_OF = {f"tests/e2e/{module}.py": group
              for group, modules in _GROUPS.items() for module in modules}
+
+
+def _remove_new_dangling(before) -> None:
+    """The untagged images of ours that this session left (dozens of MB each, on every
+    run), once every worker has ended; those there before the session are not touched."""
+    if before is None:
+        return
+    import docker
+
+    c = docker.from_env(timeout=60)
+    for image_id in _dangling_ours() - before:
+        try:
+            c.api.remove_image(image_id)
+        except docker.errors.APIError:
+            pass  # still used by a container, or removed meanwhile
 
 
 def group_of(nodeid: str) -> str:
@@ -40,7 +59,37 @@ def pytest_xdist_make_scheduler(config, log):
     return GroupScheduling(config, log)
 
 
+# Labels of the images the tests make: minify's outputs, and the images built from this
+# repository's recipes (the sandbox, `make image`'s minify:latest).
+_OUR_IMAGES = ("minify.source.id", "minify.recipe")
+
+
+def _dangling_ours() -> set[str]:
+    """Untagged images the tests' kind of build leaves: an output built again under its
+    tag, minify:latest rebuilt from changed sources. Empty when no engine answers."""
+    try:
+        import docker
+
+        c = docker.from_env(timeout=30)
+        found = c.api.images(filters={"dangling": True})
+    except Exception:  # noqa: BLE001 - no engine: make test-unit
+        return set()
+    return {i["Id"] for i in found if set(i.get("Labels") or {}) & set(_OUR_IMAGES)}
+
+
+def _controller(config) -> bool:
+    """The process that runs the session as a whole: xdist's controller, or pytest alone."""
+    return not hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session):
+    if _controller(session.config):
+        session.config.stash[_DANGLING_BEFORE] = _dangling_ours()
+
+
 def pytest_sessionfinish(session, exitstatus):
+    if _controller(session.config):
+        _remove_new_dangling(session.config.stash.get(_DANGLING_BEFORE, None))
     # Every process that imported the e2e helpers made their temp directories: xdist's
     # controller too (it collects), where the e2e session fixture that removes them does
     # not run.
