@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 
 import probes
 from minifier.observe.probing import probe_failed, run_execs
-from minifier.observe.runner import TracedContainer
+from minifier.observe.runner import Restarted, TracedContainer
 from minifier.options import ProbeSetup
 from minifier.records import AppLife, HealthSpec, Observation, RestartTrace
 from minifier.ui import Progress
@@ -42,8 +42,9 @@ def trace_restart(tc: TracedContainer, obs: Observation, setup: ProbeSetup, ui: 
     ui.stage("restart", "restarting the app under trace, as docker restart would")
     started = time.monotonic()
     one_shot = not tc.app_alive()
-    first = tc.restart_app()
-    ui.info(f"{_first_run(first)}; started again")
+    restarted = tc.restart_app()
+    first = restarted.life
+    ui.info(f"{_first_run(restarted)}; started again")
     failed = tc.launch_error()
     note = f"it could not start again: {failed}" if failed else \
         _until_ended(tc, first, setup) if one_shot else _until_ready(tc, obs, setup, listen, ui)
@@ -57,10 +58,13 @@ def trace_restart(tc: TracedContainer, obs: Observation, setup: ProbeSetup, ui: 
     return RestartTrace("traced", note, round(time.monotonic() - started, 3), requests, execs)
 
 
-def _first_run(first: AppLife) -> str:
+def _first_run(restarted: Restarted) -> str:
+    first = restarted.life
     if first.one_shot:
         return f"its first run had ended by itself (exit code {first.exit_code})"
-    return f"stopped after {first.ran_seconds:.1f} s, as docker stop would"
+    if not restarted.stop:
+        return f"its first run ended by itself after {first.ran_seconds:.1f} s"
+    return f"after {first.ran_seconds:.1f} s of running, {restarted.stop}, as docker stop would"
 
 
 def _until_ended(tc: TracedContainer, first: AppLife, setup: ProbeSetup) -> str:

@@ -48,7 +48,7 @@ from minifier.options import RunOptions
 from minifier.procfs import listening_ports, namespace_pids, read_in_root
 from minifier.records import AppLife, ExecOutcome, ImageInfo, LaunchSpec
 
-__all__ = ["ObservedRun", "TracedContainer"]
+__all__ = ["ObservedRun", "Restarted", "TracedContainer"]
 
 PAUSE_PATH = "/.minify-pause"
 # With --read-only the engine refuses to copy into the root filesystem, but not into a
@@ -82,6 +82,13 @@ def _pause_archive(name: str) -> bytes:
 def _port_spec(port: str) -> str:
     return port if "/" in port else f"{port}/tcp"
 
+
+@dataclass(frozen=True)
+class Restarted:
+    """How the app's run before a restart lived, and how it was stopped."""
+
+    life: AppLife
+    stop: str  # "stopped by SIGTERM", "killed: ..."; "" when it had ended by itself
 
 class TracedContainer:
     """A container whose app runs under the tracer; use as a context manager."""
@@ -208,16 +215,17 @@ class TracedContainer:
         """TCP ports the container's network namespace listens on (the app's sockets)."""
         return listening_ports(self.pid1)
 
-    def restart_app(self) -> AppLife:
+    def restart_app(self) -> Restarted:
         """Restart the app like `docker restart`: stop it like `docker stop` (the image's
         StopSignal, the grace period, then SIGKILL to every process in the container but
         its stand-in PID 1), then start it again, traced, in the same container; returns
-        how the first run lived. Why the new run could not start is `launch_error()`."""
+        how the first run lived and was stopped. Why the new run could not start is
+        `launch_error()`."""
         assert self._app is not None
         life = self._life()
         if self._first is None:
             self._first = (self._app, life)
-        self._stop_app("before its restart")
+        stopped = self._stop_app("before its restart")
         self._kill_app()
         self._app.wait(self._opts.stop_timeout)  # the kill above ends what was left
         self._restarts += 1
@@ -227,7 +235,7 @@ class TracedContainer:
                                self._opts.stop_timeout, spare=self._take_spare())
         self._monitors.extend(start_monitors([tracer], self.warnings))
         self._app, self._app_started = tracer, time.monotonic()
-        return life
+        return Restarted(life, stopped)
 
     def launch_error(self) -> str:
         """Why the app's last start failed ("": it runs, or ran)."""
@@ -386,15 +394,24 @@ class TracedContainer:
         # the engine's merged dir, reachable without knowing the engine's storage paths.
         return f"/proc/{self.pid1}/root"
 
-    def _stop_app(self, when: str = "") -> None:
+    def _stop_app(self, when: str = "") -> str:
+        """Send the stop signal and wait out the grace period; how that went, in words
+        ("" when the app had already ended)."""
         if self._app is None or not self._app.alive():
-            return
-        if not self._app.signal_program(stop_signal(self._image.stop_signal)):
-            return  # already gone: the kill below ends whatever is left
-        if not self._app.wait(self._opts.stop_grace):
-            self.warnings.append(f"the app did not stop within {self._opts.stop_grace:g} s "
-                                 f"of its stop signal{' ' + when if when else ''} and was "
-                                 "killed")
+            return ""
+        signum = stop_signal(self._image.stop_signal)
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        if not self._app.signal_program(signum):
+            return ""  # already gone: the kill below ends whatever is left
+        if self._app.wait(self._opts.stop_grace):
+            return f"stopped by {name}"
+        self.warnings.append(f"the app did not stop within {self._opts.stop_grace:g} s "
+                             f"of its stop signal{' ' + when if when else ''} and was "
+                             "killed")
+        return f"killed: it did not stop within {self._opts.stop_grace:g} s of {name}"
 
     def _kill_app(self) -> bool:
         """`docker stop`'s SIGKILL without ending the container: every process in the

@@ -12,9 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from minifier.observe.restart import _until_ready
+from minifier.observe.restart import _first_run, _until_ready
+from minifier.observe.runner import Restarted
 from minifier.options import ProbeSetup
-from minifier.records import Observation
+from minifier.records import AppLife, Observation
 from minifier.ui import Progress
 from probes import ReadyInfo
 from probes.records import NOT_HTTP
@@ -98,3 +99,20 @@ def test_a_port_that_spoke_no_http_and_is_not_listened_on_again_is_said(web, rec
                       ports=(ReadyInfo(8080, "http", 0.1, 200), ReadyInfo(6379, NOT_HTTP, 0.5)))
     said = _until_ready(tc, obs, ProbeSetup(http=None, start_wait=0.3), (), Progress(quiet=True))
     assert said == "the app did not listen on port(s) 6379 within 0.3 s"
+
+
+@pytest.mark.parametrize(("stop", "life", "said"), [
+    ("stopped by SIGTERM", AppLife(ran_seconds=2.04, exit_code=None, listening=(80,)),
+     "after 2.0 s of running, stopped by SIGTERM, as docker stop would"),
+    # squid under Debian's default config: how long it ran is not how long it took to stop
+    ("killed: it did not stop within 10 s of SIGTERM",
+     AppLife(ran_seconds=0.5, exit_code=None, listening=(3128,)),
+     "after 0.5 s of running, killed: it did not stop within 10 s of SIGTERM, as docker "
+     "stop would"),
+    ("", AppLife(ran_seconds=3.0, exit_code=None, listening=()),
+     "its first run ended by itself after 3.0 s"),
+    ("", AppLife(ran_seconds=1.0, exit_code=0, listening=()),
+     "its first run had ended by itself (exit code 0)"),
+])
+def test_the_restart_says_how_the_first_run_was_stopped(stop, life, said):
+    assert _first_run(Restarted(life, stop)) == said
