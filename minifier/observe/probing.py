@@ -25,7 +25,7 @@ from minifier.options import ProbeSetup
 from minifier.procfs import listening_ports, listening_sockets, loopback_only
 from minifier.records import ExecOutcome, HealthOutcome, HealthSpec, ImageInfo, Observation
 from minifier.ui import Progress
-from probes import ContinueAfter, Target
+from probes import ContinueAfter, ProbeSummary, Target
 
 __all__ = ["http_probe_ports", "observe", "run_execs", "check_probes", "probe_failed",
            "not_http_message", "default_continue_after", "no_port_note", "loopback_message"]
@@ -71,7 +71,10 @@ def default_continue_after(http: bool, execs: Sequence[tuple[str, ...]]) -> Cont
     return ContinueAfter("exec", None) if execs else ContinueAfter("timeout", 60.0)
 
 
-def not_http_message(port: int) -> str:
+def not_http_message(port: int, execs: bool = False) -> str:
+    """`execs`: exec probes were given, so the advice to add one would be no news."""
+    if execs:
+        return f"port {port} accepts connections but does not speak HTTP: not probed over HTTP"
     return (f"port {port} accepts connections but does not speak HTTP: probe it with "
             "--exec '<client command>'")
 
@@ -84,12 +87,12 @@ def loopback_message(port: int, addresses: Sequence[str]) -> str:
             "0.0.0.0 (every address), or probe it with --exec '<client command>'")
 
 
-def _refusal_message(info: probes.ReadyInfo, pid: int) -> str:
+def _refusal_message(info: probes.ReadyInfo, pid: int, execs: bool = False) -> str:
     """Why a probe port cannot be probed over HTTP."""
     if info.protocol == probes.LOOPBACK_ONLY:
         return loopback_message(info.port,
                                 loopback_only(listening_sockets(pid)).get(info.port, ()))
-    return not_http_message(info.port)
+    return not_http_message(info.port, execs)
 
 
 def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
@@ -107,7 +110,8 @@ def observe(tc: TracedContainer, ports: tuple[int, ...], setup: ProbeSetup,
         ui.info(note)
     if setup.http is not None and ports:
         ready = _wait_ready(tc, ports, setup, ui)
-        warnings = _readiness_warnings(ready, setup.http.start_wait, tc.pid1, ui)
+        warnings = _readiness_warnings(ready, setup.http.start_wait, tc.pid1, ui,
+                                       execs=bool(setup.execs))
     elif listen:
         _wait_listening(tc, listen, setup.start_wait, ui)
     health_outcome = _healthcheck(tc, health, setup.healthcheck, ui)
@@ -139,11 +143,11 @@ def run_execs(tc: TracedContainer, setup: ProbeSetup, ui: Progress) -> tuple[Exe
 
 
 def _readiness_warnings(ready: Sequence[probes.ReadyInfo], start_wait: float, pid: int,
-                        ui: Progress) -> list[str]:
+                        ui: Progress, execs: bool = False) -> list[str]:
     """Ports probed although readiness did not end well: one that cannot be probed over
     HTTP (it speaks none, or listens out of reach), and one that said "not yet" (a 502,
-    503 or 504) until the start wait ran out."""
-    warnings = [_refusal_message(info, pid) for info in ready if not info.speaks_http]
+    503 or 504) until the start wait ran out. `execs`: exec probes were given."""
+    warnings = [_refusal_message(info, pid, execs) for info in ready if not info.speaks_http]
     warnings += [f"port {info.port} answered GET / with {info.status} until the start wait "
                  f"({start_wait:g} s) ran out: probing it as it is (if the app starts slowly, "
                  "a longer --http-probe-start-wait)"
@@ -284,9 +288,21 @@ def check_probes(obs: Observation, setup: ProbeSetup, app_output: str = "",
             f"the app exited by itself during probing ({_exit_text(app_exit)})"
         why = "; ".join(p for p in (obs.http.failure, crashed) if p)
         raise ProbeError(f"HTTP probing failed: {why}",
-                         detail=_titled(app_output) if crashed else "")
+                         detail=_titled(app_output) if crashed else _refused_hint(obs.http))
     for e in obs.execs:
         _check_exec(e, setup.exec_allow_fail)
+
+
+def _refused_hint(http: ProbeSummary) -> str:
+    """What to do when the app answered HTTP but refused every request (a 4xx each): an
+    app with no page at the paths minify knows (an HTTP proxy answers 400 to a plain
+    GET, an API may need credentials)."""
+    if not http.requests or any(r.status is None or r.status_class not in ("4xx", "unsupported")
+                                for r in http.requests):
+        return ""
+    return ("every request was answered with a 4xx: name a path the app serves with "
+            "--http-probe-cmd (with a header it needs: --http-probe-cmd-file), or probe it "
+            "another way with --exec '<client command>' and --no-http-probe")
 
 
 def _check_exec(e: ExecOutcome, allow_fail: bool) -> None:

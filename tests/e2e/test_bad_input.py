@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -173,3 +174,17 @@ def _probe_file(tmp, port: int):
     path.write_text(json.dumps({"commands": [{"resource": "/x", "port": port}]}))
     return path
 
+
+
+def test_an_app_that_refuses_every_request_is_told_what_to_do(client, unchanged):
+    """busybox httpd serving a directory with no page: every request gets 404, as an HTTP
+    proxy answers 400 to each (squid): exit 6, and what to do about it."""
+    run = minify("build", SANDBOX["busybox"], "--entrypoint", "/bin/httpd",
+                 "--cmd", "-f -p 8080 -h /bin")
+    assert run.code == ExitStatus.PROBE, run.stderr
+    assert re.fullmatch(r"minify: error: HTTP probing failed: no request succeeded "
+                        r"\(\d+ 4xx\)", _one_line_error(run.stderr))
+    assert run.stderr.endswith(
+        "every request was answered with a 4xx: name a path the app serves with "
+        "--http-probe-cmd (with a header it needs: --http-probe-cmd-file), or probe it "
+        "another way with --exec '<client command>' and --no-http-probe\n")

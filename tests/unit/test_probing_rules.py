@@ -104,6 +104,37 @@ def test_head_501_to_the_default_probe_passes() -> None:
 def test_not_http_message() -> None:
     assert not_http_message(5432) == ("port 5432 accepts connections but does not speak HTTP: "
                                       "probe it with --exec '<client command>'")
+    # RabbitMQ's AMQP port next to its HTTP API, built with --exec probes already
+    assert not_http_message(5672, execs=True) == (
+        "port 5672 accepts connections but does not speak HTTP: not probed over HTTP")
+
+
+def test_a_warning_does_not_advise_exec_probes_that_were_given() -> None:
+    ready = (ReadyInfo(15672, "http", 1.0, 200), ReadyInfo(5672, probes.NOT_HTTP, 0.4))
+    warnings = _readiness_warnings(ready, 60.0, 0, Progress(io.StringIO(), live=False),
+                                   execs=True)
+    assert warnings == [not_http_message(5672, execs=True)]
+
+
+def test_every_answer_a_4xx_fails_with_what_to_do() -> None:
+    """squid with Debian's config: a proxy answers 400 to every plain request."""
+    obs = _observation([_request("/", 400), _request("/robots.txt", 400),
+                        _request("/", 501, method="HEAD")])
+    with pytest.raises(ProbeError) as caught:
+        check_probes(obs, SETUP, "", None)
+    assert caught.value.message == ("HTTP probing failed: no request succeeded "
+                                    "(2 4xx, 1 unsupported)")
+    assert caught.value.detail == (
+        "every request was answered with a 4xx: name a path the app serves with "
+        "--http-probe-cmd (with a header it needs: --http-probe-cmd-file), or probe it "
+        "another way with --exec '<client command>' and --no-http-probe")
+
+
+def test_no_hint_when_something_else_failed_too() -> None:
+    obs = _observation([_request("/", 404), _request("/x", None, "user")])
+    with pytest.raises(ProbeError) as caught:
+        check_probes(obs, SETUP, "", None)
+    assert caught.value.detail == ""
 
 
 def test_a_port_out_of_reach_is_said_with_its_address() -> None:
