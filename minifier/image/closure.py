@@ -135,7 +135,9 @@ class _Closure:
         if e.type in ("file", "hardlink") and follow:
             if self.fs.elf(path) is not None or self.fs.elf_unread(path):
                 self.queue.append(("elf", path, path, None))
-            elif self.fs.head(path).startswith(b"#!"):
+            elif e.mode & 0o111 and self.fs.head(path).startswith(b"#!"):
+                # Only an executable file's #! line is the kernel's business: a Perl
+                # module's `#!perl -w` is never run through it.
                 self.queue.append(("script", path, "", None))
             elif self.fs.elf_error(path):
                 self.warn(f"{path}: {self.fs.elf_error(path)}")
@@ -216,7 +218,9 @@ class _Closure:
         if line is None:
             return
         if self.keep_path(line.path, "shebang") is None:
-            if not self.below_mount(line.path):  # else the mount provides it
+            # A relative interpreter is looked up from wherever the script is run from:
+            # its absence from the working directory alone proves nothing.
+            if line.interp.startswith("/") and not self.below_mount(line.path):
                 self.warn(f"{path}: interpreter {line.interp} not found in the image")
         elif line.via_env and self.keep_program(line.via_env, "shebang") is None:
             self.warn(f"{path}: {line.via_env} (via env) not found on the image PATH")

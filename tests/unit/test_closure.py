@@ -165,6 +165,25 @@ def test_shebang_env_chain(tmp_path):
     assert "elf-dep" in k[f"/{LIBDIR}/libc.so.6"].reasons
 
 
+def test_only_an_executable_file_s_shebang_is_followed(tmp_path):
+    """qa/mojo: Debian's Perl modules begin `#! perl` or `#!perl -w`, are not executable
+    and never run through that line: no interpreter is looked for, nothing is said."""
+    members = elf_members([
+        member("usr/share/perl", "dir"),
+        member("usr/share/perl/version.pm", data=b"#!perl -w\npackage version;\n"),
+        member("usr/share/perl/Long.pm", data=b"#! perl\npackage Getopt::Long;\n"),
+        member("usr/share/perl/tool.pl", data=b"#!/usr/bin/perl\n"),
+        member("app", "dir"),
+        member("app/run", data=b"#!perl\n", mode=0o755),  # relative: from the caller's cwd
+        member("app/gone", data=b"#!/usr/bin/python9\n", mode=0o755),
+    ])
+    opened = ["/usr/share/perl/version.pm", "/usr/share/perl/Long.pm",
+              "/usr/share/perl/tool.pl", "/app/run", "/app/gone"]
+    p = run_plan(tmp_path, members, opened)
+    assert p.warnings == ("/app/gone: interpreter /usr/bin/python9 not found in the image",)
+    assert not {"/usr/bin/perl", "/perl", "/app/perl"} & set(kept(p))
+
+
 def test_include_bin_and_shell(tmp_path):
     members = elf_members([member("usr/bin/sh", "symlink", link="true")])
     k = kept(run_plan(tmp_path, members, [], KeepOptions(include_shell=True)))
