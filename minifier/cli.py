@@ -162,7 +162,7 @@ def build_options(image: str, kw: dict) -> BuildOptions:
         # The closure looks programs and libraries up the way the app is run: --env's
         # PATH and LD_LIBRARY_PATH, --workdir (the argv comes once the image is known).
         env=run.env, workdir=run.workdir, allow_incomplete=kw["allow_incomplete"],
-        include_zoneinfo=kw["include_zoneinfo"],
+        include_zoneinfo=kw["include_zoneinfo"], include_served_dirs=kw["include_served_dirs"],
         mountpoints=(*(m.target for m in container.mounts), *tmpfs),
         hidden=(*(m.target for m in container.mounts if not m.image_content), *tmpfs))
     output = OutputOptions(tag=kw["tag"], artifacts_dir=kw["artifacts_dir"],
@@ -268,6 +268,9 @@ def _index_options(kw: dict) -> IndexOptions:
 @click.option("--include-zoneinfo", is_flag=True,
               help="Keep the time zone database (/usr/share/zoneinfo and the other places "
                    "libc, Go and Python read it) and /etc/localtime, /etc/timezone.")
+@click.option("--include-served-dirs/--no-include-served-dirs", default=True,
+              help="Keep whole each directory the app served a file from over HTTP (its "
+                   "pages' scripts may fetch files no crawler finds); on by default.")
 @click.option("--exclude-pattern", multiple=True, help="Glob (with **) of paths to drop.")
 @click.option("--allow-incomplete", is_flag=True,
               help="Build even when the self-check finds a kept file's interpreter, library "

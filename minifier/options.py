@@ -84,6 +84,8 @@ class KeepOptions:
     argv: Optional[tuple[str, ...]] = None  # None: the image's Entrypoint + Cmd
     allow_incomplete: bool = False  # build even when the self-check finds something missing
     include_zoneinfo: bool = False  # keep the time zone database (--include-zoneinfo)
+    # Keep whole each directory a static file server answered from (closure.seed_served).
+    include_served_dirs: bool = True
     # Container paths mounted over at run time (--volume, --mount, --tmpfs): each
     # mountpoint is kept; below those whose content is not the image's, nothing is.
     mountpoints: tuple[str, ...] = ()

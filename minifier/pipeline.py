@@ -88,7 +88,8 @@ def build(client: docker.DockerClient, engine: EngineInfo, opts: BuildOptions,
             ui.stage("plan", "computing what to keep")
             # Every named path, not only successful ones: EEXIST, EACCES or a path the app
             # deletes all mean the image must still have it; the image index decides.
-            plan = closure.plan(fs, access.accesses.keys(), image, keep, source)
+            plan = closure.plan(fs, access.accesses.keys(), image, keep, source,
+                                served=_served_urls(observation))
             checked = _self_check(fs, plan, image, keep)
             ui.stage("rebuild", f"building {tag}")
             layer = rebuild.write_layer(fs, plan, source, os.path.join(workdir, "layer.tar"))
@@ -114,6 +115,12 @@ def build(client: docker.DockerClient, engine: EngineInfo, opts: BuildOptions,
                              timings=ui.timings, selfcheck=checked)
         _write_outputs(report, plan, fs, opts, workdir)
     return report
+
+
+def _served_urls(observation: Observation) -> list[str]:
+    """The URL paths the app answered with a success while observed."""
+    requests = observation.http.requests if observation.http else ()
+    return [r.path for r in requests if r.status is not None and 200 <= r.status < 300]
 
 
 def _run_and_probe(client: docker.DockerClient, image: ImageInfo, ports: tuple[int, ...],

@@ -21,6 +21,7 @@ import tempfile
 from collections import deque
 from collections.abc import Collection, Iterable
 from typing import Optional
+from urllib.parse import unquote
 
 from minifier.errors import ImageError, UsageError
 from minifier.image.elfdeps import (
@@ -41,7 +42,7 @@ from minifier.image.source import ImageSource
 from minifier.options import KeepOptions
 from minifier.records import BuildPlan, ImageInfo, KeptFile
 
-__all__ = ["plan", "glob_to_regex"]
+__all__ = ["plan", "glob_to_regex", "served_dirs"]
 
 CERT_PATHS = (
     "/etc/ssl/certs",
@@ -57,6 +58,13 @@ RUNTIME_FILES = ("/etc/passwd", "/etc/group", "/etc/ld.so.cache", "/etc/nsswitch
 ZONEINFO_PATHS = ("/usr/share/zoneinfo", "/usr/share/lib/zoneinfo", "/usr/lib/zoneinfo",
                   "/usr/lib/locale/TZ", "/etc/zoneinfo", "/etc/localtime", "/etc/timezone")
 SHELL_TOOLS = ("ls", "cat", "echo", "env", "mkdir", "rm", "cp", "mv", "ps", "grep", "sed")
+# A served directory is kept whole (--include-served-dirs) only up to here; never one of
+# these, which would keep a system tree (a server rooted at / serves the whole image).
+SERVED_DIR_MAX_FILES, SERVED_DIR_MAX_BYTES = 10_000, 100 << 20
+_NOT_SERVED_DIRS = frozenset({
+    "/", "/usr", "/usr/local", "/usr/share", "/usr/local/share", "/usr/lib", "/usr/lib64",
+    "/usr/local/lib", "/usr/bin", "/usr/sbin", "/lib", "/lib64", "/bin", "/sbin", "/etc",
+    "/var", "/var/lib", "/opt", "/srv", "/home", "/root", "/tmp", "/run"})
 _SPOOL_MAX = 16 << 20
 
 
@@ -391,6 +399,25 @@ class _Closure:
             for tool in SHELL_TOOLS:
                 self.keep_program(tool, "include-shell")
 
+    def seed_served(self, urls: Iterable[str], accessed: Iterable[str]) -> None:
+        """Keep whole each directory a static file server answered from: a page's script
+        fetches files no crawler sees (RabbitMQ's UI builds `'js/tmpl/' + name + '.ejs'`,
+        Prometheus' graph page loads a template by $.ajax)."""
+        files = [p for p in map(normalize, accessed)
+                 if (e := self.fs.lookup(p)) is not None and e.type == "file"]
+        for root, url in served_dirs(urls, files).items():
+            if root in _NOT_SERVED_DIRS or self.below_mount(root):
+                continue
+            final = self.fs.resolve(root).final
+            below = self.fs.walk(final)[1:] if final is not None else []
+            size = sum(e.size for p in below if (e := self.fs.lookup(p)) is not None)
+            if len(below) > SERVED_DIR_MAX_FILES or size > SERVED_DIR_MAX_BYTES:
+                self.warn(f"{root}: the app served {url} from it, but with {len(below)} "
+                          f"entries and {size:,} bytes it is not kept whole "
+                          f"(--include-path {root} keeps it)")
+                continue
+            self.keep_tree(root, "served-dir")
+
     def seed_certs(self) -> None:
         for path in CERT_PATHS:
             if self.fs.resolve(path).final is not None:
@@ -453,16 +480,44 @@ def plan(
     image: ImageInfo,
     keep: KeepOptions,
     source: ImageSource,
+    served: Iterable[str] = (),
 ) -> BuildPlan:
-    """The closure of `accessed` over the image, with reasons; excludes applied last."""
+    """The closure of `accessed` over the image, with reasons; excludes applied last.
+    `served`: the URL paths the app answered with a success (served directories)."""
+    accessed = list(accessed)
     c = _Closure(fs, image, keep, source)
     certs = c.seed_accessed(accessed)
     c.seed_runtime()
     c.seed_mountpoints()
     c.seed_requested()
+    if keep.include_served_dirs:
+        c.seed_served(served, accessed)
     if keep.include_zoneinfo:
         c.seed_zoneinfo()
     if certs or keep.include_cert_all:
         c.seed_certs()
     c.fixpoint()
     return c.result()
+
+
+def served_dirs(urls: Iterable[str], files: Iterable[str]) -> dict[str, str]:
+    """The directories a static file server answered from, each with a URL path it
+    served: for an opened file whose path ends with a served URL's path (at least its
+    last two components, or its one component when that names a file with an extension),
+    the file's path less that ending. `/static/js/app.js` served from
+    `/srv/www/static/js/app.js` gives `/srv/www`."""
+    by_name: dict[str, list[list[str]]] = {}
+    for f in files:
+        parts = f.strip("/").split("/")
+        by_name.setdefault(parts[-1], []).append(parts)
+    found: dict[str, str] = {}
+    for url in urls:
+        path = unquote(url.split("?", 1)[0].split("#", 1)[0])
+        comps = [c for c in path.split("/") if c]
+        for parts in by_name.get(comps[-1], ()) if comps else ():
+            k = 0
+            while k < min(len(comps), len(parts) - 1) and comps[-1 - k] == parts[-1 - k]:
+                k += 1
+            if k >= 2 or (k == len(comps) == 1 and "." in comps[0]):
+                found.setdefault("/" + "/".join(parts[:-k]), path)
+    return found

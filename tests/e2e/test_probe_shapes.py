@@ -61,9 +61,17 @@ def _requests(report: dict) -> list[tuple]:
             for r in report["probe"]["requests"]]
 
 
-def _app_files(report: dict, root: str = "/app/") -> list[str]:
+def _app_files(report: dict, root: str = "/app/", reason: str = "") -> list[str]:
+    """The files kept below `root` (for `reason` only, when given)."""
     return sorted(k["path"] for k in report["kept"]
-                  if k["path"].startswith(root) and k["kind"] == "file")
+                  if k["path"].startswith(root) and k["kind"] == "file"
+                  and (not reason or reason in k["reasons"]))
+
+
+def _served_only(report: dict) -> list[str]:
+    """Files kept only because they are in a directory the app served files from."""
+    return sorted(k["path"] for k in report["kept"]
+                  if k["kind"] == "file" and k["reasons"] == ["served-dir"])
 
 
 def test_headless_stdlib_server_head_501_is_unsupported_not_a_failure(built):
@@ -87,10 +95,13 @@ def test_headless_stdlib_server_head_501_is_unsupported_not_a_failure(built):
     ]
     assert report["probe"]["counts"] == {"2xx": 9, "3xx": 0, "4xx": 15, "5xx": 0,
                                          "unsupported": 1, "error": 0}
-    assert _app_files(report) == [
+    assert _app_files(report, reason="accessed") == [
         "/app/data/about.txt", "/app/data/notes.txt", "/app/data/notes/alpha.txt",
         "/app/data/notes/beta.txt", "/app/server.py", "/app/static/app.js",
         "/app/static/bg.png", "/app/static/logo.png", "/app/static/site.css"]
+    # /static/app.js was answered from /app/static/app.js: /app is a served directory
+    # (the page /notes/gamma, linked from nowhere, then works in the minified image too)
+    assert _served_only(report) == ["/app/data/notes/gamma.txt", "/app/static/unused.png"]
     head = next(r for r in report["verify"]["requests"] if r["method"] == "HEAD")
     assert (head["original_status"], head["minified_status"], head["ok"]) == (501, 501, True)
 
@@ -119,12 +130,14 @@ def test_untyped_pages_are_sniffed_and_crawled(built):
         ("crawl", "GET", "/img/bg.png", 200, "2xx"),  # url() of untyped CSS
         ("crawl", "GET", "/pages/latest.html", 200, "2xx"),  # meta refresh
     ]
-    assert _app_files(report) == [
+    assert _app_files(report, reason="accessed") == [
         "/app/Server.class", "/app/www/img/bg.png", "/app/www/img/logo-2x.png",
         "/app/www/img/logo.png", "/app/www/index.html", "/app/www/pages/archive.html",
         "/app/www/pages/latest.html", "/app/www/pages/news.html",
         "/app/www/pages/search.html", "/app/www/robots.txt", "/app/www/sitemap.xml",
         "/app/www/static/app.js", "/app/www/static/print.css", "/app/www/static/site.css"]
+    # Linked from nowhere, so never requested; kept as part of the served /app/www.
+    assert _served_only(report) == ["/app/www/pages/unlinked.html"]
 
 
 def test_json_api_found_only_through_its_openapi_document(built):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from minifier.errors import UsageError
-from minifier.image.closure import glob_to_regex, plan
+from minifier.image import closure
+from minifier.image.closure import glob_to_regex, plan, served_dirs
 from minifier.image.imagefs import scan
 from minifier.image.source import TarFileSource
 from minifier.options import KeepOptions
@@ -18,11 +19,12 @@ PY = b"\x7fELF-not-parsed-python"  # only heads matter unless kept ELF content i
 PATH_ENV = ("PATH=/usr/local/bin:/usr/bin:/bin",)
 
 
-def run_plan(tmp_path, members, accessed, keep=None, image=None):
+def run_plan(tmp_path, members, accessed, keep=None, image=None, served=()):
     source = TarFileSource(make_tar(tmp_path / "image.tar", members))
     with source.open() as f:
         fs = scan(f)
-    return plan(fs, accessed, image or image_info(env=PATH_ENV), keep or KeepOptions(), source)
+    return plan(fs, accessed, image or image_info(env=PATH_ENV), keep or KeepOptions(), source,
+                served=served)
 
 
 def kept(p):
@@ -506,3 +508,55 @@ def test_zoneinfo_asked_of_an_image_without_it_is_a_warning(tmp_path):
     assert p.warnings == ("--include-zoneinfo: the image has no time zone database (looked "
                           "in /usr/share/zoneinfo, /usr/share/lib/zoneinfo, /usr/lib/zoneinfo, "
                           "/usr/lib/locale/TZ, /etc/zoneinfo, /etc/localtime, /etc/timezone)",)
+
+
+def test_served_dirs_are_found_from_urls_and_the_files_that_answered_them():
+    files = ["/usr/lib/rabbitmq/plugins/mgmt/priv/www/js/main.js",
+             "/usr/lib/rabbitmq/plugins/mgmt/priv/www/index.html",
+             "/usr/share/prometheus/web/static/js/graph/index.js",
+             "/srv/site/about.html", "/app/app.py", "/proc/self/status"]
+    urls = ["/js/main.js",  # the app's root path
+            "/classic/static/js/graph/index.js",  # a route prefix the directory lacks
+            "/about.html?x=1",  # one component: a file name with an extension
+            "/api/status",  # one component in common, a name without a dot: no
+            "/app.py/",  # nothing but the name in common... and a single component: yes
+            "/", "/index.html%3F"]
+    assert served_dirs(urls, files) == {
+        "/usr/lib/rabbitmq/plugins/mgmt/priv/www": "/js/main.js",
+        "/usr/share/prometheus/web": "/classic/static/js/graph/index.js",
+        "/srv/site": "/about.html", "/app": "/app.py/"}
+
+
+WEB = [
+    member("srv", "dir"), member("srv/www", "dir"), member("srv/www/js", "dir"),
+    member("srv/www/js/main.js", data=b"load('tmpl/' + name + '.ejs')"),
+    member("srv/www/js/tmpl", "dir"),
+    member("srv/www/js/tmpl/login.ejs", data=b"<form>"),  # fetched only by the script
+    member("srv/www/index.html", data=b"<script src=js/main.js>"),
+    member("srv/data.bin", data=b"x" * 100),  # beside the web root: not served
+    member("tmp", "dir"), member("tmp/x.html", data=b"<p>"),
+]
+
+
+def test_a_served_directory_is_kept_whole(tmp_path):
+    """qa/rabbitmq: the UI's script builds its templates' names; only the directory its
+    files were served from tells they belong to the site."""
+    accessed = ["/srv/www/index.html", "/srv/www/js/main.js", "/tmp/x.html"]
+    urls = ["/", "/index.html", "/js/main.js", "/x.html"]
+    k = kept(run_plan(tmp_path, elf_members(WEB), accessed, served=urls))
+    assert k["/srv/www/js/tmpl/login.ejs"].reasons == ("served-dir",)
+    assert k["/srv/www/js/main.js"].reasons == ("accessed", "served-dir")
+    assert "/srv/data.bin" not in k
+    assert "served-dir" not in k["/tmp/x.html"].reasons  # /tmp is never a site
+    off = run_plan(tmp_path, elf_members(WEB), accessed, served=urls,
+                   keep=KeepOptions(include_served_dirs=False))
+    assert "/srv/www/js/tmpl/login.ejs" not in kept(off)
+
+
+def test_a_served_directory_too_big_to_keep_whole_is_said(tmp_path, monkeypatch):
+    monkeypatch.setattr(closure, "SERVED_DIR_MAX_FILES", 3)
+    p = run_plan(tmp_path, elf_members(WEB), ["/srv/www/js/main.js"], served=["/js/main.js"])
+    assert p.warnings == (
+        "/srv/www: the app served /js/main.js from it, but with 5 entries and 58 bytes it is "
+        "not kept whole (--include-path /srv/www keeps it)",)
+    assert "/srv/www/js/tmpl/login.ejs" not in kept(p)
