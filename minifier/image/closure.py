@@ -403,8 +403,13 @@ class _Closure:
         """Keep whole each directory a static file server answered from: a page's script
         fetches files no crawler sees (RabbitMQ's UI builds `'js/tmpl/' + name + '.ejs'`,
         Prometheus' graph page loads a template by $.ajax)."""
-        files = [p for p in map(normalize, accessed)
-                 if (e := self.fs.lookup(p)) is not None and e.type == "file"]
+        files = []
+        for p in map(normalize, accessed):
+            # As opened: a site's link into a shared tree counts as the site's own path.
+            final = self.fs.resolve(p).final
+            if final is not None and (e := self.fs.lookup(final)) is not None \
+                    and e.type == "file":
+                files.append(p)
         for root, url in served_dirs(urls, files).items():
             if root in _NOT_SERVED_DIRS or self.below_mount(root):
                 continue
@@ -514,10 +519,18 @@ def served_dirs(urls: Iterable[str], files: Iterable[str]) -> dict[str, str]:
     for url in urls:
         path = unquote(url.split("?", 1)[0].split("#", 1)[0])
         comps = [c for c in path.split("/") if c]
+        matches = []
         for parts in by_name.get(comps[-1], ()) if comps else ():
             k = 0
             while k < min(len(comps), len(parts) - 1) and comps[-1 - k] == parts[-1 - k]:
                 k += 1
             if k >= 2 or (k == len(comps) == 1 and "." in comps[0]):
-                found.setdefault("/" + "/".join(parts[:-k]), path)
+                matches.append((k, "/" + "/".join(parts[:-k])))
+        # The longest match: a file opened through the site's link into a shared tree
+        # (Prometheus' static/jquery -> /usr/share/javascript/jquery) is also seen at
+        # its target, which matches less of the URL.
+        best = max((k for k, _ in matches), default=0)
+        for k, root in matches:
+            if k == best:
+                found.setdefault(root, path)
     return found

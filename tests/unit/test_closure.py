@@ -514,13 +514,16 @@ def test_served_dirs_are_found_from_urls_and_the_files_that_answered_them():
     files = ["/usr/lib/rabbitmq/plugins/mgmt/priv/www/js/main.js",
              "/usr/lib/rabbitmq/plugins/mgmt/priv/www/index.html",
              "/usr/share/prometheus/web/static/js/graph/index.js",
-             "/srv/site/about.html", "/app/app.py", "/proc/self/status"]
+             "/srv/site/about.html", "/app/app.py", "/proc/self/status",
+             # one file opened through a link and seen at its target too
+             "/usr/share/prometheus/web/static/jquery/jquery.min.js",
+             "/usr/share/javascript/jquery/jquery.min.js"]
     urls = ["/js/main.js",  # the app's root path
             "/classic/static/js/graph/index.js",  # a route prefix the directory lacks
             "/about.html?x=1",  # one component: a file name with an extension
             "/api/status",  # one component in common, a name without a dot: no
             "/app.py/",  # nothing but the name in common... and a single component: yes
-            "/", "/index.html%3F"]
+            "/", "/index.html%3F", "/classic/static/jquery/jquery.min.js"]
     assert served_dirs(urls, files) == {
         "/usr/lib/rabbitmq/plugins/mgmt/priv/www": "/js/main.js",
         "/usr/share/prometheus/web": "/classic/static/js/graph/index.js",
