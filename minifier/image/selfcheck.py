@@ -123,7 +123,7 @@ def check(fs: ImageFS, plan: BuildPlan, image: ImageInfo, keep: KeepOptions) -> 
             head = fs.head(k.path)
             if head.startswith(ELF_MAGIC):
                 c.program(k.path)
-            elif head.startswith(b"#!"):
-                c.script(k.path)
+            elif head.startswith(b"#!") and (fs.lookup(k.path).mode & 0o111):
+                c.script(k.path)  # only an executable file is ever run through its #!
     return SelfCheck(tuple(c.findings))
 

@@ -92,6 +92,23 @@ def test_dangling_links_and_script_interpreters(tmp_path):
     )
 
 
+def test_a_script_that_is_not_executable_needs_no_interpreter(tmp_path):
+    """qa/rabbitmq: its management UI's directory, kept whole, holds the 0644 Python
+    script rabbitmqadmin (`#!/usr/bin/env python3`), served as a download, never run:
+    the closure does not follow its #! line, so the self-check must not ask for it."""
+    members = elf_members([
+        member("srv", "dir"),
+        member("srv/rabbitmqadmin", data=b"#!/usr/bin/env python3\n"),
+        member("srv/run.sh", data=b"#!/usr/bin/python9\n"),
+        member("usr/bin/env", data=b"#!/bin/true\n", mode=0o755),
+        member("usr/bin/python9", data=b"#!/bin/true\n", mode=0o755),
+    ])
+    _, p, findings = planned(tmp_path, members, ["/srv/rabbitmqadmin", "/srv/run.sh"])
+    kept = {k.path for k in p.kept}
+    assert "/usr/bin/env" not in kept and "/usr/bin/python9" not in kept
+    assert findings == () and not p.warnings
+
+
 def test_what_the_original_lacks_is_no_finding(tmp_path):
     members = [member("bin", "dir"),
                member("bin/app", data=tiny_elf(needed=("libgone.so",)), mode=0o755)]
