@@ -41,7 +41,9 @@ _NOT_FOUND = re.compile(r"(?:^|[\s:])([\w.+-]+): (?:command )?not found")
 _PERL = re.compile(r"Can't locate (\S+\.p[ml]) in @INC.*?\(@INC (?:contains|entries "
                    r"checked): ([^)]*)\)")
 _PYTHON = re.compile(r"No module named '?([\w.]+)'?|cannot import name '(\w+)' from '([\w.]+)'")
-_NODE = re.compile(r"Cannot find module '([@\w][\w.@/-]*)'")
+_NODE = re.compile(r"Cannot find module '((?:\.{1,2}/|[@\w])[\w.@/-]*)'")
+_NODE_STACK = re.compile(r"^\s*- (/\S+)$")  # Node's "Require stack:" lines: the requirer first
+_NODE_EXTENSIONS = ("", ".js", ".json", ".node", "/index.js")
 _RUBY = re.compile(r"cannot load such file -- ([\w./+-]+)")
 _JAVA = re.compile(r"(?:NoClassDefFoundError|ClassNotFoundException|Could not find or load "
                    r"main class):? ([\w$./]+)")
@@ -66,16 +68,17 @@ def include_hints(lines: Sequence[str], fs, kept: set[str]) -> list[str]:
     lacks: the `--include-path` candidates that make a failure actionable."""
     search = _Search(fs, kept)
     hints: dict[str, str] = {}  # what the image resolves it to -> the path as named
-    for line in lines:
-        for path in _named(line, fs, search):
+    for i, line in enumerate(lines):
+        for path in _named(line, fs, search, lines[i + 1:i + 3]):
             final = fs.resolve(path).final
             if final is not None and _missing(final, fs, kept):
                 hints.setdefault(final, path)
     return list(hints.values())
 
 
-def _named(line: str, fs, search: _Search) -> Iterator[str]:
-    """Every path one error line points at, in the image's own spelling."""
+def _named(line: str, fs, search: _Search, after: Sequence[str] = ()) -> Iterator[str]:
+    """Every path one error line points at, in the image's own spelling; `after`: the
+    lines that follow it (where Node names the module that asked for a relative one)."""
     # Perl's @INC list is where it looked, not what it needs.
     yield from _PATH.findall(_PERL.sub("", line))
     for name in _NOT_FOUND.findall(line):  # a command: its file on Docker's default PATH
@@ -86,11 +89,25 @@ def _named(line: str, fs, search: _Search) -> Iterator[str]:
     for module, name, package in _PYTHON.findall(line):
         yield from search.python(module or f"{package}.{name}")
     for package in _NODE.findall(line):
-        yield from search.node(package)
+        if package.startswith("."):
+            yield from _node_relative(fs, package, after)
+        else:
+            yield from search.node(package)
     for feature in _RUBY.findall(line):
         yield from search.ruby(feature)
     for name in _JAVA.findall(line):
         yield from search.java(name.replace(".", "/"))
+
+
+def _node_relative(fs, module: str, after: Sequence[str]) -> list[str]:
+    """A relative require ('./drivers/file', '../encodings') from the first module of
+    Node's require stack: the file or directory it resolves to, as Node tries them."""
+    requirer = next((m.group(1) for line in after if (m := _NODE_STACK.match(line))), None)
+    if requirer is None:
+        return []
+    base = posixpath.normpath(posixpath.join(posixpath.dirname(requirer), module))
+    found = _first_existing(fs, (base + ext for ext in _NODE_EXTENSIONS))
+    return [base if p.endswith("/index.js") else p for p in found]
 
 
 def _first_existing(fs, paths: Iterable[str]) -> list[str]:
@@ -134,10 +151,12 @@ class _Search:
         return self.matching(rel + r"\.(?:rb|so)", "ruby")[:_MAX_CANDIDATES]
 
     def node(self, package: str) -> list[str]:
-        """The package's directory in a node_modules (`lodash`, `@scope/pkg`, or a file
-        inside one: `lodash/fp`)."""
+        """The package's directory in a node_modules or a global Node directory
+        (`lodash`, `@scope/pkg`, or a file inside one: `lodash/fp`)."""
         name = "/".join(package.split("/")[:2 if package.startswith("@") else 1])
-        found = self.matching(re.escape(f"/node_modules/{name}/package.json"))
+        # A project's node_modules, or a distribution's global directory (Debian's
+        # /usr/share/nodejs, /usr/lib/nodejs; npm -g's /usr/local/lib/node_modules).
+        found = self.matching(r"/(?:node_modules|nodejs)" + re.escape(f"/{name}/package.json"))
         return [p.removesuffix("/package.json") for p in found][:_MAX_CANDIDATES]
 
     def java(self, class_path: str) -> list[str]:

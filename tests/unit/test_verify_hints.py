@@ -62,6 +62,10 @@ FILES = {
     f"{PY[1:]}/lxml/etree.cpython-311-x86_64-linux-gnu.so": b"\x7fELF",
     "usr/src/app/node_modules/express/package.json": b"{}",
     "usr/src/app/node_modules/express/index.js": b"",
+    "usr/share/nodejs/depd/package.json": b"{}", "usr/share/nodejs/depd/index.js": b"",
+    "usr/share/nodejs/iconv-lite/lib/index.js": b"",
+    "usr/share/nodejs/iconv-lite/encodings/index.js": b"",
+    "app/server.js": b"", "app/drivers/memory.js": b"", "app/drivers/file.js": b"",
     "opt/app/classes/com/example/Greeter.class": b"\xca\xfe\xba\xbe",
     "opt/app/classes/com/example/Main.class": b"\xca\xfe\xba\xbe",
     "opt/app/lib/util.jar": _jar("org/util/Strings.class"),
@@ -101,6 +105,25 @@ def test_kept_files_and_unknown_names_give_no_hint(fs):
              "ModuleNotFoundError: No module named 'nosuchmodule'",
              "Can't locate Nope.pm in @INC (@INC contains: /usr/share/perl5) at x line 1."]
     assert include_hints(lines, fs, kept) == []
+
+
+def test_node_modules_of_debian_s_global_directory_and_relative_ones(fs):
+    """qa/express (Debian's nodejs): iconv-lite, in /usr/share/nodejs, loads its
+    encodings lazily by a relative name; the app loads a driver named by an env var."""
+    lines = ["Error: Cannot find module 'depd'",
+             "Error: Cannot find module '../encodings'",
+             "Require stack:",
+             "- /usr/share/nodejs/iconv-lite/lib/index.js",
+             "- /usr/share/nodejs/body-parser/lib/read.js",
+             "Error: Cannot find module './drivers/file'",
+             "Require stack:",
+             "- /app/server.js",
+             "Error: Cannot find module './nowhere'",  # no stack follows: nothing to hint
+             ]
+    ran = {"/usr/share/nodejs/iconv-lite/lib/index.js", "/app/server.js"}  # kept: they ran
+    assert include_hints(lines, fs, KEPT | ran) == [
+        "/usr/share/nodejs/depd", "/usr/share/nodejs/iconv-lite/encodings",
+        "/app/drivers/file.js"]
 
 
 def test_a_class_named_twice_is_hinted_once(fs):
