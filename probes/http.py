@@ -4,6 +4,7 @@ documents, crawl; judge and replay the results."""
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -34,6 +35,9 @@ __all__ = ["run", "replay", "evaluate", "counts"]
 OnRequest = Optional[Callable[[RequestResult], None]]
 Headers = tuple[tuple[str, str], ...]
 _LISTED = 5  # how many offending requests a failure message names
+# A link that ends the session the probes log in with (Django's /admin/logout/): every
+# page crawled after it would be the login page.
+_LOG_OUT = re.compile(r"(?i)(?:^|/)(?:log|sign)[-_]?(?:out|off)(?:[/.?;]|$)")
 _HOW = {"crawl": "found by crawling", "well-known": "a well-known path",
         "apispec": "from the API document"}
 
@@ -195,6 +199,7 @@ class _Prober:
         self.crawl_pages: dict[int, int] = {}
         self.skipped = 0  # default/user requests not sent because a bound was hit
         self.unfetched: dict[int, tuple[int, str]] = {}  # port -> (URLs left, why)
+        self.logout_links: dict[int, list[str]] = {}  # port -> log-out links not crawled
         self.bound_hit: Optional[str] = None
         self.apispecs: list[ApiSpecUse] = []
         self.problems: list[str] = []  # failures that are not about one answer
@@ -298,6 +303,9 @@ class _Prober:
                 self.discovered.setdefault(url, None)
                 if depth < self.options.max_depth and link not in seen:
                     seen.add(link)
+                    if _LOG_OUT.search(link.split("?", 1)[0]):
+                        self.logout_links.setdefault(port, []).append(link)
+                        continue
                     queue.append((link, depth + 1, "crawl"))
 
     def _page(self, port: int, path: str, how: str) -> Optional[list[str]]:
@@ -318,4 +326,7 @@ class _Prober:
             notes.append(f"{self.bound_hit}; {self.skipped} default/command request(s) not sent")
         for port, (left, why) in sorted(self.unfetched.items()):
             notes.append(f"port {port}: crawl {why}; {left} URL(s) not fetched")
+        for port, links in sorted(self.logout_links.items()):
+            notes.append(f"port {port}: not crawled, as a log-out link would end the probes' "
+                         f"session: {', '.join(links[:_LISTED])}")
         return tuple(notes)

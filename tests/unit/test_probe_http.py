@@ -886,3 +886,36 @@ def test_timeout_message_says_what_listens(silent_port, closing_port) -> None:
         f"no HTTP answer on port(s) 5432 (127.0.0.1:{silent_port}), 8080 (127.0.0.1:"
         f"{closing_port}) within 1.5 s: port(s) 5432 accept connections but gave no HTTP "
         "answer; nothing listens on port(s) 8080 in the container (the app listens on 3000)")
+
+
+class _SessionSiteHandler(BaseHTTPRequestHandler):
+    """A site behind a login, as Django's admin: its pages link to log-out addresses."""
+
+    PAGES = {"/": b'<a href="/admin/">admin</a> <a href="/blog/layout.html">blog</a>',
+             "/admin/": b'<a href="/admin/logout/">log out</a> <a href="/admin/users/">u</a>'
+                        b' <a href="/account/Sign-Out?next=/">x</a> <a href="/signoff.php">y</a>',
+             "/admin/users/": b"users", "/blog/layout.html": b"blog"}
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.server.log.append(self.path)
+        body = self.PAGES.get(self.path)
+        self.send_response(200 if body is not None else 404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body or b"")))
+        self.end_headers()
+        self.wfile.write(body or b"")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_the_crawl_does_not_follow_log_out_links() -> None:
+    """qa/django: a probe file logged in, and the crawl then reached /admin/logout/:
+    every admin page after it was the login page."""
+    for server in _serve(ThreadingHTTPServer(("127.0.0.1", 0), _SessionSiteHandler)):
+        summary = run(_target(server), HttpProbeOptions(default_probe=False,
+                                                        well_known=False))
+        assert server.log == ["/", "/admin/", "/blog/layout.html", "/admin/users/"]
+        assert summary.notes == (
+            "port 80: not crawled, as a log-out link would end the probes' session: "
+            "/admin/logout/, /account/Sign-Out?next=/, /signoff.php",)
