@@ -163,6 +163,7 @@ def build_options(image: str, kw: dict) -> BuildOptions:
         # PATH and LD_LIBRARY_PATH, --workdir (the argv comes once the image is known).
         env=run.env, workdir=run.workdir, allow_incomplete=kw["allow_incomplete"],
         include_zoneinfo=kw["include_zoneinfo"], include_served_dirs=kw["include_served_dirs"],
+        include_packages=kw["include_packages"],
         mountpoints=(*(m.target for m in container.mounts), *tmpfs),
         hidden=(*(m.target for m in container.mounts if not m.image_content), *tmpfs))
     output = OutputOptions(tag=kw["tag"], artifacts_dir=kw["artifacts_dir"],
@@ -271,6 +272,10 @@ def _index_options(kw: dict) -> IndexOptions:
 @click.option("--include-served-dirs/--no-include-served-dirs", default=True,
               help="Keep whole each directory the app served a file from over HTTP (its "
                    "pages' scripts may fetch files no crawler finds); on by default.")
+@click.option("--include-packages", is_flag=True,
+              help="Keep whole each Python, Node, Ruby or Perl package the app loaded a "
+                   "file from (frameworks load templates and modules when a page first "
+                   "needs them).")
 @click.option("--exclude-pattern", multiple=True, help="Glob (with **) of paths to drop.")
 @click.option("--allow-incomplete", is_flag=True,
               help="Build even when the self-check finds a kept file's interpreter, library "

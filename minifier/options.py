@@ -86,6 +86,8 @@ class KeepOptions:
     include_zoneinfo: bool = False  # keep the time zone database (--include-zoneinfo)
     # Keep whole each directory a static file server answered from (closure.seed_served).
     include_served_dirs: bool = True
+    # Keep whole each Python, Node, Ruby or Perl package the app loaded a file from.
+    include_packages: bool = False
     # Container paths mounted over at run time (--volume, --mount, --tmpfs): each
     # mountpoint is kept; below those whose content is not the image's, nothing is.
     mountpoints: tuple[str, ...] = ()

@@ -61,6 +61,16 @@ SHELL_TOOLS = ("ls", "cat", "echo", "env", "mkdir", "rm", "cp", "mv", "ps", "gre
 # A served directory is kept whole (--include-served-dirs) only up to here; never one of
 # these, which would keep a system tree (a server rooted at / serves the whole image).
 SERVED_DIR_MAX_FILES, SERVED_DIR_MAX_BYTES = 10_000, 100 << 20
+# The directory of the package a file belongs to, for --include-packages: a Python
+# distribution's top-level package, a Node package (scoped or not), a Ruby gem, a Perl
+# module's top-level namespace.
+_PACKAGE_ROOTS = (
+    re.compile(r"^(.*/(?:site|dist)-packages/[^/]+)/"),
+    re.compile(r"^(.*/node_modules/(?:@[^/]+/)?[^/]+)/"),
+    re.compile(r"^(/usr/(?:share|lib)/nodejs/(?:@[^/]+/)?[^/]+)/"),
+    re.compile(r"^(.*/gems/[^/]+/gems/[^/]+)/"),
+    re.compile(r"^(/usr/(?:local/)?(?:share|lib(?:/[^/]+)?)/perl5?(?:/[\d.]+)?/[^/]+)/"),
+)
 _NOT_SERVED_DIRS = frozenset({
     "/", "/usr", "/usr/local", "/usr/share", "/usr/local/share", "/usr/lib", "/usr/lib64",
     "/usr/local/lib", "/usr/bin", "/usr/sbin", "/lib", "/lib64", "/bin", "/sbin", "/etc",
@@ -414,14 +424,31 @@ class _Closure:
             if root in _NOT_SERVED_DIRS or self.below_mount(root):
                 continue
             final = self.fs.resolve(root).final
-            below = self.fs.walk(final)[1:] if final is not None else []
-            size = sum(e.size for p in below if (e := self.fs.lookup(p)) is not None)
-            if len(below) > SERVED_DIR_MAX_FILES or size > SERVED_DIR_MAX_BYTES:
-                self.warn(f"{root}: the app served {url} from it, but with {len(below)} "
-                          f"entries and {size:,} bytes it is not kept whole "
-                          f"(--include-path {root} keeps it)")
+            if final is not None:
+                self.keep_bounded_tree(root, final, "served-dir", f"the app served {url} from it")
+
+    def seed_packages(self, accessed: Iterable[str]) -> None:
+        """--include-packages: keep whole each package the app loaded a file from, as a
+        framework loads its templates and modules when a page first needs them (Django's
+        admin after a login, Express' body encodings for a JSON POST)."""
+        roots = sorted({m.group(1) for p in map(normalize, accessed)
+                        for rx in _PACKAGE_ROOTS if (m := rx.match(p))})
+        for root in roots:
+            final = self.fs.resolve(root).final
+            entry = self.fs.lookup(final) if final is not None else None
+            if entry is None or entry.type != "dir" or self.below_mount(root):
                 continue
-            self.keep_tree(root, "served-dir")
+            self.keep_bounded_tree(root, final, "package", "the app loaded files from it")
+
+    def keep_bounded_tree(self, root: str, final: str, reason: str, why: str) -> None:
+        """Keep `root` whole, unless it is too big to keep unasked: then say so."""
+        below = self.fs.walk(final)[1:]
+        size = sum(e.size for p in below if (e := self.fs.lookup(p)) is not None)
+        if len(below) > SERVED_DIR_MAX_FILES or size > SERVED_DIR_MAX_BYTES:
+            self.warn(f"{root}: {why}, but with {len(below)} entries and {size:,} bytes "
+                      f"it is not kept whole (--include-path {root} keeps it)")
+            return
+        self.keep_tree(root, reason)
 
     def seed_certs(self) -> None:
         for path in CERT_PATHS:
@@ -497,6 +524,8 @@ def plan(
     c.seed_requested()
     if keep.include_served_dirs:
         c.seed_served(served, accessed)
+    if keep.include_packages:
+        c.seed_packages(accessed)
     if keep.include_zoneinfo:
         c.seed_zoneinfo()
     if certs or keep.include_cert_all:

@@ -563,3 +563,53 @@ def test_a_served_directory_too_big_to_keep_whole_is_said(tmp_path, monkeypatch)
         "/srv/www: the app served /js/main.js from it, but with 5 entries and 58 bytes it is "
         "not kept whole (--include-path /srv/www keeps it)",)
     assert "/srv/www/js/tmpl/login.ejs" not in kept(p)
+
+
+PACKAGES = [
+    member("usr/lib/python3", "dir"), member("usr/lib/python3/dist-packages", "dir"),
+    member("usr/lib/python3/dist-packages/django", "dir"),
+    member("usr/lib/python3/dist-packages/django/__init__.py", data=b""),
+    member("usr/lib/python3/dist-packages/django/contrib", "dir"),
+    member("usr/lib/python3/dist-packages/django/contrib/admin.py", data=b""),
+    member("usr/lib/python3/dist-packages/django/templates", "dir"),
+    member("usr/lib/python3/dist-packages/django/templates/index.html", data=b"{{ x }}"),
+    member("usr/lib/python3/dist-packages/six.py", data=b""),  # a module, not a package
+    member("usr/lib/python3/dist-packages/yaml", "dir"),
+    member("usr/lib/python3/dist-packages/yaml/__init__.py", data=b""),  # never loaded
+    member("usr/share", "dir"),
+    member("usr/share/nodejs", "dir"), member("usr/share/nodejs/iconv-lite", "dir"),
+    member("usr/share/nodejs/iconv-lite/lib", "dir"),
+    member("usr/share/nodejs/iconv-lite/lib/index.js", data=b""),
+    member("usr/share/nodejs/iconv-lite/encodings", "dir"),
+    member("usr/share/nodejs/iconv-lite/encodings/index.js", data=b""),
+    member("app", "dir"), member("app/node_modules", "dir"),
+    member("app/node_modules/@scope", "dir"), member("app/node_modules/@scope/pkg", "dir"),
+    member("app/node_modules/@scope/pkg/a.js", data=b""),
+    member("app/node_modules/@scope/pkg/b.js", data=b""),
+    member("usr/share/perl5", "dir"), member("usr/share/perl5/Mojolicious", "dir"),
+    member("usr/share/perl5/Mojolicious/Lite.pm", data=b""),
+    member("usr/share/perl5/Mojolicious/Command", "dir"),
+    member("usr/share/perl5/Mojolicious/Command/get.pm", data=b""),
+]
+
+
+def test_include_packages_keeps_each_loaded_package_whole(tmp_path):
+    """qa/django, qa/express, qa/mojo: the templates, encodings and commands a framework
+    loads only when a page or a command first needs them."""
+    accessed = ["/usr/lib/python3/dist-packages/django/contrib/admin.py",
+                "/usr/lib/python3/dist-packages/six.py",
+                "/usr/share/nodejs/iconv-lite/lib/index.js",
+                "/app/node_modules/@scope/pkg/a.js", "/usr/share/perl5/Mojolicious/Lite.pm"]
+    members = elf_members(PACKAGES)
+    assert "/usr/lib/python3/dist-packages/django/templates/index.html" not in kept(
+        run_plan(tmp_path, members, accessed))  # off by default
+    p = run_plan(tmp_path, members, accessed, keep=KeepOptions(include_packages=True))
+    k = kept(p)
+    for path in ("/usr/lib/python3/dist-packages/django/templates/index.html",
+                 "/usr/share/nodejs/iconv-lite/encodings/index.js",
+                 "/app/node_modules/@scope/pkg/b.js",
+                 "/usr/share/perl5/Mojolicious/Command/get.pm"):
+        assert k[path].reasons == ("package",), path
+    assert "/usr/lib/python3/dist-packages/yaml/__init__.py" not in k
+    assert k["/usr/lib/python3/dist-packages/six.py"].reasons == ("accessed",)
+    assert not p.warnings
