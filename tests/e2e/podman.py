@@ -58,11 +58,16 @@ def _wait_for(sock: Path, proc: subprocess.Popen, log: Path) -> docker.DockerCli
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"podman service ended: {log.read_text()[-2000:]}"
         if sock.exists():
-            client = docker.DockerClient(base_url=f"unix://{sock}", timeout=300)
+            # The socket file comes before the service accepts on it, and the client asks
+            # for the API version as it is made: a refused connect here means "not yet".
             with contextlib.suppress(Exception):
-                client.ping()
-                return client
-            client.close()
+                client = docker.DockerClient(base_url=f"unix://{sock}", timeout=300)
+                try:
+                    client.ping()
+                    return client
+                except Exception:
+                    client.close()
+                    raise
         time.sleep(0.1)
     raise AssertionError(f"podman service did not answer: {log.read_text()[-2000:]}")
 
