@@ -26,7 +26,7 @@ __all__ = ["listening_ports", "listening_sockets", "tcp_tables", "loopback_only"
 _MAX_LINKS = 40  # symlinks followed in one path, as the kernel's ELOOP bound
 
 _LISTEN = "0A"
-Listener = tuple[str, int]  # (bound address as text, port)
+Listener = sockdiag.Listener  # (bound address as text, port)
 
 
 def parse_listeners(text: str) -> frozenset[Listener]:

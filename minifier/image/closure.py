@@ -58,9 +58,9 @@ RUNTIME_FILES = ("/etc/passwd", "/etc/group", "/etc/ld.so.cache", "/etc/nsswitch
 ZONEINFO_PATHS = ("/usr/share/zoneinfo", "/usr/share/lib/zoneinfo", "/usr/lib/zoneinfo",
                   "/usr/lib/locale/TZ", "/etc/zoneinfo", "/etc/localtime", "/etc/timezone")
 SHELL_TOOLS = ("ls", "cat", "echo", "env", "mkdir", "rm", "cp", "mv", "ps", "grep", "sed")
-# A served directory is kept whole (--include-served-dirs) only up to here; never one of
-# these, which would keep a system tree (a server rooted at / serves the whole image).
-SERVED_DIR_MAX_FILES, SERVED_DIR_MAX_BYTES = 10_000, 100 << 20
+# A directory kept whole though nobody asked for it by name (a served directory, a
+# package) is kept only up to here; a warning names a bigger one.
+WHOLE_DIR_MAX_FILES, WHOLE_DIR_MAX_BYTES = 10_000, 100 << 20
 # The directory of the package a file belongs to, for --include-packages: a Python
 # distribution's top-level package, a Node package (scoped or not), a Ruby gem, a Perl
 # module's top-level namespace.
@@ -71,6 +71,8 @@ _PACKAGE_ROOTS = (
     re.compile(r"^(.*/gems/[^/]+/gems/[^/]+)/"),
     re.compile(r"^(/usr/(?:local/)?(?:share|lib(?:/[^/]+)?)/perl5?(?:/[\d.]+)?/[^/]+)/"),
 )
+# Never a served directory: keeping one would keep a system tree (a server rooted at /
+# serves the whole image).
 _NOT_SERVED_DIRS = frozenset({
     "/", "/usr", "/usr/local", "/usr/share", "/usr/local/share", "/usr/lib", "/usr/lib64",
     "/usr/local/lib", "/usr/bin", "/usr/sbin", "/lib", "/lib64", "/bin", "/sbin", "/etc",
@@ -444,7 +446,7 @@ class _Closure:
         """Keep `root` whole, unless it is too big to keep unasked: then say so."""
         below = self.fs.walk(final)[1:]
         size = sum(e.size for p in below if (e := self.fs.lookup(p)) is not None)
-        if len(below) > SERVED_DIR_MAX_FILES or size > SERVED_DIR_MAX_BYTES:
+        if len(below) > WHOLE_DIR_MAX_FILES or size > WHOLE_DIR_MAX_BYTES:
             self.warn(f"{root}: {why}, but with {len(below)} entries and {size:,} bytes "
                       f"it is not kept whole (--include-path {root} keeps it)")
             return

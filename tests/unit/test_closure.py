@@ -557,7 +557,7 @@ def test_a_served_directory_is_kept_whole(tmp_path):
 
 
 def test_a_served_directory_too_big_to_keep_whole_is_said(tmp_path, monkeypatch):
-    monkeypatch.setattr(closure, "SERVED_DIR_MAX_FILES", 3)
+    monkeypatch.setattr(closure, "WHOLE_DIR_MAX_FILES", 3)
     p = run_plan(tmp_path, elf_members(WEB), ["/srv/www/js/main.js"], served=["/js/main.js"])
     assert p.warnings == (
         "/srv/www: the app served /js/main.js from it, but with 5 entries and 58 bytes it is "
